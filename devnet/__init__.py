@@ -1,0 +1,1 @@
+"""learnmesh devnet: many local node processes, scenarios, faults and benchmarks."""

@@ -1,0 +1,1 @@
+"""learnmesh ledger: append-only event store, derived state, blobs, replay and verify."""

@@ -1,0 +1,1 @@
+"""learnmesh node: libp2p host, gossip, sync, blobs, local API and CLI."""

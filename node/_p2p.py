@@ -1,0 +1,430 @@
+"""Thin trio wrapper over py-libp2p 0.8.1: Noise-only host, GossipSub, framed streams.
+
+It moves bytes and knows nothing about learnmesh events; every libp2p quirk stays here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, cast
+
+import multiaddr
+import trio
+from libp2p import new_host
+from libp2p.abc import (
+    IHost,
+    INetConn,
+    INetStream,
+    INetwork,
+    INotifee,
+    IRawConnection,
+    ISecureConn,
+)
+from libp2p.crypto import ed25519, x25519
+from libp2p.custom_types import TProtocol
+from libp2p.network.swarm import Swarm
+from libp2p.peer.id import ID
+from libp2p.peer.peerinfo import info_from_p2p_addr
+from libp2p.pubsub.gossipsub import PROTOCOL_ID, PROTOCOL_ID_V11, PROTOCOL_ID_V12, GossipSub
+from libp2p.pubsub.pb import rpc_pb2
+from libp2p.pubsub.pubsub import Pubsub
+from libp2p.security.exceptions import HandshakeFailure
+from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
+from libp2p.security.noise.transport import Transport as NoiseTransport
+from libp2p.tools.anyio_service import background_trio_service
+
+__all__ = ["P2PConfig", "P2PError", "P2PHost", "P2PStream", "Validator"]
+
+log = logging.getLogger(__name__)
+
+Validator = Callable[[str, bytes], bool]
+StreamHandler = Callable[["P2PStream"], Awaitable[None]]
+
+_FRAME_HEADER = 4  # 4-byte big-endian length prefix
+# Room for the protobuf envelope (signature, key, topic, seqno) around the payload.
+_RPC_OVERHEAD = 64 * 1024
+
+
+class P2PError(Exception):
+    """Any networking failure, with a message fit for logs and users."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class P2PConfig:
+    identity_seed: bytes  # 32 bytes -> stable ed25519 identity
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 0
+    heartbeat_interval: float = 1.0
+    max_message_bytes: int = 512 * 1024
+    max_frame_bytes: int = 4 * 1024 * 1024  # cap for send_frame
+    inbox_size: int = 1024  # messages() buffer; overflow is dropped and counted
+    connect_timeout: float = 20.0
+    mesh_degree: int = 6
+    mesh_degree_low: int = 4
+    mesh_degree_high: int = 12
+
+
+class P2PStream:
+    """A libp2p stream carrying length-prefixed frames."""
+
+    def __init__(self, stream: INetStream, max_frame_bytes: int) -> None:
+        self._stream = stream
+        self._max_frame = max_frame_bytes
+        self.remote_peer: str = stream.muxed_conn.peer_id.to_base58()
+
+    async def send_frame(self, data: bytes) -> None:
+        if len(data) > self._max_frame:
+            raise P2PError(f"frame of {len(data)} bytes exceeds cap {self._max_frame}")
+        try:
+            await self._stream.write(len(data).to_bytes(_FRAME_HEADER, "big") + data)
+        except Exception as exc:  # libp2p raises a zoo of stream/muxer errors
+            raise P2PError(f"send to {self.remote_peer} failed: {exc!r}") from exc
+
+    async def recv_frame(self, max_bytes: int) -> bytes:
+        size = int.from_bytes(await self._read_exactly(_FRAME_HEADER), "big")
+        if size > max_bytes:
+            # The rest of the stream is unusable once we refuse a frame; reset it.
+            await self._reset()
+            raise P2PError(f"frame of {size} bytes from {self.remote_peer} exceeds {max_bytes}")
+        return await self._read_exactly(size)
+
+    async def close(self) -> None:
+        try:
+            await self._stream.close()
+        except Exception:  # already closed/reset by the peer: nothing left to do
+            log.debug("close of stream to %s failed", self.remote_peer, exc_info=True)
+
+    async def _reset(self) -> None:
+        try:
+            await self._stream.reset()
+        except Exception:
+            log.debug("reset of stream to %s failed", self.remote_peer, exc_info=True)
+
+    async def _read_exactly(self, n: int) -> bytes:
+        buf = bytearray()
+        while len(buf) < n:
+            try:
+                chunk = await self._stream.read(n - len(buf))
+            except Exception as exc:
+                raise P2PError(f"read from {self.remote_peer} failed: {exc!r}") from exc
+            if not chunk:
+                raise P2PError(f"stream from {self.remote_peer} ended mid-frame")
+            buf += chunk
+        return bytes(buf)
+
+
+class _GatedNoise(NoiseTransport):
+    """Noise that refuses blocked peers right after the handshake, in both directions.
+
+    Refusing here (rather than after the swarm registers the connection) makes the
+    blocked side's connect() fail instead of succeeding and then silently dropping.
+    """
+
+    def __init__(self, key_pair: Any, blocked: set[ID]) -> None:
+        super().__init__(key_pair, noise_privkey=x25519.create_new_key_pair().private_key)
+        self._blocked = blocked
+
+    async def _gate(self, conn: ISecureConn) -> ISecureConn:
+        peer = conn.get_remote_peer()
+        if peer in self._blocked:
+            await conn.close()
+            raise HandshakeFailure(f"peer {peer} is blocked")
+        return conn
+
+    async def secure_inbound(self, conn: IRawConnection) -> ISecureConn:
+        return await self._gate(await super().secure_inbound(conn))
+
+    async def secure_outbound(self, conn: IRawConnection, peer_id: ID) -> ISecureConn:
+        return await self._gate(await super().secure_outbound(conn, peer_id))
+
+
+class _BlockNotifee(INotifee):
+    """Closes connections to blocked peers that slipped past the handshake gate
+    (those mid-upgrade when block_peer was called)."""
+
+    def __init__(self, host: P2PHost) -> None:
+        self._host = host
+
+    async def connected(self, network: INetwork, conn: INetConn) -> None:
+        peer = conn.muxed_conn.peer_id
+        if peer in self._host._blocked:
+            self._host._spawn(self._host._close_peer, peer)
+
+    async def disconnected(self, network: INetwork, conn: INetConn) -> None: ...
+    async def opened_stream(self, network: INetwork, stream: INetStream) -> None: ...
+    async def closed_stream(self, network: INetwork, stream: INetStream) -> None: ...
+    async def listen(self, network: INetwork, maddr: multiaddr.Multiaddr) -> None: ...
+    async def listen_close(self, network: INetwork, maddr: multiaddr.Multiaddr) -> None: ...
+
+
+def _is_teardown_noise(exc: BaseException) -> bool:
+    # py-libp2p tasks that outlive their nursery during shutdown (e.g.
+    # Pubsub.continuously_read_stream) raise this; it carries no information.
+    return isinstance(exc, RuntimeError) and "closed to new arrivals" in str(exc)
+
+
+class P2PHost:
+    """One libp2p node. Create with ``async with P2PHost.open(config) as host``."""
+
+    def __init__(self, config: P2PConfig) -> None:
+        if len(config.identity_seed) != 32:
+            raise P2PError("identity_seed must be exactly 32 bytes")
+        try:
+            self._key_pair = ed25519.create_new_key_pair(config.identity_seed)
+        except ValueError as exc:
+            raise P2PError(f"unusable identity seed: {exc}") from exc
+        self.config = config
+        self.dropped = 0  # accepted messages lost because the messages() consumer lagged
+        self._blocked: set[ID] = set()
+        self._listen = multiaddr.Multiaddr(f"/ip4/{config.listen_host}/tcp/{config.listen_port}")
+        # Noise only: the default sec_opt also offers plaintext (spoofable ids).
+        sec_opt = {TProtocol(NOISE_PROTOCOL_ID): _GatedNoise(self._key_pair, self._blocked)}
+        self._host: IHost = new_host(
+            key_pair=self._key_pair, sec_opt=sec_opt, listen_addrs=[self._listen]
+        )
+        self._id: ID = self._host.get_id()
+        self.peer_id: str = self._id.to_base58()
+        self._router = GossipSub(
+            protocols=[PROTOCOL_ID_V12, PROTOCOL_ID_V11, PROTOCOL_ID],
+            degree=config.mesh_degree,
+            degree_low=config.mesh_degree_low,
+            degree_high=config.mesh_degree_high,
+            # Default is 120 s; annotated int but only ever passed to trio.sleep.
+            heartbeat_interval=config.heartbeat_interval,  # type: ignore[arg-type]
+            # Adaptive gossip would reset the heartbeat to >= 60 s when unhealthy.
+            adaptive_gossip_enabled=False,
+            # Own rate limiting lives in the node; libp2p's caps at 10 msg/s/topic.
+            spam_protection_enabled=False,
+            # All local peers share 127.0.0.1, which eclipse protection rejects.
+            eclipse_protection_enabled=False,
+        )
+        # Message ids stay libp2p's default (origin + seqno): GossipSub's mcache
+        # hard-codes that form for IHAVE, so a content-hash id would make every
+        # IHAVE look unseen and trigger redundant IWANTs.
+        self._pubsub = Pubsub(
+            self._host,
+            self._router,
+            max_inbound_rpc_size=max(1024 * 1024, config.max_message_bytes + _RPC_OVERHEAD),
+        )
+        self._send, self._recv = trio.open_memory_channel[tuple[str, str, bytes]](config.inbox_size)
+        self._nursery: trio.Nursery | None = None
+        self._topics: set[str] = set()
+        self._host.get_network().register_notifee(_BlockNotifee(self))
+
+    # ---- lifecycle -------------------------------------------------------
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, config: P2PConfig) -> AsyncIterator[P2PHost]:
+        self = cls(config)
+        body_exc: BaseException | None = None
+        try:
+            async with AsyncExitStack() as stack:
+                await stack.enter_async_context(self._host.run(listen_addrs=[self._listen]))
+                await stack.enter_async_context(background_trio_service(self._pubsub))
+                await stack.enter_async_context(background_trio_service(self._router))
+                await self._pubsub.wait_until_ready()
+                nursery = await stack.enter_async_context(trio.open_nursery())
+                self._nursery = nursery
+                try:
+                    yield self
+                except BaseException as exc:
+                    body_exc = exc
+                    raise
+                finally:
+                    self._nursery = None
+                    nursery.cancel_scope.cancel()
+                    # Closing connections first lets pubsub's read loops end on EOF
+                    # instead of racing the service teardown.
+                    with trio.CancelScope(shield=True), trio.move_on_after(5):
+                        for peer in list(self._host.get_network().connections):
+                            await self._close_peer(peer)
+        except BaseException as exc:
+            if body_exc is not None:
+                # Whatever the teardown added, the caller's own error is what matters.
+                raise body_exc from None
+            rest = _strip_teardown_noise(exc)
+            if rest is not None:
+                raise rest from None
+            log.debug("contained libp2p teardown error: %r", exc)
+        self._recv.close()
+
+    def _swarm(self) -> Swarm:
+        # new_host always builds a Swarm; the IHost interface hides its extras.
+        return cast(Swarm, self._host.get_network())
+
+    def _spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        if self._nursery is not None:
+            self._nursery.start_soon(fn, *args)
+
+    # ---- connections -----------------------------------------------------
+
+    def listen_addrs(self) -> list[str]:
+        return [str(a) for a in self._host.get_addrs()]
+
+    async def connect(self, maddr: str) -> str:
+        try:
+            info = info_from_p2p_addr(multiaddr.Multiaddr(maddr))
+        except Exception as exc:
+            raise P2PError(f"bad multiaddr {maddr!r}: {exc}") from exc
+        peer = info.peer_id.to_base58()
+        if info.peer_id == self._id:
+            raise P2PError("refusing to connect to self")
+        if info.peer_id in self._blocked:
+            raise P2PError(f"peer {peer} is blocked")
+        # A failed dial puts the peer in the swarm's 60 s negative cache; an explicit
+        # connect should always try again.
+        self._swarm().unblock_peer(info.peer_id)
+        try:
+            with trio.fail_after(self.config.connect_timeout):
+                await self._host.connect(info)
+        except trio.TooSlowError as exc:
+            raise P2PError(f"connect to {maddr} timed out") from exc
+        except Exception as exc:
+            raise P2PError(f"connect to {maddr} failed: {exc}") from exc
+        if not self._host.get_network().get_connections(info.peer_id):
+            raise P2PError(f"connect to {maddr} failed: connection closed by peer")
+        return peer
+
+    async def disconnect(self, peer_id: str) -> None:
+        await self._close_peer(_parse_id(peer_id))
+
+    async def _close_peer(self, peer: ID) -> None:
+        try:
+            await self._host.disconnect(peer)
+        except Exception:
+            log.debug("disconnect from %s failed", peer, exc_info=True)
+
+    def connected_peers(self) -> list[str]:
+        network = self._host.get_network()
+        return [p.to_base58() for p, conns in network.connections.items() if conns]
+
+    def block_peer(self, peer_id: str) -> None:
+        peer = _parse_id(peer_id)
+        self._blocked.add(peer)
+        self._spawn(self._close_peer, peer)
+
+    def unblock_peer(self, peer_id: str) -> None:
+        peer = _parse_id(peer_id)
+        self._blocked.discard(peer)
+        self._swarm().unblock_peer(peer)
+
+    def blocked_peers(self) -> list[str]:
+        return [p.to_base58() for p in self._blocked]
+
+    # ---- pubsub ------------------------------------------------------------
+
+    async def subscribe(self, topic: str, validator: Validator) -> None:
+        """Join ``topic``. ``validator(forwarder_peer_id, data)`` runs before a message
+        is delivered or forwarded; the peer id is the neighbour that handed it to us
+        (the one to punish), not the original author. Exceptions count as reject."""
+        if topic in self._topics:
+            raise P2PError(f"already subscribed to {topic!r}")
+        if self._nursery is None:
+            raise P2PError("host is not running")
+        cap = self.config.max_message_bytes
+
+        def check(forwarder: ID, msg: rpc_pb2.Message) -> bool:
+            if forwarder == self._id:
+                return True  # our own publish: libp2p validates those too
+            if len(msg.data) > cap or forwarder in self._blocked:
+                return False
+            try:
+                return bool(validator(forwarder.to_base58(), msg.data))
+            except Exception:
+                log.exception("validator for %s raised; rejecting", topic)
+                return False
+
+        self._pubsub.set_topic_validator(topic, check, False)
+        sub = await self._pubsub.subscribe(topic)
+        self._topics.add(topic)
+        self._nursery.start_soon(self._drain, topic, sub)
+
+    async def _drain(self, topic: str, sub: Any) -> None:
+        # libp2p's per-topic buffer holds 32 and drops on overflow, so empty it
+        # promptly into our larger channel and never block on the consumer.
+        own = self._id.to_bytes()
+        while True:
+            try:
+                msg = await sub.get()
+            except (trio.EndOfChannel, trio.ClosedResourceError):
+                return
+            if msg.from_id == own:
+                continue
+            try:
+                origin = ID(msg.from_id).to_base58()
+                self._send.send_nowait((topic, origin, msg.data))
+            except trio.WouldBlock:
+                self.dropped += 1
+            except trio.ClosedResourceError:
+                return
+
+    def messages(self) -> trio.MemoryReceiveChannel[tuple[str, str, bytes]]:
+        """(topic, origin_peer_id, data) of accepted messages from others. One
+        shared channel: meant for a single consumer."""
+        return self._recv
+
+    async def publish(self, topic: str, data: bytes) -> None:
+        if len(data) > self.config.max_message_bytes:
+            raise P2PError(
+                f"message of {len(data)} bytes exceeds cap {self.config.max_message_bytes}"
+            )
+        try:
+            await self._pubsub.publish(topic, data)
+        except Exception as exc:
+            raise P2PError(f"publish to {topic!r} failed: {exc!r}") from exc
+
+    def topic_peers(self, topic: str) -> list[str]:
+        return [p.to_base58() for p in self._pubsub.peer_topics.get(topic, ())]
+
+    def mesh_peers(self, topic: str) -> list[str]:
+        return [p.to_base58() for p in self._router.mesh.get(topic, ())]
+
+    # ---- streams -----------------------------------------------------------
+
+    def set_stream_handler(self, protocol_id: str, handler: StreamHandler) -> None:
+        max_frame = self.config.max_frame_bytes
+
+        async def run(stream: INetStream) -> None:
+            wrapped = P2PStream(stream, max_frame)
+            if stream.muxed_conn.peer_id in self._blocked:
+                await wrapped._reset()
+                return
+            try:
+                await handler(wrapped)
+            except P2PError as exc:  # peer misbehaved or vanished: not our crash
+                log.debug("stream handler %s: %s", protocol_id, exc)
+            finally:
+                await wrapped.close()
+
+        self._host.set_stream_handler(TProtocol(protocol_id), run)
+
+    async def open_stream(self, peer_id: str, protocol_id: str) -> P2PStream:
+        peer = _parse_id(peer_id)
+        if peer in self._blocked:
+            raise P2PError(f"peer {peer_id} is blocked")
+        try:
+            with trio.fail_after(self.config.connect_timeout):
+                stream = await self._host.new_stream(peer, [TProtocol(protocol_id)])
+        except trio.TooSlowError as exc:
+            raise P2PError(f"opening {protocol_id} to {peer_id} timed out") from exc
+        except Exception as exc:
+            raise P2PError(f"opening {protocol_id} to {peer_id} failed: {exc}") from exc
+        return P2PStream(stream, self.config.max_frame_bytes)
+
+
+def _parse_id(peer_id: str) -> ID:
+    try:
+        return ID.from_base58(peer_id)
+    except Exception as exc:
+        raise P2PError(f"bad peer id {peer_id!r}") from exc
+
+
+def _strip_teardown_noise(exc: BaseException) -> BaseException | None:
+    if isinstance(exc, BaseExceptionGroup):
+        _, rest = exc.split(_is_teardown_noise)
+        return rest
+    return None if _is_teardown_noise(exc) else exc

@@ -1,0 +1,68 @@
+"""learnmesh protocol core: events, canonical encoding, signing, validation and
+the state fold. No I/O, no clock, no randomness: time and keys come in as
+arguments, so every node computes the same state from the same events."""
+
+from ._author import ChainWriter, award_body, commit_body, reveal_body
+from ._credential import Credential, CredentialError, make_credential, verify_credential
+from ._encoding import canonical_pack, strict_unpack
+from ._errors import LocalProtocolError, ProtocolError, RemoteProtocolError
+from ._event import DOMAIN, WIRE_VERSION, Event, decode_event, make_event
+from ._genesis import Genesis, Params
+from ._identity import KeyPair, account_from_text, account_text, verify_signature
+from ._kinds import KINDS, Kind
+from ._replica import EquivocationProof, Outcome, Replica
+from ._reputation import Reputation, honest_reviews, reputation, trusted_accounts
+from ._state import (
+    BOUNTY_PHASES,
+    FINAL_PHASES,
+    Bounty,
+    Review,
+    State,
+    Submission,
+    commitment_of,
+    content_hash,
+)
+
+__all__ = [
+    "BOUNTY_PHASES",
+    "DOMAIN",
+    "FINAL_PHASES",
+    "KINDS",
+    "WIRE_VERSION",
+    "Bounty",
+    "ChainWriter",
+    "Credential",
+    "CredentialError",
+    "EquivocationProof",
+    "Event",
+    "Genesis",
+    "KeyPair",
+    "Kind",
+    "LocalProtocolError",
+    "Outcome",
+    "Params",
+    "ProtocolError",
+    "RemoteProtocolError",
+    "Replica",
+    "Reputation",
+    "Review",
+    "State",
+    "Submission",
+    "account_from_text",
+    "account_text",
+    "award_body",
+    "canonical_pack",
+    "commit_body",
+    "commitment_of",
+    "content_hash",
+    "decode_event",
+    "honest_reviews",
+    "make_credential",
+    "make_event",
+    "reputation",
+    "reveal_body",
+    "strict_unpack",
+    "trusted_accounts",
+    "verify_credential",
+    "verify_signature",
+]

@@ -1,0 +1,171 @@
+"""Signed events: the wire format, signing, strict decoding and verification.
+
+Wire form (canonical msgpack array, PROTOCOL.md has the exact bytes):
+    [version, network, author, seq, prev, timestamp, kind, body, refs, signature]
+The signature covers DOMAIN + every byte of the encoding before the signature
+field; the event id is sha256 of the whole encoding.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from ._encoding import canonical_pack, strict_unpack
+from ._errors import LocalProtocolError, RemoteProtocolError
+from ._identity import KeyPair, account_text, verify_signature
+from ._kinds import KINDS, Kind, check_body
+
+__all__ = [
+    "DOMAIN",
+    "MAX_REFS",
+    "MAX_TIMESTAMP",
+    "WIRE_VERSION",
+    "Event",
+    "decode_event",
+    "make_event",
+]
+
+WIRE_VERSION = 1
+DOMAIN = b"learnmesh/event/v1\x00"
+MAX_REFS = 512
+MAX_TIMESTAMP = 2**48 - 1  # milliseconds since the Unix epoch
+_SIG_TAIL = 66  # bin8 header (0xc4 0x40) + 64 signature bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A decoded, signature-checked event. `raw` is its exact wire bytes."""
+
+    id: bytes
+    network: bytes
+    author: bytes
+    seq: int
+    prev: bytes | None
+    timestamp: int
+    kind: Kind
+    body: dict[str, Any]
+    refs: tuple[bytes, ...]
+    signature: bytes
+    raw: bytes
+
+    @property
+    def author_text(self) -> str:
+        return account_text(self.author)
+
+    def short(self) -> str:
+        return f"{self.kind.name}#{self.id.hex()[:12]} by {self.author_text[:12]}… seq {self.seq}"
+
+
+def _fields(
+    network: bytes,
+    author: bytes,
+    seq: int,
+    prev: bytes | None,
+    timestamp: int,
+    kind: int,
+    body: dict[str, Any],
+    refs: list[bytes],
+    signature: bytes,
+) -> list[Any]:
+    return [WIRE_VERSION, network, author, seq, prev, timestamp, kind, body, refs, signature]
+
+
+def make_event(
+    key: KeyPair,
+    network: bytes,
+    seq: int,
+    prev: bytes | None,
+    timestamp: int,
+    kind: str,
+    body: dict[str, Any],
+    refs: list[bytes] | tuple[bytes, ...] = (),
+) -> Event:
+    """Sign a new event. Raises LocalProtocolError for anything a peer would reject."""
+    k = KINDS.get(kind)
+    if k is None:
+        raise LocalProtocolError("unknown_kind", f"no event kind named {kind!r}")
+    ordered = sorted(set(refs))
+    raw = canonical_pack(
+        _fields(network, key.public_key, seq, prev, timestamp, k.code, body, ordered, bytes(64))
+    )
+    sig = key.sign(DOMAIN + raw[:-_SIG_TAIL])
+    raw = raw[:-64] + sig
+    try:
+        # Just signed with our key: checking the signature again would only cost time.
+        return decode_event(raw, max(k.max_bytes, len(raw)), network, verify=False)
+    except RemoteProtocolError as exc:
+        raise LocalProtocolError(exc.code, exc.reason) from exc
+
+
+def _need(cond: bool, code: str, reason: str) -> None:
+    if not cond:
+        raise RemoteProtocolError(code, reason)
+
+
+def _is_hash(v: Any) -> bool:
+    return isinstance(v, bytes) and len(v) == 32
+
+
+def decode_event(
+    raw: bytes, max_event_bytes: int, network: bytes | None = None, verify: bool = True
+) -> Event:
+    """Decode and verify one event: size, canonical encoding, version, field types,
+    network, kind schema and size, refs order, and the signature. Raises
+    RemoteProtocolError with a readable reason for the first problem found."""
+    if not isinstance(raw, bytes | bytearray | memoryview):
+        raise RemoteProtocolError("type", "an event is a byte string")
+    raw = bytes(raw)
+    v = strict_unpack(raw, max_event_bytes)
+    _need(isinstance(v, list) and len(v) == 10, "shape", "an event is an array of 10 fields")
+    version, net, author, seq, prev, ts, kind_code, body, refs, sig = v
+    _need(version == WIRE_VERSION, "version", f"unsupported wire version {version!r}")
+    _need(_is_hash(net), "field", "network must be 32 bytes")
+    if network is not None:
+        _need(net == network, "wrong_network", "event belongs to another network")
+    _need(_is_hash(author), "field", "author must be a 32-byte public key")
+    _need(
+        isinstance(seq, int) and not isinstance(seq, bool) and 1 <= seq < 2**63,
+        "field",
+        "seq must be a positive integer",
+    )
+    if seq == 1:
+        _need(prev is None, "prev", "the first event of a chain has no prev")
+    else:
+        _need(_is_hash(prev), "prev", "prev must be the 32-byte id of the previous event")
+    _need(
+        isinstance(ts, int) and not isinstance(ts, bool) and 0 <= ts <= MAX_TIMESTAMP,
+        "field",
+        "timestamp must be milliseconds since the epoch",
+    )
+    kind = KINDS.by_code(kind_code) if isinstance(kind_code, int) else None
+    _need(kind is not None, "unknown_kind", f"unknown event kind {kind_code!r}")
+    assert kind is not None
+    _need(
+        len(raw) <= kind.max_bytes,
+        "oversize",
+        f"a {kind.name} event is at most {kind.max_bytes} bytes",
+    )
+    _need(
+        isinstance(refs, list) and len(refs) <= MAX_REFS,
+        "refs",
+        f"refs is a list of at most {MAX_REFS} ids",
+    )
+    _need(all(_is_hash(r) for r in refs), "refs", "every ref is a 32-byte event id")
+    _need(
+        all(refs[i] < refs[i + 1] for i in range(len(refs) - 1)),
+        "refs",
+        "refs must be sorted and unique",
+    )
+    _need(isinstance(sig, bytes) and len(sig) == 64, "field", "signature must be 64 bytes")
+    _need(isinstance(body, dict), "body", "body must be a map")
+    check_body(kind, body, tuple(refs), author)
+    # verify=False is only for bytes this node already verified and stored.
+    _need(
+        not verify or verify_signature(author, DOMAIN + raw[:-_SIG_TAIL], sig),
+        "bad_signature",
+        "signature does not match the author's key",
+    )
+    eid = hashlib.sha256(raw).digest()
+    return Event(eid, net, author, seq, prev, ts, kind, body, tuple(refs), sig, raw)

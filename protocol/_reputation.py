@@ -1,0 +1,99 @@
+"""Reputation: a first, simple rule, computed from the state alone.
+
+- awarded work: `points_awarded_work` per submission that received tokens;
+- settling a bounty (award): `points_settled_bounty` to its mentor;
+- an honest review: `points_honest_review` when its total score is within
+  `honest_review_tolerance_pm` (per mille of the rubric maximum) of the median
+  of all reviews of the same submission (needs at least two reviews);
+- abandonment (a view that needs `now`): a bounty still unsettled past its review
+  deadline costs its mentor `penalty_abandoned_bounty`;
+- trust: the genesis's pre-trusted accounts, and whoever a trusted account
+  vouches for, transitively.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._state import State
+
+__all__ = ["Reputation", "honest_reviews", "reputation", "reputation_points", "trusted_accounts"]
+
+
+def _median(xs: list[int]) -> int:
+    s = sorted(xs)
+    n = len(s)
+    return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) // 2
+
+
+def honest_reviews(state: State) -> set[bytes]:
+    """Ids of reviews close to the median of their submission's reviews."""
+    out: set[bytes] = set()
+    tol = state.params.honest_review_tolerance_pm
+    for b in state.bounties.values():
+        mx = b.max_score
+        for sub in b.submissions.values():
+            if len(sub.reviews) < 2:
+                continue
+            # per mille of the maximum, integers only: the digest must not see floats
+            totals = {rid: sum(state.reviews[rid].scores) * 1000 // mx for rid in sub.reviews}
+            med = _median(list(totals.values()))
+            out.update(rid for rid, t in totals.items() if abs(t - med) <= tol)
+    return out
+
+
+def reputation_points(state: State) -> dict[bytes, int]:
+    """Points that depend only on the events: part of the state digest."""
+    pts = {k: a.points for k, a in state.accounts.items()}
+    bonus = state.params.points_honest_review
+    for rid in honest_reviews(state):
+        r = state.reviews[rid].reviewer
+        pts[r] = pts.get(r, 0) + bonus
+    return pts
+
+
+def trusted_accounts(state: State) -> set[bytes]:
+    trusted = set(state.genesis.trusted)
+    frontier = list(trusted)
+    while frontier:
+        k = frontier.pop()
+        a = state.accounts.get(k)
+        if a is None or k in state.forks:
+            continue
+        for v in a.vouches:
+            if v not in trusted:
+                trusted.add(v)
+                frontier.append(v)
+    return trusted
+
+
+@dataclass(frozen=True, slots=True)
+class Reputation:
+    account: bytes
+    points: int
+    abandoned: int
+    score: int
+    trusted: bool
+    equivocated: bool
+
+
+def reputation(state: State, now_ms: int | None = None) -> dict[bytes, Reputation]:
+    """The reputation view. With `now_ms`, abandoned bounties count against
+    their mentors; without it, nothing depends on a clock."""
+    pts = reputation_points(state)
+    abandoned: dict[bytes, int] = {}
+    if now_ms is not None:
+        for b in state.bounties.values():
+            if b.phase not in ("awarded", "refunded") and now_ms > b.review_by:
+                abandoned[b.author] = abandoned.get(b.author, 0) + 1
+    trusted = trusted_accounts(state)
+    out = {}
+    for k in set(pts) | set(abandoned) | set(state.forks):
+        p = pts.get(k, 0)
+        ab = abandoned.get(k, 0)
+        eq = k in state.forks
+        score = p - ab * state.params.penalty_abandoned_bounty
+        out[k] = Reputation(k, p, ab, min(score, 0) if eq else score, k in trusted and not eq, eq)
+    return out

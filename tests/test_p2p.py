@@ -1,0 +1,227 @@
+"""Real py-libp2p hosts on 127.0.0.1, all in one process, through learnmesh.node._p2p."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+
+import multiaddr
+import pytest
+import trio
+from learnmesh.node._p2p import P2PConfig, P2PError, P2PHost, P2PStream
+from libp2p import new_host
+from libp2p.crypto.ed25519 import create_new_key_pair
+from libp2p.custom_types import TProtocol
+from libp2p.peer.peerinfo import info_from_p2p_addr
+from libp2p.security.insecure.transport import PLAINTEXT_PROTOCOL_ID, InsecureTransport
+
+pytestmark = pytest.mark.trio
+
+TOPIC = "lm/test"
+WAIT = 30  # generous bound for any condition on a loaded 2-core machine
+
+
+def accept_all(_peer: str, _data: bytes) -> bool:
+    return True
+
+
+async def wait_for(cond: Callable[[], bool], what: str) -> None:
+    with trio.fail_after(WAIT):
+        while not cond():
+            await trio.sleep(0.05)
+
+
+@asynccontextmanager
+async def hosts(n: int, **overrides: object) -> AsyncIterator[list[P2PHost]]:
+    async with AsyncExitStack() as stack:
+        out = []
+        for _ in range(n):
+            cfg = P2PConfig(identity_seed=os.urandom(32), **overrides)  # type: ignore[arg-type]
+            out.append(await stack.enter_async_context(P2PHost.open(cfg)))
+        yield out
+
+
+async def chain(a: P2PHost, b: P2PHost, c: P2PHost) -> None:
+    """Connect a-b-c and wait until b meshes with both ends."""
+    await a.connect(b.listen_addrs()[0])
+    await c.connect(b.listen_addrs()[0])
+    await wait_for(
+        lambda: (
+            b.peer_id in a.mesh_peers(TOPIC)
+            and b.peer_id in c.mesh_peers(TOPIC)
+            and {a.peer_id, c.peer_id} <= set(b.mesh_peers(TOPIC))
+        ),
+        "mesh a-b-c",
+    )
+
+
+async def recv_until(host: P2PHost, data: bytes) -> list[bytes]:
+    """Collect message payloads until ``data`` arrives."""
+    seen: list[bytes] = []
+    with trio.fail_after(WAIT):
+        while not seen or seen[-1] != data:
+            _topic, _origin, got = await host.messages().receive()
+            seen.append(got)
+    return seen
+
+
+async def test_chain_forwarding_and_no_echo() -> None:
+    async with hosts(3) as (a, b, c):
+        for h in (a, b, c):
+            await h.subscribe(TOPIC, accept_all)
+        await chain(a, b, c)
+        assert b.peer_id in a.topic_peers(TOPIC)
+        assert a.peer_id not in c.connected_peers()
+
+        await a.publish(TOPIC, b"from-a")
+        with trio.fail_after(WAIT):
+            assert await c.messages().receive() == (TOPIC, a.peer_id, b"from-a")
+            assert await b.messages().receive() == (TOPIC, a.peer_id, b"from-a")
+        # A's own publish must not come back: the first thing A sees is C's marker.
+        await c.publish(TOPIC, b"marker-c")
+        with trio.fail_after(WAIT):
+            assert await a.messages().receive() == (TOPIC, c.peer_id, b"marker-c")
+
+
+async def test_validator_reject_stops_forwarding() -> None:
+    calls: list[tuple[str, bytes]] = []
+
+    def b_validator(peer: str, data: bytes) -> bool:
+        calls.append((peer, data))
+        return not data.startswith(b"bad")
+
+    async with hosts(3) as (a, b, c):
+        # A rejects everything from others; its own publishes must still go out.
+        await a.subscribe(TOPIC, lambda _p, _d: False)
+        await b.subscribe(TOPIC, b_validator)
+        await c.subscribe(TOPIC, accept_all)
+        await chain(a, b, c)
+
+        await a.publish(TOPIC, b"bad-1")
+        await a.publish(TOPIC, b"good-1")
+        await a.publish(TOPIC, b"bad-2")
+        await a.publish(TOPIC, b"good-2")
+        assert await recv_until(c, b"good-2") in ([b"good-1", b"good-2"], [b"good-2", b"good-1"])
+        seen_b = await recv_until(b, b"good-2")
+        assert not any(d.startswith(b"bad") for d in seen_b)
+        assert (a.peer_id, b"bad-1") in calls  # validator sees the forwarding neighbour
+        # A sentinel sent after everything else proves nothing bad is still in flight.
+        await a.publish(TOPIC, b"sentinel")
+        assert await recv_until(c, b"sentinel") == [b"sentinel"]
+
+
+async def test_large_message_and_caps() -> None:
+    async with hosts(2) as (a, b), hosts(1, max_message_bytes=700 * 1024) as (big,):
+        for h in (a, b, big):
+            await h.subscribe(TOPIC, accept_all)
+        await a.connect(b.listen_addrs()[0])
+        await big.connect(b.listen_addrs()[0])
+        await wait_for(
+            lambda: a.peer_id in b.mesh_peers(TOPIC) and big.peer_id in b.mesh_peers(TOPIC),
+            "mesh",
+        )
+        payload = os.urandom(200 * 1024)
+        await a.publish(TOPIC, payload)
+        with trio.fail_after(WAIT):
+            assert await b.messages().receive() == (TOPIC, a.peer_id, payload)
+
+        with pytest.raises(P2PError):
+            await a.publish(TOPIC, b"x" * (512 * 1024 + 1))
+        # Receive side: B (512 KiB cap) drops a 600 KiB message from a host allowed
+        # to send it, and keeps working.
+        await big.publish(TOPIC, b"y" * (600 * 1024))
+        await big.publish(TOPIC, b"after-big")
+        assert await recv_until(b, b"after-big") == [b"after-big"]
+
+
+async def test_stream_frames() -> None:
+    async with hosts(2, max_frame_bytes=64 * 1024) as (a, b):
+
+        async def echo(stream: P2PStream) -> None:
+            req = await stream.recv_frame(1024)
+            await stream.send_frame(req[::-1])
+            await stream.send_frame(b"z" * 2000)
+
+        b.set_stream_handler("/lm/test-echo/1", echo)
+        await a.connect(b.listen_addrs()[0])
+        s = await a.open_stream(b.peer_id, "/lm/test-echo/1")
+        assert s.remote_peer == b.peer_id
+        await s.send_frame(b"hello")
+        with trio.fail_after(WAIT):
+            assert await s.recv_frame(1024) == b"olleh"
+            with pytest.raises(P2PError, match="exceeds"):
+                await s.recv_frame(1000)
+        with pytest.raises(P2PError):
+            await s.send_frame(b"q" * (64 * 1024 + 1))
+        await s.close()
+
+        with pytest.raises(P2PError):
+            await a.open_stream(b.peer_id, "/lm/no-such-protocol/1")
+
+
+async def test_block_and_unblock() -> None:
+    async with hosts(2) as (a, b):
+        for h in (a, b):
+            await h.subscribe(TOPIC, accept_all)
+        await a.connect(b.listen_addrs()[0])
+        await wait_for(lambda: b.peer_id in a.topic_peers(TOPIC), "subscription")
+
+        a.block_peer(b.peer_id)
+        await wait_for(lambda: not a.connected_peers() and not b.connected_peers(), "disconnect")
+        with pytest.raises(P2PError):
+            await a.connect(b.listen_addrs()[0])
+        with pytest.raises(P2PError):
+            await b.connect(a.listen_addrs()[0])
+        assert a.connected_peers() == [] and a.peer_id not in b.connected_peers()
+
+        a.unblock_peer(b.peer_id)
+        assert await b.connect(a.listen_addrs()[0]) == a.peer_id
+        await wait_for(lambda: b.peer_id in a.topic_peers(TOPIC), "resubscription")
+        await wait_for(lambda: a.peer_id in b.mesh_peers(TOPIC), "mesh")
+        await b.publish(TOPIC, b"after-unblock")
+        assert await recv_until(a, b"after-unblock") == [b"after-unblock"]
+
+
+async def test_plaintext_peer_refused() -> None:
+    async with hosts(1) as (p2p,):
+        kp = create_new_key_pair()
+        listen = multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")
+        plain = new_host(
+            key_pair=kp,
+            sec_opt={TProtocol(PLAINTEXT_PROTOCOL_ID): InsecureTransport(kp)},
+            listen_addrs=[listen],
+        )
+        async with plain.run(listen_addrs=[listen]):
+            target = info_from_p2p_addr(multiaddr.Multiaddr(p2p.listen_addrs()[0]))
+            with trio.fail_after(WAIT), pytest.raises(Exception):  # noqa: B017
+                await plain.connect(target)
+            with pytest.raises(P2PError):
+                await p2p.connect(str(plain.get_addrs()[0]))
+            assert p2p.connected_peers() == []
+
+
+async def test_restart_keeps_peer_id() -> None:
+    seed = os.urandom(32)
+    async with P2PHost.open(P2PConfig(identity_seed=seed)) as h1:
+        first = h1.peer_id
+        assert all(addr.endswith(f"/p2p/{first}") for addr in h1.listen_addrs())
+        assert "/tcp/0/" not in h1.listen_addrs()[0]
+    async with P2PHost.open(P2PConfig(identity_seed=seed)) as h2:
+        assert h2.peer_id == first
+    assert P2PHost(P2PConfig(identity_seed=os.urandom(32))).peer_id != first
+    with pytest.raises(P2PError):
+        P2PHost(P2PConfig(identity_seed=b"short"))
+
+
+async def test_slow_consumer_drops_and_counts() -> None:
+    async with hosts(1) as (a,), hosts(1, inbox_size=2) as (b,):
+        for h in (a, b):
+            await h.subscribe(TOPIC, accept_all)
+        await a.connect(b.listen_addrs()[0])
+        await wait_for(lambda: b.peer_id in a.mesh_peers(TOPIC), "mesh")
+        for i in range(10):
+            await a.publish(TOPIC, b"m%d" % i)
+        await wait_for(lambda: b.dropped == 8, "drops")
+        got = [b.messages().receive_nowait()[2] for _ in range(2)]
+        assert len(got) == 2
