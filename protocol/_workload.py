@@ -218,13 +218,13 @@ class Workload:
             winners: dict[bytes, int | None] = {
                 r.id: None for r in t.reveals[: 1 + self.rng.below(len(t.reveals))]
             }
-            body = award_body(self.replica.state, t.bounty.id, winners)
+            award = award_body(self.replica.state, t.bounty.id, winners)
             refs = [
-                body["bounty"],
-                *(w["submission"] for w in body["winners"]),
-                *(r["review"] for r in body["reviewers"]),
+                award["bounty"],
+                *(w["submission"] for w in award["winners"]),
+                *(r["review"] for r in award["reviewers"]),
             ]
-            return self._emit(t.mentor, "award", body, refs)
+            return self._emit(t.mentor, "award", award, refs)
         return None
 
     def _author_index(self, ev: Event) -> int:
