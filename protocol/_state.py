@@ -127,6 +127,10 @@ class Account:
     void: int = 0
 
 
+class _DryRunDone(Exception):
+    """Raised by `_checked()` in a dry run: every rule passed."""
+
+
 class _Void(Exception):
     def __init__(self, code: str, reason: str) -> None:
         super().__init__(reason)
@@ -157,6 +161,7 @@ class State:
         self.void: dict[bytes, tuple[str, str]] = {}  # event id -> (code, reason)
         self.forks: dict[bytes, int] = {}  # author -> lowest forked seq
         self.event_count = 0
+        self._dry = False
         self._set_acc = 0  # sum of all applied ids: an order-free digest of the set
         self._void_acc = 0
 
@@ -217,25 +222,47 @@ class State:
         author = self.account(ev.author)
         author.events += 1
         try:
-            fork_seq = self.forks.get(ev.author)
-            _rule(
-                fork_seq is None or ev.seq < fork_seq,
-                "equivocation",
-                f"the author forked its chain at seq {fork_seq}",
-            )
-            # A void credit claimed by a spend counts as zero (see _spend); any
-            # other void dependency voids this event too. The prev may be void:
-            # the chain goes on through it.
-            for r in required_refs(ev.kind.name, ev.body) if ev.kind.spends else ev.refs:
-                if r in self.void:
-                    raise _Void("void_dependency", f"depends on void event {r.hex()[:12]}")
-            _HANDLERS[ev.kind.name](self, ev, author)
+            self._run(ev, author)
         except _Void as v:
             self.void[ev.id] = (v.code, v.reason)
             self._void_acc = (self._void_acc + int.from_bytes(ev.id, "big")) % _MOD
             author.void += 1
             return (v.code, v.reason)
         return None
+
+    def would_void(self, ev: Event) -> tuple[str, str] | None:
+        """Dry run: the reason `ev` would be void, or None, changing nothing.
+        Every handler checks all its rules before its first change and marks
+        that point with `_checked()`, which stops a dry run there."""
+        self._dry = True
+        try:
+            self._run(ev, self.accounts.get(ev.author) or Account())
+        except _DryRunDone:
+            return None
+        except _Void as v:
+            return (v.code, v.reason)
+        finally:
+            self._dry = False
+        raise AssertionError(f"the {ev.kind.name} handler never called _checked()")
+
+    def _checked(self) -> None:
+        if self._dry:
+            raise _DryRunDone
+
+    def _run(self, ev: Event, author: Account) -> None:
+        fork_seq = self.forks.get(ev.author)
+        _rule(
+            fork_seq is None or ev.seq < fork_seq,
+            "equivocation",
+            f"the author forked its chain at seq {fork_seq}",
+        )
+        # A void credit claimed by a spend counts as zero (see _spend); any
+        # other void dependency voids this event too. The prev may be void:
+        # the chain goes on through it.
+        for r in required_refs(ev.kind.name, ev.body) if ev.kind.spends else ev.refs:
+            if r in self.void:
+                raise _Void("void_dependency", f"depends on void event {r.hex()[:12]}")
+        _HANDLERS[ev.kind.name](self, ev, author)
 
     def _spend(self, ev: Event, author: Account, amount: int) -> None:
         """Debit the author, funding the spend from its own chain's balance plus
@@ -261,6 +288,7 @@ class State:
             "insufficient_funds",
             f"spends {amount} but only {author.spendable + gain} is available on its chain",
         )
+        self._checked()
         author.claimed |= seen
         author.spendable += gain - amount
         author.balance -= amount
@@ -311,6 +339,7 @@ class State:
 
 
 def _profile(s: State, ev: Event, a: Account) -> None:
+    s._checked()
     a.profile = dict(ev.body)
 
 
@@ -349,6 +378,7 @@ def _commit(s: State, ev: Event, a: Account) -> None:
         "duplicate_commit",
         "the learner already committed to this bounty",
     )
+    s._checked()
     a.committed.add(bounty.id)
     s.commits[ev.id] = _Commit(bounty.id, ev.author, ev.body["commitment"], ev.timestamp)
     bounty.commits[ev.id] = ev.author
@@ -365,6 +395,7 @@ def _close(s: State, ev: Event, a: Account) -> None:
             "bad_commit",
             "an accepted ref is not a commit to this bounty",
         )
+    s._checked()
     bounty.phase = "closed"
     bounty.accepted = tuple(ev.body["accepted"])
     bounty.close_id = ev.id
@@ -392,6 +423,7 @@ def _reveal(s: State, ev: Event, a: Account) -> None:
         "commitment_mismatch",
         "the revealed content does not match the commitment",
     )
+    s._checked()
     a.revealed.add(body["commit"])
     bounty.submissions[ev.id] = Submission(
         id=ev.id,
@@ -429,6 +461,7 @@ def _review(s: State, ev: Event, a: Account) -> None:
     )
     for sc, (name, mx) in zip(scores, bounty.rubric, strict=True):
         _rule(sc <= mx, "bad_scores", f"score {sc} for {name!r} is over its maximum {mx}")
+    s._checked()
     a.reviewed.add(sub.id)
     r = Review(ev.id, bounty.id, sub.id, ev.author, scores, body["comment"], ev.timestamp)
     s.reviews[ev.id] = r
@@ -470,6 +503,7 @@ def _award(s: State, ev: Event, a: Account) -> None:
         "over_share",
         f"pays reviewers {to_reviewers}, over their share {share}",
     )
+    s._checked()
     for sub, n in winners:
         sub.awarded += n
         pays[sub.learner] = pays.get(sub.learner, 0) + n
@@ -493,6 +527,7 @@ def _award(s: State, ev: Event, a: Account) -> None:
 def _refund(s: State, ev: Event, a: Account) -> None:
     bounty = s._bounty_of(ev.body["bounty"])
     _settle_check(bounty, ev)
+    s._checked()
     a.balance += bounty.escrow
     a.spendable += bounty.escrow
     bounty.escrow = 0
@@ -508,6 +543,7 @@ def _transfer(s: State, ev: Event, a: Account) -> None:
 
 
 def _vouch(s: State, ev: Event, a: Account) -> None:
+    s._checked()
     a.vouches.add(ev.body["account"])
 
 
