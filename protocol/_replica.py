@@ -76,6 +76,11 @@ class Replica:
     def has(self, eid: bytes) -> bool:
         return eid in self.raw or eid in self.pending
 
+    def head(self, author: bytes) -> tuple[int, bytes | None]:
+        """(seq, id) of the author's latest applied event, (0, None) if none."""
+        seq = self.heads.get(author, 0)
+        return seq, (self._by_slot.get((author, seq)) if seq else None)
+
     def missing_deps(self) -> set[bytes]:
         return set(self._waiters)
 
