@@ -6,6 +6,7 @@ It moves bytes and knows nothing about learnmesh events; every libp2p quirk stay
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -208,7 +209,17 @@ class P2PHost:
             self._host,
             self._router,
             max_inbound_rpc_size=max(1024 * 1024, config.max_message_bytes + _RPC_OVERHEAD),
+            # libp2p caches each verdict by message id for 300 s, so a message refused
+            # because of who forwarded it would be refused from every other neighbour
+            # too. Rejected messages are not marked seen, so without the cache each
+            # copy is judged on its own forwarder; accepted ones are deduped anyway.
+            validation_cache_ttl=0,
+            validation_cache_size=1,
         )
+        # Seqnos start at int(time.time()) and count up per publish, so a node that
+        # published faster than 1/s and restarts would reuse seqnos still in peers'
+        # seen caches, and its new messages would vanish. Nanoseconds avoid that.
+        self._pubsub.counter = time.time_ns()
         self._send, self._recv = trio.open_memory_channel[tuple[str, str, bytes]](config.inbox_size)
         self._nursery: trio.Nursery | None = None
         self._topics: set[str] = set()
@@ -220,6 +231,7 @@ class P2PHost:
     @asynccontextmanager
     async def open(cls, config: P2PConfig) -> AsyncIterator[P2PHost]:
         self = cls(config)
+        started = False
         body_exc: BaseException | None = None
         try:
             async with AsyncExitStack() as stack:
@@ -227,8 +239,11 @@ class P2PHost:
                 await stack.enter_async_context(background_trio_service(self._pubsub))
                 await stack.enter_async_context(background_trio_service(self._router))
                 await self._pubsub.wait_until_ready()
+                if not self._host.get_addrs():  # libp2p only logs a failed listen
+                    raise P2PError(f"could not listen on {self._listen}")
                 nursery = await stack.enter_async_context(trio.open_nursery())
                 self._nursery = nursery
+                started = True
                 try:
                     yield self
                 except BaseException as exc:
@@ -237,6 +252,7 @@ class P2PHost:
                 finally:
                     self._nursery = None
                     nursery.cancel_scope.cancel()
+                    self._send.close()  # consumers of messages() see EndOfChannel
                     # Closing connections first lets pubsub's read loops end on EOF
                     # instead of racing the service teardown.
                     with trio.CancelScope(shield=True), trio.move_on_after(5):
@@ -247,10 +263,13 @@ class P2PHost:
                 # Whatever the teardown added, the caller's own error is what matters.
                 raise body_exc from None
             rest = _strip_teardown_noise(exc)
+            if rest is not None and not started:
+                rest = _single(rest)
+                if isinstance(rest, Exception) and not isinstance(rest, P2PError):
+                    raise P2PError(f"could not start libp2p host: {rest!r}") from rest
             if rest is not None:
                 raise rest from None
             log.debug("contained libp2p teardown error: %r", exc)
-        self._recv.close()
 
     def _swarm(self) -> Swarm:
         # new_host always builds a Swarm; the IHost interface hides its extras.
@@ -397,6 +416,8 @@ class P2PHost:
                 await handler(wrapped)
             except P2PError as exc:  # peer misbehaved or vanished: not our crash
                 log.debug("stream handler %s: %s", protocol_id, exc)
+            except Exception:  # a handler bug must not take the swarm down
+                log.exception("stream handler %s crashed", protocol_id)
             finally:
                 await wrapped.close()
 
@@ -421,6 +442,12 @@ def _parse_id(peer_id: str) -> ID:
         return ID.from_base58(peer_id)
     except Exception as exc:
         raise P2PError(f"bad peer id {peer_id!r}") from exc
+
+
+def _single(exc: BaseException) -> BaseException:
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
 
 
 def _strip_teardown_noise(exc: BaseException) -> BaseException | None:

@@ -1,22 +1,24 @@
-"""Real py-libp2p hosts on 127.0.0.1, all in one process, through learnmesh.node._p2p."""
+"""Real py-libp2p hosts on 127.0.0.1, all in one process, through learnmesh.node._p2p.
+
+Async tests run under pytest-trio's trio_mode (pyproject.toml).
+"""
 
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import multiaddr
 import pytest
 import trio
-from learnmesh.node._p2p import P2PConfig, P2PError, P2PHost, P2PStream
+from learnmesh.node._p2p import P2PConfig, P2PError, P2PHost, P2PStream, _strip_teardown_noise
 from libp2p import new_host
 from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.custom_types import TProtocol
 from libp2p.peer.peerinfo import info_from_p2p_addr
 from libp2p.security.insecure.transport import PLAINTEXT_PROTOCOL_ID, InsecureTransport
-
-pytestmark = pytest.mark.trio
 
 TOPIC = "lm/test"
 WAIT = 30  # generous bound for any condition on a loaded 2-core machine
@@ -225,3 +227,75 @@ async def test_slow_consumer_drops_and_counts() -> None:
         await wait_for(lambda: b.dropped == 8, "drops")
         got = [b.messages().receive_nowait()[2] for _ in range(2)]
         assert len(got) == 2
+
+
+async def test_restart_publishes_are_not_deduplicated() -> None:
+    """A restarted node (same seed, same id) must not reuse seqnos peers still remember."""
+    seed = os.urandom(32)
+    async with hosts(1) as (b,):
+        await b.subscribe(TOPIC, accept_all)
+        for round_ in range(2):
+            async with P2PHost.open(P2PConfig(identity_seed=seed)) as a:
+                await a.subscribe(TOPIC, accept_all)
+                await a.connect(b.listen_addrs()[0])
+                await wait_for(lambda: b.peer_id in a.mesh_peers(TOPIC), "mesh")
+                for i in range(5):
+                    await a.publish(TOPIC, b"r%d-%d" % (round_, i))
+                assert len(await recv_until(b, b"r%d-4" % round_)) == 5
+            await wait_for(lambda: not b.connected_peers(), "disconnect")
+
+
+async def test_body_error_propagates_unwrapped_and_channel_ends() -> None:
+    with pytest.raises(KeyError):
+        async with P2PHost.open(P2PConfig(identity_seed=os.urandom(32))):
+            raise KeyError("boom")
+    async with P2PHost.open(P2PConfig(identity_seed=os.urandom(32))) as h:
+        inbox = h.messages()
+    with pytest.raises(trio.EndOfChannel):
+        await inbox.receive()
+
+
+def test_teardown_noise_is_stripped() -> None:
+    noise = RuntimeError("Nursery is closed to new arrivals")
+    assert _strip_teardown_noise(noise) is None
+    assert _strip_teardown_noise(BaseExceptionGroup("x", [noise])) is None
+    real = ValueError("real")
+    rest = _strip_teardown_noise(BaseExceptionGroup("x", [noise, real]))
+    assert isinstance(rest, BaseExceptionGroup) and rest.exceptions == (real,)
+
+
+async def test_port_in_use_raises() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        cfg = P2PConfig(identity_seed=os.urandom(32), listen_port=sock.getsockname()[1])
+        with pytest.raises(P2PError, match="could not listen"):
+            async with P2PHost.open(cfg):
+                pass
+
+
+async def test_rejection_is_per_forwarder() -> None:
+    """C refuses everything relayed by B1; the same messages still arrive via B2."""
+    async with hosts(4) as (a, b1, b2, c):
+
+        def not_from_b1(peer: str, _data: bytes) -> bool:
+            return peer != b1.peer_id
+
+        for h in (a, b1, b2):
+            await h.subscribe(TOPIC, accept_all)
+        await c.subscribe(TOPIC, not_from_b1)
+        for mid in (b1, b2):
+            await a.connect(mid.listen_addrs()[0])
+            await c.connect(mid.listen_addrs()[0])
+        await wait_for(
+            lambda: all({a.peer_id, c.peer_id} <= set(mid.mesh_peers(TOPIC)) for mid in (b1, b2)),
+            "diamond mesh",
+        )
+        want = {b"d%d" % i for i in range(10)}
+        for data in sorted(want):
+            await a.publish(TOPIC, data)
+        got: list[bytes] = []
+        with trio.fail_after(WAIT):
+            while set(got) != want:
+                got.append((await c.messages().receive())[2])
+        assert len(got) == len(want)  # each delivered once
