@@ -81,7 +81,7 @@ def verify_credential(data: bytes, expected_network: bytes | None = None) -> Cre
     """Check every signature and link; raise CredentialError with the reason."""
     m = strict_unpack(data, _MAX_BYTES)
     _need(
-        isinstance(m, dict) and m.get("type") == _MAGIC and m.get("v") == 1,
+        isinstance(m, dict) and m.get("type") == _MAGIC and type(m.get("v")) is int and m["v"] == 1,
         "not a learnmesh credential",
     )
     _need(set(m) == {"type", "v", "genesis", "events"}, "unexpected fields")

@@ -20,14 +20,15 @@ _MAX_DEPTH = 16
 
 
 def _canon(value: Any, depth: int = 0) -> Any:
-    if depth > _MAX_DEPTH:
-        raise LocalProtocolError("too_deep", "value nests too deeply to encode")
     if value is None or isinstance(value, bool | str | bytes):
         return value
     if isinstance(value, int):
         if not MIN_INT <= value <= MAX_INT:
             raise LocalProtocolError("int_range", f"integer {value} does not fit in 64 bits")
         return value
+    # The same limit as the decoder's: no container deeper than _MAX_DEPTH.
+    if depth > _MAX_DEPTH:
+        raise LocalProtocolError("too_deep", "value nests too deeply to encode")
     if isinstance(value, list | tuple):
         return [_canon(v, depth + 1) for v in value]
     if isinstance(value, dict):
@@ -62,6 +63,9 @@ def _check_decoded(value: Any, depth: int = 0) -> None:
         return
     if t is dict:
         keys = list(value)
+        # msgpack also decodes bin keys; mixed with str keys they would not even sort.
+        if any(type(k) is not str for k in keys):
+            raise RemoteProtocolError("map_key", "map keys must be strings")
         if keys != sorted(keys):
             raise RemoteProtocolError("non_canonical", "map keys are not in sorted order")
         for v in value.values():

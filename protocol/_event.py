@@ -120,7 +120,12 @@ def decode_event(
     v = strict_unpack(raw, max_event_bytes)
     _need(isinstance(v, list) and len(v) == 10, "shape", "an event is an array of 10 fields")
     version, net, author, seq, prev, ts, kind_code, body, refs, sig = v
-    _need(version == WIRE_VERSION, "version", f"unsupported wire version {version!r}")
+    # type() and not ==: `true` == 1 in Python, and another implementation would refuse it.
+    _need(
+        type(version) is int and version == WIRE_VERSION,
+        "version",
+        f"unsupported wire version {version!r}",
+    )
     _need(_is_hash(net), "field", "network must be 32 bytes")
     if network is not None:
         _need(net == network, "wrong_network", "event belongs to another network")
@@ -139,7 +144,7 @@ def decode_event(
         "field",
         "timestamp must be milliseconds since the epoch",
     )
-    kind = KINDS.by_code(kind_code) if isinstance(kind_code, int) else None
+    kind = KINDS.by_code(kind_code) if type(kind_code) is int else None
     _need(kind is not None, "unknown_kind", f"unknown event kind {kind_code!r}")
     assert kind is not None
     _need(

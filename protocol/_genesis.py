@@ -106,7 +106,11 @@ class Genesis:
     @classmethod
     def decode(cls, data: bytes) -> Genesis:
         m = strict_unpack(data, _MAX_GENESIS_BYTES)
-        return cls.from_map(m)
+        g = cls.from_map(m)
+        # from_map compares with ==, where `true` == 1: only the exact bytes are canonical.
+        if g.encode() != data:
+            raise RemoteProtocolError("genesis", "genesis does not re-encode to the same bytes")
+        return g
 
     @classmethod
     def from_map(cls, m: Any) -> Genesis:
@@ -122,7 +126,7 @@ class Genesis:
             raise RemoteProtocolError("genesis", "malformed allocations or trusted list") from exc
         if not isinstance(m["name"], str) or not isinstance(m["description"], str):
             raise RemoteProtocolError("genesis", "name and description must be text")
-        if not isinstance(m["created_ms"], int):
+        if not isinstance(m["created_ms"], int) or isinstance(m["created_ms"], bool):
             raise RemoteProtocolError("genesis", "created_ms must be an integer")
         g = cls(
             name=m["name"],

@@ -19,6 +19,8 @@ from ._state import State
 
 __all__ = ["EquivocationProof", "Outcome", "Replica"]
 
+_BAD_PREV = ("bad_prev", "prev is not the author's previous event")
+
 
 @dataclass(frozen=True, slots=True)
 class EquivocationProof:
@@ -70,6 +72,9 @@ class Replica:
         self._missing: dict[bytes, int] = {}  # pending id -> deps still missing
         self._waiters: dict[bytes, list[bytes]] = {}  # missing dep -> pending ids
         self.proofs: dict[bytes, EquivocationProof] = {}  # author -> proof at its lowest fork
+        # Events refused for a bad prev: still signed claims at their (author, seq),
+        # so kept as fork evidence, or a fork would be seen in one order and not another.
+        self.rejected: dict[bytes, bytes] = {}
 
     # -- reading ----------------------------------------------------------------
 
@@ -96,6 +101,8 @@ class Replica:
             )
         if ev.id in self.raw or ev.id in self.pending:
             return Outcome("duplicate")
+        if ev.id in self.rejected:
+            return Outcome("rejected", rejected={ev.id: _BAD_PREV})
         out = Outcome("pending")
         self._detect_fork(ev, out)
         deps = set(ev.refs)
@@ -122,7 +129,7 @@ class Replica:
         if other is None:
             self._by_slot[slot] = ev.id
             return
-        other_raw = self.raw.get(other)
+        other_raw = self.raw.get(other) or self.rejected.get(other)
         if other_raw is None:
             pend = self.pending.get(other)
             if pend is None:
@@ -146,7 +153,8 @@ class Replica:
                 prev = self._slot.get(e.prev)
                 if prev != (e.author, e.seq - 1):
                     # Its dependents will wait forever: they are garbage too.
-                    out.rejected[e.id] = ("bad_prev", "prev is not the author's previous event")
+                    out.rejected[e.id] = _BAD_PREV
+                    self.rejected[e.id] = e.raw
                     continue
             void = self.state.apply(e)
             self.raw[e.id] = e.raw

@@ -55,6 +55,7 @@ def reputation_points(state: State) -> dict[bytes, int]:
 
 
 def trusted_accounts(state: State) -> set[bytes]:
+    """Trusted accounts, less any that forked its chain (as in `reputation`)."""
     trusted = set(state.genesis.trusted)
     frontier = list(trusted)
     while frontier:
@@ -66,7 +67,7 @@ def trusted_accounts(state: State) -> set[bytes]:
             if v not in trusted:
                 trusted.add(v)
                 frontier.append(v)
-    return trusted
+    return trusted - state.forks.keys()
 
 
 @dataclass(frozen=True, slots=True)

@@ -446,7 +446,12 @@ def _submission(s: State, bounty_id: bytes, sid: bytes) -> tuple[Bounty, Submiss
 
 def _review(s: State, ev: Event, a: Account) -> None:
     body = ev.body
-    bounty, sub = _submission(s, body["bounty"], body["submission"])
+    # body["bounty"] is not a ref, so whether that bounty is known yet depends on
+    # arrival order: only ask whether the submission belongs to it (one void code).
+    bounty = s.bounties.get(body["bounty"])
+    sub = bounty.submissions.get(body["submission"]) if bounty else None
+    _rule(sub is not None, "bad_submission", "the submission is not a reveal for this bounty")
+    assert bounty is not None and sub is not None
     _rule(ev.author != sub.learner, "self_review", "a learner cannot review its own submission")
     _rule(ev.author != bounty.author, "mentor_review", "the mentor awards; it does not review")
     _rule(ev.timestamp <= bounty.review_by, "late", "the review is after the review deadline")
