@@ -1,0 +1,433 @@
+"""CLI commands that talk to a running node through its local API.
+
+The node writes `node.json` (its API address) and `api.token` into its data
+directory; these commands read both from `--data` (or LEARNMESH_HOME).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+__all__ = ["ApiClient", "CliError", "register"]
+
+_DAY_MS = 86_400_000
+
+
+class CliError(Exception):
+    """A user-facing failure: printed as one line, no traceback."""
+
+
+class ApiClient:
+    def __init__(self, data_dir: Path, timeout: float = 60.0) -> None:
+        info_path = data_dir / "node.json"
+        token_path = data_dir / "api.token"
+        try:
+            info = json.loads(info_path.read_text())
+        except (OSError, ValueError):
+            raise CliError(
+                f"no node running for {data_dir} "
+                f"(start one with: learnmesh --data {data_dir} node start)"
+            ) from None
+        try:
+            token = token_path.read_text().strip()
+        except OSError:
+            raise CliError(
+                f"no API token in {data_dir} (is this a learnmesh data directory?)"
+            ) from None
+        self.base = str(info["api"]).rstrip("/")
+        self._client = httpx.Client(
+            base_url=self.base, headers={"Authorization": f"Bearer {token}"}, timeout=timeout
+        )
+
+    def call(self, method: str, path: str, body: Any = None, raw: bytes | None = None) -> Any:
+        try:
+            if raw is not None:
+                r = self._client.request(method, path, content=raw)
+            else:
+                r = self._client.request(method, path, json=body)
+        except httpx.ConnectError:
+            raise CliError(f"the node at {self.base} is not answering (is it running?)") from None
+        except httpx.TimeoutException:
+            raise CliError(f"the node at {self.base} did not answer in time") from None
+        if r.status_code == 401:
+            raise CliError("the node refused the API token (wrong or stale api.token)")
+        if r.headers.get("content-type", "").startswith("application/json"):
+            data = r.json()
+        else:
+            data = r.content
+        if r.status_code >= 400:
+            msg = data.get("message") if isinstance(data, dict) else r.text
+            raise CliError(str(msg))
+        return data
+
+
+def _ms(text: str | None, default_days: float) -> int:
+    """A deadline: an ISO date/time, '+3d' / '+12h' / '+30m' / '+45s' from now, or ms."""
+    now = int(time.time() * 1000)
+    if text is None:
+        return now + int(default_days * _DAY_MS)
+    t = text.strip()
+    units = {"d": _DAY_MS, "h": 3_600_000, "m": 60_000, "s": 1000}
+    if t.startswith("+") and t[-1] in units:
+        try:
+            return now + int(float(t[1:-1]) * units[t[-1]])
+        except ValueError:
+            pass
+    if t.isdigit():
+        return int(t)
+    try:
+        dt = datetime.fromisoformat(t)
+    except ValueError:
+        raise CliError(
+            f"cannot read the time {text!r}: use +3d, +12h, an ISO date, or ms"
+        ) from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return int(dt.timestamp() * 1000)
+
+
+def _when(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _out(args: argparse.Namespace, data: Any, human: Any = None) -> int:
+    console = Console()
+    if args.json or human is None:
+        print(json.dumps(data, indent=2, sort_keys=True))
+    elif isinstance(human, str):
+        console.print(human)
+    else:
+        console.print(human)
+    return 0
+
+
+def _client(args: argparse.Namespace) -> ApiClient:
+    return ApiClient(Path(args.data_dir))
+
+
+# -- commands ---------------------------------------------------------------------
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    s = _client(args).call("GET", "/api/status")
+    t = Table(title=f"learnmesh node on {s['network']}", show_header=False)
+    for k in ("account", "peer_id", "network_id", "events", "pending", "balance", "digest"):
+        t.add_row(k, str(s[k]))
+    t.add_row("peers", str(len(s["peers"])))
+    t.add_row("addrs", "\n".join(s["addrs"]))
+    if s["forks"]:
+        t.add_row("equivocators", "\n".join(s["forks"]))
+    return _out(args, s, t)
+
+
+def cmd_peers(args: argparse.Namespace) -> int:
+    p = _client(args).call("GET", "/api/peers")
+    t = Table("peer", "score", "recent problems")
+    for peer in p["peers"]:
+        sc = p["scores"].get(peer, {})
+        t.add_row(peer, str(sc.get("score", 0)), "; ".join(sc.get("reasons", [])))
+    return _out(args, p, t)
+
+
+def _rubric(items: list[str] | None) -> list[dict[str, Any]]:
+    out = []
+    for it in items or ["quality=10"]:
+        name, _, mx = it.partition("=")
+        if not name or not mx.isdigit():
+            raise CliError(f"rubric criteria are NAME=MAX, like clarity=10 (got {it!r})")
+        out.append({"name": name, "max": int(mx)})
+    return out
+
+
+def cmd_bounty_post(args: argparse.Namespace) -> int:
+    desc = args.description or ""
+    if args.description_file:
+        try:
+            desc = Path(args.description_file).read_text()
+        except OSError as exc:
+            raise CliError(f"cannot read {args.description_file}: {exc.strerror}") from None
+    submit_by = _ms(args.submit_by, 7)
+    body = {
+        "title": args.title,
+        "description": desc,
+        "reward": args.reward,
+        "rubric": _rubric(args.rubric),
+        "skills": args.skill or [],
+        "submit_by": submit_by,
+        "review_by": _ms(args.review_by, 14) if args.review_by else submit_by + 7 * _DAY_MS,
+        "quorum": args.quorum,
+        "reviewer_share_bp": round(args.reviewer_share * 100),
+    }
+    r = _client(args).call("POST", "/api/bounties", body)
+    return _out(args, r, f"posted bounty [bold]{r['id']}[/bold]")
+
+
+def cmd_bounty_list(args: argparse.Namespace) -> int:
+    q = {k: v for k, v in (("phase", args.phase), ("skill", args.skill)) if v}
+    path = "/api/bounties" + ("?" + "&".join(f"{k}={v}" for k, v in q.items()) if q else "")
+    r = _client(args).call("GET", path)
+    t = Table("id", "title", "status", "reward", "commits", "submissions", "submit by")
+    for b in r["bounties"]:
+        t.add_row(
+            b["id"][:16],
+            b["title"],
+            b["status"],
+            str(b["reward"]),
+            str(b["commits"]),
+            str(b["submissions"]),
+            _when(b["submit_by"]),
+        )
+    return _out(args, r, t)
+
+
+def cmd_bounty_show(args: argparse.Namespace) -> int:
+    b = _client(args).call("GET", f"/api/bounties/{_full_id(args, args.bounty)}")
+    t = Table(title=b["title"], show_header=False)
+    for k in ("id", "author", "status", "reward", "escrow", "submit_by", "review_by", "quorum"):
+        v = b[k]
+        t.add_row(k, _when(v) if k.endswith("_by") else str(v))
+    t.add_row("rubric", ", ".join(f"{c['name']} (max {c['max']})" for c in b["rubric"]))
+    t.add_row("description", b["description"])
+    for s in b["submissions_detail"]:
+        reviews = (
+            "; ".join(f"{r['reviewer'][:10]}…: {r['scores']}" for r in s["reviews"])
+            or "no reviews yet"
+        )
+        t.add_row(
+            f"submission {s['id'][:16]}",
+            f"by {s['learner'][:12]}… awarded {s['awarded']}\n{s['text'][:200]}\n{reviews}",
+        )
+    return _out(args, b, t)
+
+
+def _full_id(args: argparse.Namespace, prefix: str) -> str:
+    """Accept a unique prefix of a bounty id, as people copy them from tables."""
+    if len(prefix) == 64:
+        return prefix
+    r = _client(args).call("GET", "/api/bounties")
+    hits = [b["id"] for b in r["bounties"] if b["id"].startswith(prefix)]
+    if len(hits) != 1:
+        raise CliError(f"{prefix!r} matches {len(hits)} bounties; give more of the id")
+    return str(hits[0])
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    text = args.text or ""
+    files = []
+    for f in args.files:
+        p = Path(f)
+        try:
+            data = p.read_bytes()
+        except OSError as exc:
+            raise CliError(f"cannot read {f}: {exc.strerror}") from None
+        if not text and p.suffix in (".md", ".txt") and len(data) < 16000:
+            text = data.decode("utf-8", "replace")
+        files.append({"name": p.name, "data_b64": base64.b64encode(data).decode()})
+    r = _client(args).call(
+        "POST", "/api/submit", {"bounty": _full_id(args, args.bounty), "text": text, "files": files}
+    )
+    return _out(
+        args,
+        r,
+        f"committed [bold]{r['id']}[/bold]; the node reveals it once the mentor's close lists it",
+    )
+
+
+def cmd_close(args: argparse.Namespace) -> int:
+    body = {"accept": args.accept} if args.accept else {}
+    r = _client(args).call("POST", f"/api/bounties/{_full_id(args, args.bounty)}/close", body)
+    return _out(args, r, f"closed: {r['id']}")
+
+
+def cmd_review(args: argparse.Namespace) -> int:
+    scores = {}
+    for s in args.score:
+        name, _, v = s.partition("=")
+        if not v.isdigit():
+            raise CliError(f"scores are CRITERION=N, like clarity=8 (got {s!r})")
+        scores[name] = int(v)
+    r = _client(args).call(
+        "POST",
+        "/api/review",
+        {"submission": args.submission, "scores": scores, "comment": args.comment or ""},
+    )
+    return _out(args, r, f"reviewed: {r['id']}")
+
+
+def cmd_award(args: argparse.Namespace) -> int:
+    winners: dict[str, int | None] = {}
+    for w in args.winner:
+        sid, _, amount = w.partition("=")
+        if amount and not amount.isdigit():
+            raise CliError(f"winners are SUBMISSION[=AMOUNT] (got {w!r})")
+        winners[sid] = int(amount) if amount else None
+    r = _client(args).call(
+        "POST", f"/api/bounties/{_full_id(args, args.bounty)}/award", {"winners": winners}
+    )
+    return _out(args, r, f"awarded: {r['id']}")
+
+
+def cmd_refund(args: argparse.Namespace) -> int:
+    r = _client(args).call("POST", f"/api/bounties/{_full_id(args, args.bounty)}/refund", {})
+    return _out(args, r, f"refunded: {r['id']}")
+
+
+def cmd_transfer(args: argparse.Namespace) -> int:
+    r = _client(args).call(
+        "POST",
+        "/api/transfer",
+        {"to": args.account, "amount": args.amount, "memo": args.memo or ""},
+    )
+    return _out(args, r, f"sent {args.amount} to {args.account}: {r['id']}")
+
+
+def cmd_balance(args: argparse.Namespace) -> int:
+    path = f"/api/balance/{args.account}" if args.account else "/api/balance"
+    r = _client(args).call("GET", path)
+    return _out(args, r, f"{r['account']}: balance {r['balance']} (spendable {r['spendable']})")
+
+
+def cmd_reputation(args: argparse.Namespace) -> int:
+    path = f"/api/reputation?account={args.account}" if args.account else "/api/reputation"
+    r = _client(args).call("GET", path)
+    t = Table("account", "score", "points", "abandoned", "trusted", "equivocated")
+    for k, v in sorted(r["reputation"].items(), key=lambda kv: -kv[1]["score"]):
+        t.add_row(
+            k,
+            str(v["score"]),
+            str(v["points"]),
+            str(v["abandoned"]),
+            str(v["trusted"]),
+            str(v["equivocated"]),
+        )
+    return _out(args, r, t)
+
+
+def cmd_vouch(args: argparse.Namespace) -> int:
+    r = _client(args).call("POST", "/api/vouch", {"account": args.account})
+    return _out(args, r, f"vouched for {args.account}: {r['id']}")
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    r = _client(args).call(
+        "POST",
+        "/api/profile",
+        {"name": args.name, "bio": args.bio or "", "skills": args.skill or []},
+    )
+    return _out(args, r, f"profile published: {r['id']}")
+
+
+def cmd_credential(args: argparse.Namespace) -> int:
+    data = _client(args).call("GET", f"/api/credentials/{args.submission}")
+    Path(args.out).write_bytes(data)
+    return _out(args, {"file": args.out, "bytes": len(data)}, f"credential written to {args.out}")
+
+
+def cmd_credential_verify(args: argparse.Namespace) -> int:
+    from learnmesh.protocol import RemoteProtocolError, verify_credential
+
+    try:
+        cred = verify_credential(Path(args.file).read_bytes())
+    except OSError as exc:
+        raise CliError(f"cannot read {args.file}: {exc.strerror}") from None
+    except RemoteProtocolError as exc:
+        raise CliError(f"credential does NOT verify: {exc.reason}") from None
+    j = cred.to_json()
+    t = Table(title="credential verified", show_header=False)
+    for k, v in j.items():
+        t.add_row(k, str(v))
+    return _out(args, j, t)
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add the client commands to the top-level parser's subcommands."""
+    p = sub.add_parser("status", help="the running node's status")
+    p.set_defaults(func=cmd_status)
+    p = sub.add_parser("peers", help="connected peers and their scores")
+    p.set_defaults(func=cmd_peers)
+
+    b = sub.add_parser("bounty", help="post, list and show bounties").add_subparsers(
+        dest="bounty_cmd", required=True
+    )
+    p = b.add_parser("post", help="post a bounty (locks the reward in escrow)")
+    p.add_argument("--title", required=True)
+    p.add_argument("--description")
+    p.add_argument("--description-file")
+    p.add_argument("--reward", type=int, required=True)
+    p.add_argument("--rubric", action="append", metavar="NAME=MAX", help="repeat per criterion")
+    p.add_argument("--skill", action="append")
+    p.add_argument("--submit-by", help="+3d, +12h, ISO time or ms (default +7d)")
+    p.add_argument("--review-by", help="default: a week after --submit-by")
+    p.add_argument("--quorum", type=int, default=1)
+    p.add_argument(
+        "--reviewer-share", type=float, default=10.0, help="percent of the reward for reviewers"
+    )
+    p.set_defaults(func=cmd_bounty_post)
+    p = b.add_parser("list", help="list bounties")
+    p.add_argument("--phase")
+    p.add_argument("--skill")
+    p.set_defaults(func=cmd_bounty_list)
+    p = b.add_parser("show", help="one bounty with its submissions and reviews")
+    p.add_argument("bounty")
+    p.set_defaults(func=cmd_bounty_show)
+
+    p = sub.add_parser("submit", help="commit work to a bounty (revealed after the close)")
+    p.add_argument("bounty")
+    p.add_argument("files", nargs="*")
+    p.add_argument("--text")
+    p.set_defaults(func=cmd_submit)
+    p = sub.add_parser("close", help="mentor: close a bounty, accepting its commits")
+    p.add_argument("bounty")
+    p.add_argument("--accept", action="append", metavar="COMMIT")
+    p.set_defaults(func=cmd_close)
+    p = sub.add_parser("review", help="review a revealed submission")
+    p.add_argument("submission")
+    p.add_argument("--score", action="append", required=True, metavar="CRITERION=N")
+    p.add_argument("--comment")
+    p.set_defaults(func=cmd_review)
+    p = sub.add_parser("award", help="mentor: pay winners and honest reviewers")
+    p.add_argument("bounty")
+    p.add_argument("--winner", action="append", required=True, metavar="SUBMISSION[=AMOUNT]")
+    p.set_defaults(func=cmd_award)
+    p = sub.add_parser("refund", help="mentor: return the escrow")
+    p.add_argument("bounty")
+    p.set_defaults(func=cmd_refund)
+    p = sub.add_parser("transfer", help="send tokens")
+    p.add_argument("account")
+    p.add_argument("amount", type=int)
+    p.add_argument("--memo")
+    p.set_defaults(func=cmd_transfer)
+    p = sub.add_parser("balance", help="an account's balance (yours by default)")
+    p.add_argument("account", nargs="?")
+    p.set_defaults(func=cmd_balance)
+    p = sub.add_parser("reputation", help="reputation of every account, or one")
+    p.add_argument("account", nargs="?")
+    p.set_defaults(func=cmd_reputation)
+    p = sub.add_parser("vouch", help="vouch for an account (a trust edge)")
+    p.add_argument("account")
+    p.set_defaults(func=cmd_vouch)
+    p = sub.add_parser("profile", help="publish your profile")
+    p.add_argument("--name", required=True)
+    p.add_argument("--bio")
+    p.add_argument("--skill", action="append")
+    p.set_defaults(func=cmd_profile)
+    c = sub.add_parser("credential", help="fetch or verify credentials").add_subparsers(
+        dest="cred_cmd", required=True
+    )
+    p = c.add_parser("get", help="write the credential for an awarded submission")
+    p.add_argument("submission")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_credential)
+    p = c.add_parser("verify", help="verify a credential file offline")
+    p.add_argument("file")
+    p.set_defaults(func=cmd_credential_verify)

@@ -1,0 +1,127 @@
+"""`learnmesh node start`: run one node in the foreground until SIGINT/SIGTERM.
+
+Ready means listening on libp2p and serving the API; only then is
+`node.json` written into the data directory. On a signal the node stops its
+tasks, closes the ledger and removes `node.json`, within a few seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import logging.handlers
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import trio
+from hypercorn.config import Config as HyperConfig
+from hypercorn.trio import serve
+from learnmesh.ledger import BlobStore, Ledger
+
+from ._api import check_loopback, make_app
+from ._service import Node, NodeSettings
+
+__all__ = ["run_node"]
+
+log = logging.getLogger("learnmesh.node")
+
+
+def _setup_logging(data_dir: Path, level: str) -> None:
+    logs = data_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    root = logging.getLogger()
+    root.handlers.clear()
+    fh = logging.handlers.RotatingFileHandler(logs / "node.log", maxBytes=10 << 20, backupCount=3)
+    fh.setFormatter(fmt)
+    sh = logging.StreamHandler(sys.stderr)
+    sh.setFormatter(fmt)
+    root.addHandler(fh)
+    root.addHandler(sh)
+    lvl = getattr(logging, level.upper(), None)
+    if not isinstance(lvl, int):
+        raise ValueError(f"unknown log level {level!r} (use debug, info, warning or error)")
+    root.setLevel(lvl)
+    # libp2p and hypercorn are chatty at info; our own logger keeps the chosen level.
+    for noisy in ("libp2p", "multiaddr", "hypercorn.access", "hypercorn.error", "async_service"):
+        logging.getLogger(noisy).setLevel(max(lvl, logging.WARNING))
+
+
+def _write_ready(data_dir: Path, info: dict[str, Any]) -> None:
+    path = data_dir / "node.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(info, indent=2))
+    os.replace(tmp, path)
+
+
+def run_node(
+    *,
+    data_dir: Path,
+    key_seed: bytes,
+    genesis: Any,
+    token: str,
+    settings: NodeSettings,
+    restored_marker: Path | None = None,
+) -> int:
+    """Run the node until a signal. Returns the process exit code."""
+    check_loopback(settings.api_host)
+    _setup_logging(data_dir, settings.log_level)
+    from learnmesh.protocol import KeyPair
+
+    key = KeyPair(key_seed)
+    # The libp2p identity is derived from the account key: stable across restarts,
+    # and not the same key used for two purposes.
+    p2p_seed = hashlib.sha256(b"learnmesh/p2p-identity\x00" + key_seed).digest()
+    ledger = Ledger.open(str(data_dir / "ledger.db"), genesis)
+    blobs = BlobStore(data_dir / "blobs", max_bytes=genesis.params.max_blob_bytes)
+    node = Node(
+        data_dir=data_dir,
+        key=key,
+        p2p_seed=p2p_seed,
+        genesis=genesis,
+        ledger=ledger,
+        blobs=blobs,
+        settings=settings,
+        restored_marker=restored_marker,
+    )
+    try:
+        trio.run(_main, node, token, data_dir)
+    finally:
+        (data_dir / "node.json").unlink(missing_ok=True)
+        ledger.close()
+        log.info("node stopped; ledger closed cleanly")
+    return 0
+
+
+async def _main(node: Node, token: str, data_dir: Path) -> None:
+    s = node.settings
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(node.run)
+            hc = HyperConfig()
+            hc.bind = [f"{s.api_host}:{s.api_port}"]
+            hc.accesslog = None
+            hc.errorlog = logging.getLogger("hypercorn.error")
+            hc.graceful_timeout = 1.0
+            binds = await nursery.start(serve, make_app(node, token), hc)
+            api = binds[0] if binds else f"http://{s.api_host}:{s.api_port}"
+            assert node.p2p is not None
+            info = {
+                "pid": os.getpid(),
+                "peer_id": node.peer_id,
+                "addrs": node.dial_addrs(),
+                "api": api,
+                "account": node.key.account,
+                "network": node.genesis.name,
+                "network_id": node.network.hex(),
+            }
+            _write_ready(data_dir, info)
+            log.info("ready: api %s, peer %s", api, node.peer_id)
+            async for sig in signals:
+                log.info("received %s: stopping", signal.Signals(sig).name)
+                nursery.cancel_scope.cancel()
+                break

@@ -1,0 +1,835 @@
+"""The node: one ledger, one libp2p host, and the tasks that keep them in step.
+
+Gossip is best-effort (batched, paced); the sync protocol is what makes every
+node converge: on connect, periodically, and whenever an event arrives whose
+dependencies are missing. Attachments travel by the blob protocol.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import random
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import trio
+from learnmesh.ledger import BlobStore, Ledger
+from learnmesh.protocol import (
+    Event,
+    Genesis,
+    KeyPair,
+    RemoteProtocolError,
+    award_body,
+    commit_body,
+    decode_event,
+    make_event,
+    reveal_body,
+)
+from trio import TaskStatus
+
+from ._p2p import P2PConfig, P2PError, P2PHost, P2PStream
+from ._wire import (
+    MAX_GOSSIP_BYTES,
+    MAX_SYNC_FRAME,
+    blob_protocol,
+    decode_gossip,
+    decode_msg,
+    encode_gossip,
+    encode_msg,
+    gossip_topic,
+    sync_protocol,
+)
+
+__all__ = ["Node", "NodeSettings", "UserError"]
+
+log = logging.getLogger("learnmesh.node")
+
+_PAGE = 500  # events per sync page
+_BLOB_CHUNK = 256 * 1024
+_BAN_SCORE = 50.0
+_BAN_SECONDS = 60.0
+
+
+class UserError(Exception):
+    """A request the node refuses, with a sentence for the person who made it."""
+
+    def __init__(self, message: str, status: int = 400, code: str = "bad_request") -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+
+
+@dataclass
+class NodeSettings:
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 0
+    api_host: str = "127.0.0.1"
+    api_port: int = 0
+    bootstrap: list[str] = field(default_factory=list)
+    log_level: str = "info"
+    sync_interval: float = 3.0
+    gossip_delay: float = 0.05  # batching window for outgoing events
+    gossip_rate: float = 40.0  # gossip messages per second at most
+    peer_msgs_per_s: float = 200.0  # inbound gossip messages per peer before dropping
+    fetch_attachments: bool = True
+    heartbeat_interval: float = 1.0
+
+
+@dataclass
+class _PeerScore:
+    score: float = 0.0
+    updated: float = field(default_factory=time.monotonic)
+    tokens: float = 0.0
+    banned_until: float = 0.0
+    reasons: deque[str] = field(default_factory=lambda: deque(maxlen=5))
+
+
+class Node:
+    def __init__(
+        self,
+        *,
+        data_dir: Path,
+        key: KeyPair,
+        p2p_seed: bytes,
+        genesis: Genesis,
+        ledger: Ledger,
+        blobs: BlobStore,
+        settings: NodeSettings,
+        clock: Callable[[], float] = time.time,
+        restored_marker: Path | None = None,
+    ) -> None:
+        self.data_dir = data_dir
+        self.key = key
+        self.p2p_seed = p2p_seed
+        self.genesis = genesis
+        self.network = genesis.network_id
+        self.ledger = ledger
+        self.blobs = blobs
+        self.settings = settings
+        self.clock = clock
+        self.topic = gossip_topic(self.network)
+        self.p2p: P2PHost | None = None
+        self.started_at = clock()
+        self._outbox: list[bytes] = []
+        self._outbox_ready = trio.Event()
+        self._author_lock = trio.Lock()
+        self._sync_wanted: set[str] = set()
+        self._sync_wake = trio.Event()
+        self._synced_once = trio.Event()
+        self._peers: dict[str, _PeerScore] = {}
+        self._validated: OrderedDict[bytes, list[Event]] = OrderedDict()
+        self._fetching: set[bytes] = set()
+        self._known_peers_file = data_dir / "peers.json"
+        self._drafts_dir = data_dir / "drafts"
+        self._partitioned: set[str] = set()
+        self.applied_log: deque[tuple[bytes, int, int]] = deque(maxlen=200_000)
+        self.stats: dict[str, int] = {
+            "gossip_published": 0,
+            "gossip_events_out": 0,
+            "gossip_received": 0,
+            "gossip_rejected": 0,
+            "events_applied": 0,
+            "events_void": 0,
+            "sync_rounds": 0,
+            "sync_events_in": 0,
+            "blobs_fetched": 0,
+            "peers_banned": 0,
+        }
+        self.last_rejections: deque[dict[str, str]] = deque(maxlen=50)
+        # After `key import` the node must learn its own chain's head from a peer
+        # before it signs, or it could fork its own chain (Scuttlebutt's failure).
+        self._restored_marker = restored_marker
+        self.key_imported = restored_marker is not None and restored_marker.exists()
+
+    # -- the running node -----------------------------------------------------------
+
+    @property
+    def peer_id(self) -> str:
+        return self.p2p.peer_id if self.p2p else ""
+
+    def now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    async def run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        cfg = P2PConfig(
+            identity_seed=self.p2p_seed,
+            listen_host=self.settings.listen_host,
+            listen_port=self.settings.listen_port,
+            heartbeat_interval=self.settings.heartbeat_interval,
+            max_message_bytes=MAX_GOSSIP_BYTES + 1024,
+        )
+        async with P2PHost.open(cfg) as host:
+            self.p2p = host
+            host.set_stream_handler(sync_protocol(self.network), self._serve_sync)
+            host.set_stream_handler(blob_protocol(self.network), self._serve_blob)
+            await host.subscribe(self.topic, self._validate_gossip)
+            async with trio.open_nursery() as nursery:
+                self._spawner = nursery
+                nursery.start_soon(self._gossip_in)
+                nursery.start_soon(self._gossip_out)
+                nursery.start_soon(self._sync_loop)
+                nursery.start_soon(self._sync_worker)
+                nursery.start_soon(self._dial_known)
+                self._after_apply([])  # reveal drafts whose close arrived while we were down
+                task_status.started()
+                log.info("node %s listening on %s", host.peer_id, ", ".join(host.listen_addrs()))
+                await trio.sleep_forever()
+
+    # -- dialing and peers ------------------------------------------------------------
+
+    def _remember_peer(self, addr: str) -> None:
+        known = self._load_known_peers()
+        if addr not in known:
+            known.append(addr)
+            tmp = self._known_peers_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps(known[-64:]))
+            os.replace(tmp, self._known_peers_file)
+
+    def _load_known_peers(self) -> list[str]:
+        try:
+            data = json.loads(self._known_peers_file.read_text())
+            return [a for a in data if isinstance(a, str)]
+        except (OSError, ValueError):
+            return []
+
+    async def connect(self, addr: str) -> str:
+        assert self.p2p is not None
+        peer = await self.p2p.connect(addr)
+        self._remember_peer(addr)
+        self.request_sync(peer)
+        return peer
+
+    async def _dial_known(self) -> None:
+        """Dial bootstrap and remembered peers, retrying with backoff until connected."""
+        addrs = list(dict.fromkeys(self.settings.bootstrap + self._load_known_peers()))
+        own = set(self.p2p.listen_addrs()) if self.p2p else set()
+        addrs = [a for a in addrs if a not in own and self.peer_id not in a]
+        async with trio.open_nursery() as nursery:
+            for addr in addrs:
+                nursery.start_soon(self._dial_until_up, addr, addr in self.settings.bootstrap)
+
+    async def _dial_until_up(self, addr: str, persistent: bool) -> None:
+        delay = 0.5
+        for _ in range(40 if persistent else 3):
+            try:
+                await self.connect(addr)
+                return
+            except P2PError as exc:
+                log.debug("dial %s failed: %s", addr, exc)
+            await trio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+        log.warning("gave up dialing %s", addr)
+
+    def connected_peers(self) -> list[str]:
+        return self.p2p.connected_peers() if self.p2p else []
+
+    def dial_addrs(self) -> list[str]:
+        """Addresses others can dial: a wildcard listen address becomes loopback
+        (a LAN peer would use this machine's own address instead)."""
+        addrs = self.p2p.listen_addrs() if self.p2p else []
+        return [a.replace("/ip4/0.0.0.0/", "/ip4/127.0.0.1/") for a in addrs]
+
+    def _peer(self, peer: str) -> _PeerScore:
+        ps = self._peers.get(peer)
+        if ps is None:
+            ps = self._peers[peer] = _PeerScore(tokens=self.settings.peer_msgs_per_s)
+        return ps
+
+    def penalise(self, peer: str, reason: str, weight: float = 10.0) -> None:
+        """Bad data costs a peer score; past a threshold it is disconnected and
+        refused for a while. Scores decay by one point a second."""
+        ps = self._peer(peer)
+        now = time.monotonic()
+        ps.score = max(0.0, ps.score - (now - ps.updated)) + weight
+        ps.updated = now
+        ps.reasons.append(reason)
+        self.last_rejections.append({"peer": peer, "reason": reason})
+        log.warning("peer %s sent bad data: %s (score %.0f)", peer, reason, ps.score)
+        if ps.score >= _BAN_SCORE and ps.banned_until < now and self.p2p is not None:
+            ps.banned_until = now + _BAN_SECONDS
+            self.stats["peers_banned"] += 1
+            log.warning("banning peer %s for %.0f s", peer, _BAN_SECONDS)
+            self.p2p.block_peer(peer)  # lifted by _unban_expired
+
+    def _rate_ok(self, peer: str) -> bool:
+        ps = self._peer(peer)
+        now = time.monotonic()
+        rate = self.settings.peer_msgs_per_s
+        ps.tokens = min(rate * 2, ps.tokens + (now - ps.updated) * rate)
+        ps.updated = now
+        if ps.tokens < 1:
+            return False
+        ps.tokens -= 1
+        return True
+
+    def partition(self, peers: Iterable[str]) -> None:
+        """Admin: refuse these peers' connections (how devnet splits a network)."""
+        assert self.p2p is not None
+        for p in peers:
+            self._partitioned.add(p)
+            self.p2p.block_peer(p)
+
+    def heal(self) -> None:
+        assert self.p2p is not None
+        for p in self._partitioned:
+            self.p2p.unblock_peer(p)
+        self._partitioned.clear()
+
+    # -- gossip in ------------------------------------------------------------------
+
+    def _validate_gossip(self, peer: str, data: bytes) -> bool:
+        """Runs before libp2p forwards a message: a bad one goes no further."""
+        if peer in self._partitioned:
+            return False
+        if not self._rate_ok(peer):
+            self.stats["gossip_rejected"] += 1
+            return False
+        try:
+            raws = decode_gossip(data, self.network)
+            limit = self.genesis.params.max_event_bytes
+            events = [decode_event(r, limit, self.network) for r in raws]
+            horizon = self.now_ms() + self.genesis.params.max_clock_skew_ms
+            for ev in events:
+                if ev.timestamp > horizon:
+                    raise RemoteProtocolError("future", "event claims a time too far in the future")
+        except RemoteProtocolError as exc:
+            self.stats["gossip_rejected"] += 1
+            self.penalise(peer, f"{exc.code}: {exc.reason}")
+            return False
+        self._validated[hashlib.sha256(data).digest()] = events
+        while len(self._validated) > 1024:
+            self._validated.popitem(last=False)
+        return True
+
+    async def _gossip_in(self) -> None:
+        assert self.p2p is not None
+        async for _topic, peer, data in self.p2p.messages():
+            events = self._validated.pop(hashlib.sha256(data).digest(), None)
+            if events is None:
+                continue  # validated and then evicted under a burst: sync repairs it
+            self.stats["gossip_received"] += 1
+            self.ingest(events, peer)
+
+    def ingest(self, events: list[Event], peer: str | None = None) -> list[Any]:
+        results = self.ledger.append_events(events)
+        applied: list[Event] = []
+        by_id = {e.id: e for e in events}
+        now = self.now_ms()
+        missing = False
+        for r in results:
+            if r.status == "applied":
+                ev = by_id.get(r.id)
+                if ev is not None:
+                    applied.append(ev)
+            elif r.status == "pending":
+                missing = True
+            elif r.status == "rejected" and peer is not None:
+                self.penalise(peer, f"{r.code}: {r.reason}")
+        for a in getattr(results, "released", []):
+            applied.append(a)
+        for ev in applied:
+            self.applied_log.append((ev.id, ev.timestamp, now))
+        self.stats["events_applied"] += len(applied)
+        self.stats["events_void"] += sum(1 for r in results if getattr(r, "void", None))
+        if missing:
+            # gossip names the event's origin, which may not be a neighbour
+            peers = self.connected_peers()
+            if peer in peers:
+                self.request_sync(peer)
+            elif peers:
+                self.request_sync(random.choice(peers))
+        self._after_apply(applied)
+        return results
+
+    # -- gossip out -----------------------------------------------------------------
+
+    def publish(self, raw: bytes) -> None:
+        self._outbox.append(raw)
+        self._outbox_ready.set()
+
+    async def _gossip_out(self) -> None:
+        """Batch outgoing events into few gossip messages, paced so libp2p's
+        32-message per-peer queue never overflows."""
+        assert self.p2p is not None
+        while True:
+            await self._outbox_ready.wait()
+            await trio.sleep(self.settings.gossip_delay)
+            self._outbox_ready = trio.Event()
+            while self._outbox:
+                batch: list[bytes] = []
+                size = 64
+                while self._outbox and size + len(self._outbox[0]) + 8 < MAX_GOSSIP_BYTES:
+                    raw = self._outbox.pop(0)
+                    batch.append(raw)
+                    size += len(raw) + 8
+                if not batch:  # one event larger than a gossip message: sync carries it
+                    self._outbox.pop(0)
+                    continue
+                try:
+                    await self.p2p.publish(self.topic, encode_gossip(self.network, batch))
+                    self.stats["gossip_published"] += 1
+                    self.stats["gossip_events_out"] += len(batch)
+                except P2PError as exc:
+                    log.warning("publish failed: %s", exc)
+                await trio.sleep(1.0 / self.settings.gossip_rate)
+
+    # -- sync -------------------------------------------------------------------------
+
+    def request_sync(self, peer: str) -> None:
+        self._sync_wanted.add(peer)
+        self._sync_wake.set()
+
+    async def _sync_worker(self) -> None:
+        while True:
+            await self._sync_wake.wait()
+            self._sync_wake = trio.Event()
+            while self._sync_wanted:
+                peer = self._sync_wanted.pop()
+                await self.sync_with(peer)
+
+    async def _sync_loop(self) -> None:
+        """Anti-entropy: sync with a random peer every interval, and with every
+        newly connected peer at once."""
+        seen: set[str] = set()
+        while True:
+            peers = self.connected_peers()
+            for p in peers:
+                if p not in seen:
+                    self.request_sync(p)
+            seen = set(peers)
+            if peers:
+                self.request_sync(random.choice(peers))
+            if self.ledger.replica.pending:
+                for p in peers:
+                    self.request_sync(p)
+            self._unban_expired()
+            await trio.sleep(self.settings.sync_interval)
+
+    def _unban_expired(self) -> None:
+        now = time.monotonic()
+        for peer, ps in self._peers.items():
+            if ps.banned_until and ps.banned_until <= now and self.p2p is not None:
+                ps.banned_until = 0.0
+                ps.score = 0.0
+                if peer not in self._partitioned:
+                    self.p2p.unblock_peer(peer)
+
+    async def sync_with(self, peer: str) -> int:
+        """Pull what `peer` has and we lack. Returns the number of events taken in."""
+        if self.p2p is None or peer in self._partitioned:
+            return 0
+        got = 0
+        try:
+            with trio.fail_after(60):
+                stream = await self.p2p.open_stream(peer, sync_protocol(self.network))
+                try:
+                    got = await self._sync_session(stream)
+                finally:
+                    await stream.close()
+        except (P2PError, trio.TooSlowError, RemoteProtocolError) as exc:
+            log.info("sync with %s failed: %s", peer, exc)
+            if isinstance(exc, RemoteProtocolError):
+                self.penalise(peer, f"sync: {exc.reason}")
+            return got
+        self.stats["sync_rounds"] += 1
+        self.stats["sync_events_in"] += got
+        self._synced_once.set()
+        if self.key_imported and self._restored_marker is not None:
+            self._restored_marker.unlink(missing_ok=True)
+            self.key_imported = False
+        return got
+
+    async def _ask(self, stream: P2PStream, t: str, **fields: Any) -> dict[str, Any]:
+        await stream.send_frame(encode_msg(t, **fields))
+        reply = decode_msg(await stream.recv_frame(MAX_SYNC_FRAME))
+        if reply["t"] == "error":
+            raise P2PError(f"peer refused {t}: {reply.get('reason')}")
+        return reply
+
+    def _decode_all(self, raws: Any) -> list[Event]:
+        if not isinstance(raws, list):
+            raise RemoteProtocolError("sync", "events must be a list")
+        limit = self.genesis.params.max_event_bytes
+        return [decode_event(r, limit, self.network) for r in raws]
+
+    async def _sync_session(self, stream: P2PStream) -> int:
+        got = 0
+        heads = (await self._ask(stream, "heads"))["heads"]
+        replica = self.ledger.replica
+        for entry in heads:
+            if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[1], int)):
+                raise RemoteProtocolError("sync", "malformed heads")
+            author, seq = entry
+            mine = replica.heads.get(author, 0)
+            while seq > mine:
+                reply = await self._ask(stream, "range", author=author, start=mine + 1, limit=_PAGE)
+                events = self._decode_all(reply["events"])
+                if not events:
+                    break
+                self.ingest(events)
+                got += len(events)
+                new = replica.heads.get(author, 0)
+                if new <= mine:  # nothing applied (waiting on deps): fetch those next
+                    break
+                mine = new
+        for _ in range(20):
+            missing = sorted(replica.missing_deps())[:256]
+            if not missing:
+                break
+            events = self._decode_all((await self._ask(stream, "get", ids=missing))["events"])
+            if not events:
+                break
+            self.ingest(events)
+            got += len(events)
+        proofs = (await self._ask(stream, "forks"))["proofs"]
+        for pair in proofs if isinstance(proofs, list) else []:
+            events = self._decode_all(pair)
+            self.ingest(events)
+        return got
+
+    async def _serve_sync(self, stream: P2PStream) -> None:
+        peer = stream.remote_peer
+        if peer in self._partitioned:
+            await stream.close()
+            return
+        try:
+            while True:
+                try:
+                    req = decode_msg(await stream.recv_frame(64 * 1024))
+                except P2PError:
+                    return  # the client is done
+                await stream.send_frame(self._answer_sync(req))
+        except RemoteProtocolError as exc:
+            self.penalise(peer, f"sync request: {exc.reason}")
+            await stream.send_frame(encode_msg("error", reason=exc.reason))
+        except P2PError as exc:
+            log.debug("sync serve to %s ended: %s", peer, exc)
+        finally:
+            await stream.close()
+
+    def _answer_sync(self, req: dict[str, Any]) -> bytes:
+        t = req["t"]
+        if t == "heads":
+            heads = [[a, s] for a, s in sorted(self.ledger.replica.heads.items())]
+            return encode_msg("reply", heads=heads, digest=self.ledger.digest())
+        if t == "range":
+            author, start, limit = req.get("author"), req.get("start"), req.get("limit")
+            if not (
+                isinstance(author, bytes) and isinstance(start, int) and isinstance(limit, int)
+            ):
+                raise RemoteProtocolError("sync", "range needs author, start and limit")
+            raws = self.ledger.events_range(author, start, max(1, min(limit, _PAGE)))
+            return encode_msg("reply", events=_cap(raws))
+        if t == "get":
+            ids = req.get("ids")
+            if not isinstance(ids, list) or len(ids) > 512:
+                raise RemoteProtocolError("sync", "get takes a list of at most 512 ids")
+            found = self.ledger.get_raw([i for i in ids if isinstance(i, bytes)])
+            return encode_msg("reply", events=_cap(list(found.values())))
+        if t == "forks":
+            proofs = [[p.first, p.second] for p in self.ledger.replica.proofs.values()]
+            return encode_msg("reply", proofs=proofs[:64])
+        raise RemoteProtocolError("sync", f"unexpected request {t!r}")
+
+    # -- blobs ------------------------------------------------------------------------
+
+    async def _serve_blob(self, stream: P2PStream) -> None:
+        try:
+            while True:
+                try:
+                    req = decode_msg(await stream.recv_frame(4096))
+                except P2PError:
+                    return
+                h, off = req.get("hash"), req.get("offset", 0)
+                if req["t"] != "blob" or not isinstance(h, bytes) or not isinstance(off, int):
+                    await stream.send_frame(encode_msg("error", reason="bad blob request"))
+                    return
+                if not self.blobs.has(h):
+                    await stream.send_frame(encode_msg("error", reason="not found"))
+                    return
+                data = self.blobs.get(h)
+                chunk = data[off : off + _BLOB_CHUNK]
+                await stream.send_frame(encode_msg("reply", size=len(data), data=chunk))
+        except (P2PError, RemoteProtocolError) as exc:
+            log.debug("blob serve ended: %s", exc)
+        finally:
+            await stream.close()
+
+    async def fetch_blob(self, h: bytes, expected_size: int | None = None) -> bool:
+        """Fetch a blob by hash from any peer that has it; the hash is checked
+        before anything is stored."""
+        if self.blobs.has(h) or self.p2p is None or h in self._fetching:
+            return self.blobs.has(h)
+        cap = self.genesis.params.max_blob_bytes
+        self._fetching.add(h)
+        try:
+            for peer in self.connected_peers():
+                try:
+                    with trio.fail_after(60):
+                        data = await self._fetch_from(peer, h, cap)
+                except (P2PError, trio.TooSlowError, RemoteProtocolError) as exc:
+                    log.debug("blob %s from %s: %s", h.hex()[:12], peer, exc)
+                    continue
+                if data is None:
+                    continue
+                try:
+                    self.blobs.put_expected(h, data)
+                except Exception as exc:  # wrong content or size: try another peer
+                    self.penalise(peer, f"blob: {exc}")
+                    continue
+                self.stats["blobs_fetched"] += 1
+                return True
+        finally:
+            self._fetching.discard(h)
+        return False
+
+    async def _fetch_from(self, peer: str, h: bytes, cap: int) -> bytes | None:
+        assert self.p2p is not None
+        stream = await self.p2p.open_stream(peer, blob_protocol(self.network))
+        try:
+            buf = bytearray()
+            total: int | None = None
+            while total is None or len(buf) < total:
+                await stream.send_frame(encode_msg("blob", hash=h, offset=len(buf)))
+                reply = decode_msg(await stream.recv_frame(_BLOB_CHUNK + 1024))
+                if reply["t"] == "error":
+                    return None
+                total, data = reply.get("size"), reply.get("data")
+                if not isinstance(total, int) or not isinstance(data, bytes) or total > cap:
+                    raise RemoteProtocolError("blob", "blob too large or malformed")
+                if not data and len(buf) < total:
+                    raise RemoteProtocolError("blob", "blob ended early")
+                buf += data
+            if hashlib.sha256(bytes(buf)).digest() != h:
+                raise RemoteProtocolError("blob", "blob content does not match its hash")
+            return bytes(buf)
+        finally:
+            await stream.close()
+
+    # -- writing our own chain -------------------------------------------------------------
+
+    async def author(self, kind: str, body: dict[str, Any], refs: Iterable[bytes] = ()) -> Event:
+        """Sign, check, store and publish the next event of our chain. A rule the
+        event would break is refused here, before it enters the chain."""
+        if self.key_imported and not self._synced_once.is_set():
+            with trio.move_on_after(30):
+                await self._synced_once.wait()
+            if not self._synced_once.is_set():
+                raise UserError(
+                    "this key was imported: the node must sync its own chain from a peer "
+                    "before it writes (no peer answered yet)",
+                    status=409,
+                    code="not_synced",
+                )
+        async with self._author_lock:
+            replica = self.ledger.replica
+            seq, head = replica.head(self.key.public_key)
+            last = 0
+            if head is not None:
+                last = decode_event(
+                    replica.raw[head], 1 << 20, self.network, verify=False
+                ).timestamp
+            ts = max(self.now_ms(), last + 1)  # our own chain's times never go backwards
+            refs = sorted(set(refs))
+            missing = [r for r in refs if r not in replica.raw]
+            if missing:
+                raise UserError(
+                    f"unknown event {missing[0].hex()[:16]}", status=404, code="not_found"
+                )
+            try:
+                ev = make_event(self.key, self.network, seq + 1, head, ts, kind, body, refs)
+            except Exception as exc:  # LocalProtocolError: the user's input breaks a schema
+                raise UserError(str(getattr(exc, "reason", exc)), code="invalid") from exc
+            void = replica.state.would_void(ev)
+            if void is not None:
+                raise UserError(void[1], status=409, code=void[0])
+            results = self.ingest([ev])
+            if results[0].status != "applied":
+                raise UserError(
+                    f"event not applied: {results[0].status}", status=500, code="internal"
+                )
+            self.publish(ev.raw)
+            return ev
+
+    def _claims(self) -> list[bytes]:
+        credits = self.ledger.replica.state.unclaimed_credits(self.key.public_key)
+        return sorted(c for c, _ in credits)[:64]
+
+    async def post_bounty(self, body: dict[str, Any]) -> Event:
+        return await self.author("bounty", body, self._claims())
+
+    async def transfer(self, to: bytes, amount: int, memo: str = "") -> Event:
+        return await self.author(
+            "transfer", {"to": to, "amount": amount, "memo": memo}, self._claims()
+        )
+
+    async def submit(self, bounty: bytes, text: str, files: list[tuple[str, bytes]]) -> Event:
+        """Commit now; keep content and salt; reveal by ourselves once the close lists us."""
+        b = self.ledger.replica.state.bounties.get(bounty)
+        if b is None:
+            raise UserError("no such bounty", status=404, code="not_found")
+        if self.now_ms() > b.submit_by:
+            raise UserError("the submission deadline has passed", status=409, code="late")
+        attachments: list[dict[str, Any]] = []
+        for name, data in files:
+            if len(data) > self.genesis.params.max_blob_bytes:
+                raise UserError(f"{name} is over the network's attachment limit", code="too_large")
+            h = self.blobs.put(data)
+            attachments.append({"hash": h, "name": name[:128] or "file", "size": len(data)})
+        salt = os.urandom(16)
+        body = commit_body(bounty, self.key.public_key, text, attachments, salt)
+        ev = await self.author("commit", body, [bounty])
+        draft = {
+            "bounty": bounty.hex(),
+            "commit": ev.id.hex(),
+            "text": text,
+            "salt": salt.hex(),
+            "attachments": [
+                {"hash": a["hash"].hex(), "name": a["name"], "size": a["size"]} for a in attachments
+            ],
+            "revealed": None,
+        }
+        self._drafts_dir.mkdir(mode=0o700, exist_ok=True)
+        path = self._drafts_dir / f"{ev.id.hex()}.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(draft))
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+        return ev
+
+    def drafts(self) -> list[dict[str, Any]]:
+        out = []
+        if self._drafts_dir.exists():
+            for p in sorted(self._drafts_dir.glob("*.json")):
+                try:
+                    out.append(json.loads(p.read_text()))
+                except (OSError, ValueError):
+                    log.warning("unreadable draft %s", p)
+        return out
+
+    def _after_apply(self, applied: list[Event]) -> None:
+        """Reactions to new events: reveal our accepted drafts, fetch attachments."""
+        if not applied or any(e.kind.name == "close" for e in applied):
+            self._spawn(self._reveal_ready)
+        if self.settings.fetch_attachments:
+            for e in applied:
+                if e.kind.name == "reveal":
+                    for a in e.body["attachments"]:
+                        if not self.blobs.has(a["hash"]):
+                            self._spawn(self.fetch_blob, a["hash"], a["size"])
+
+    _spawner: trio.Nursery | None = None
+
+    def _spawn(self, fn: Callable[..., Any], *args: Any) -> None:
+        if self._spawner is not None:
+            self._spawner.start_soon(fn, *args)
+
+    async def _reveal_ready(self) -> None:
+        state = self.ledger.replica.state
+        me = state.accounts.get(self.key.public_key)
+        for d in self.drafts():
+            if d.get("revealed"):
+                continue
+            commit, bounty_id = bytes.fromhex(d["commit"]), bytes.fromhex(d["bounty"])
+            b = state.bounties.get(bounty_id)
+            if b is None or b.close_id is None or commit not in b.accepted:
+                continue
+            if me is not None and commit in me.revealed:
+                self._mark_revealed(d, "already")
+                continue
+            atts = [
+                {"hash": bytes.fromhex(a["hash"]), "name": a["name"], "size": a["size"]}
+                for a in d["attachments"]
+            ]
+            body = reveal_body(
+                bounty_id, commit, b.close_id, d["text"], atts, bytes.fromhex(d["salt"])
+            )
+            try:
+                ev = await self.author("reveal", body, [commit, b.close_id])
+            except UserError as exc:
+                log.warning("could not reveal %s: %s", d["commit"][:12], exc.message)
+                continue
+            self._mark_revealed(d, ev.id.hex())
+            log.info("revealed submission %s for bounty %s", ev.id.hex()[:12], d["bounty"][:12])
+
+    def _mark_revealed(self, d: dict[str, Any], value: str) -> None:
+        d["revealed"] = value
+        path = self._drafts_dir / f"{d['commit']}.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(d))
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+
+    async def close(self, bounty: bytes, accept: list[bytes] | None = None) -> Event:
+        b = self.ledger.replica.state.bounties.get(bounty)
+        if b is None:
+            raise UserError("no such bounty", status=404, code="not_found")
+        if b.author != self.key.public_key:
+            raise UserError("only the bounty's author closes it", status=403, code="not_mentor")
+        accepted = sorted(b.commits) if accept is None else sorted(set(accept))
+        return await self.author(
+            "close", {"bounty": bounty, "accepted": accepted}, [bounty, *accepted]
+        )
+
+    async def review(self, submission: bytes, scores: dict[str, int], comment: str) -> Event:
+        state = self.ledger.replica.state
+        for b in state.bounties.values():
+            if submission in b.submissions:
+                break
+        else:
+            raise UserError(
+                "no such submission (is it revealed yet?)", status=404, code="not_found"
+            )
+        names = [n for n, _ in b.rubric]
+        unknown = set(scores) - set(names)
+        if unknown:
+            raise UserError(
+                f"unknown rubric criteria {sorted(unknown)}; the rubric is {names}",
+                code="bad_scores",
+            )
+        missing = [n for n in names if n not in scores]
+        if missing:
+            raise UserError(
+                f"a score is needed for every criterion; missing {missing}", code="bad_scores"
+            )
+        body = {
+            "bounty": b.id,
+            "submission": submission,
+            "scores": [scores[n] for n in names],
+            "comment": comment,
+        }
+        return await self.author("review", body, [submission])
+
+    async def award(self, bounty: bytes, winners: dict[bytes, int | None]) -> Event:
+        try:
+            body = award_body(self.ledger.replica.state, bounty, winners)
+        except Exception as exc:
+            raise UserError(str(getattr(exc, "reason", exc)), code="invalid") from exc
+        refs = [
+            bounty,
+            *(w["submission"] for w in body["winners"]),
+            *(r["review"] for r in body["reviewers"]),
+        ]
+        return await self.author("award", body, refs)
+
+    async def refund(self, bounty: bytes) -> Event:
+        return await self.author("refund", {"bounty": bounty}, [bounty])
+
+
+def _cap(raws: list[bytes]) -> list[bytes]:
+    """Keep a reply under the sync frame limit."""
+    out, size = [], 1024
+    for r in raws:
+        size += len(r) + 8
+        if size > MAX_SYNC_FRAME:
+            break
+        out.append(r)
+    return out
