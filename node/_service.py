@@ -158,7 +158,7 @@ class Node:
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
 
-    async def run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         cfg = P2PConfig(
             identity_seed=self.p2p_seed,
             listen_host=self.settings.listen_host,
