@@ -32,7 +32,6 @@ from learnmesh.protocol import (
     make_event,
     reveal_body,
 )
-from trio import TaskStatus
 
 from ._p2p import P2PConfig, P2PError, P2PHost, P2PStream
 from ._wire import (
