@@ -12,6 +12,7 @@ import hmac
 import ipaddress
 import logging
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from learnmesh.protocol import (
@@ -564,4 +565,12 @@ def make_app(node: Node, token: str) -> Starlette:
 
         return endpoint
 
-    return Starlette(routes=[Route(path, wrap(fn), methods=[m]) for m, path, fn in routes])
+    page = (Path(__file__).parent / "static" / "index.html").read_bytes()
+
+    async def index(request: Request) -> Response:
+        # The page itself holds no secret: it reads the token from the link's
+        # fragment (`learnmesh web` prints it) and sends it with every API call.
+        return Response(page, media_type="text/html; charset=utf-8")
+
+    api_routes = [Route(path, wrap(fn), methods=[m]) for m, path, fn in routes]
+    return Starlette(routes=[Route("/", index, methods=["GET"]), *api_routes])

@@ -349,10 +349,24 @@ def cmd_credential_verify(args: argparse.Namespace) -> int:
     return _out(args, j, t)
 
 
+def cmd_web(args: argparse.Namespace) -> int:
+    c = _client(args)
+    c.call("GET", "/api/status")  # fail clearly now if the node is down or the token is wrong
+    token = (Path(args.data_dir) / "api.token").read_text().strip()
+    url = f"{c.base}/#token={token}"
+    return _out(
+        args,
+        {"url": url},
+        f"open in your browser (keep it private, it holds the API token):\n{url}",
+    )
+
+
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add the client commands to the top-level parser's subcommands."""
     p = sub.add_parser("status", help="the running node's status")
     p.set_defaults(func=cmd_status)
+    p = sub.add_parser("web", help="the link to the node's web page")
+    p.set_defaults(func=cmd_web)
     p = sub.add_parser("peers", help="connected peers and their scores")
     p.set_defaults(func=cmd_peers)
 
