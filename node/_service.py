@@ -80,13 +80,16 @@ class NodeSettings:
     peer_msgs_per_s: float = 200.0  # inbound gossip messages per peer before dropping
     fetch_attachments: bool = True
     heartbeat_interval: float = 1.0
+    min_peers: int = 3  # below this, remembered peers are dialed again
+    redial_interval: float = 10.0
 
 
 @dataclass
 class _PeerScore:
     score: float = 0.0
-    updated: float = field(default_factory=time.monotonic)
+    updated: float = field(default_factory=time.monotonic)  # of the score (decay)
     tokens: float = 0.0
+    refilled: float = field(default_factory=time.monotonic)  # of the token bucket
     banned_until: float = 0.0
     reasons: deque[str] = field(default_factory=lambda: deque(maxlen=5))
 
@@ -129,7 +132,7 @@ class Node:
         self._known_peers_file = data_dir / "peers.json"
         self._drafts_dir = data_dir / "drafts"
         self._partitioned: set[str] = set()
-        self.applied_log: deque[tuple[bytes, int, int]] = deque(maxlen=200_000)
+        self.applied_log: deque[tuple[bytes, int, int]] = deque(maxlen=20_000)
         self.stats: dict[str, int] = {
             "gossip_published": 0,
             "gossip_events_out": 0,
@@ -177,6 +180,7 @@ class Node:
                 nursery.start_soon(self._sync_loop)
                 nursery.start_soon(self._sync_worker)
                 nursery.start_soon(self._dial_known)
+                nursery.start_soon(self._redial_loop)
                 self._after_apply([])  # reveal drafts whose close arrived while we were down
                 task_status.started()
                 log.info("node %s listening on %s", host.peer_id, ", ".join(host.listen_addrs()))
@@ -214,6 +218,26 @@ class Node:
         async with trio.open_nursery() as nursery:
             for addr in addrs:
                 nursery.start_soon(self._dial_until_up, addr, addr in self.settings.bootstrap)
+
+    async def _redial_loop(self) -> None:
+        """Keep a few connections: when peers drop (a partition healed, a peer
+        restarted), dial remembered and bootstrap peers again."""
+        while True:
+            await trio.sleep(self.settings.redial_interval)
+            connected = set(self.connected_peers())
+            if len(connected) >= self.settings.min_peers:
+                continue
+            for addr in dict.fromkeys(self.settings.bootstrap + self._load_known_peers()):
+                peer = addr.rsplit("/p2p/", 1)[-1]
+                if peer == self.peer_id or peer in connected or peer in self._partitioned:
+                    continue
+                if self._peer(peer).banned_until > time.monotonic():
+                    continue
+                try:
+                    with trio.move_on_after(10):
+                        await self.connect(addr)
+                except P2PError as exc:
+                    log.debug("redial %s failed: %s", addr, exc)
 
     async def _dial_until_up(self, addr: str, persistent: bool) -> None:
         delay = 0.5
@@ -262,8 +286,8 @@ class Node:
         ps = self._peer(peer)
         now = time.monotonic()
         rate = self.settings.peer_msgs_per_s
-        ps.tokens = min(rate * 2, ps.tokens + (now - ps.updated) * rate)
-        ps.updated = now
+        ps.tokens = min(rate * 2, ps.tokens + (now - ps.refilled) * rate)
+        ps.refilled = now
         if ps.tokens < 1:
             return False
         ps.tokens -= 1
