@@ -1,0 +1,206 @@
+"""Ingest and replay benchmark: Workload events, timed into a fresh SQLite ledger."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import platform
+import resource
+import sqlite3
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import nacl
+from learnmesh.protocol import DOMAIN, Genesis, decode_event
+from nacl.signing import VerifyKey
+
+from ._ledger import Ledger
+
+# Generation is not timed (and runs in a child process, so its memory is not in
+# the peak RSS); ingest is decode + verify + validate + apply + durable append.
+__all__ = ["TARGET_INGEST", "TARGET_REPLAY", "generate", "run_bench", "verify_ceiling"]
+
+TARGET_INGEST = 8_000
+TARGET_REPLAY = 15_000
+_SIG_TAIL = 66  # the wire form ends with a bin8 header and the 64-byte signature
+
+Progress = Callable[[str, int, int], None]  # (phase, done, total)
+
+
+def _generate_child(n: int, seed: int, path: str, q: Any) -> None:
+    from learnmesh.protocol._workload import Workload
+
+    w = Workload(seed=seed, check=False)
+    raws: list[bytes] = []
+    for ev in w.events(n):
+        raws.append(ev.raw)
+        if len(raws) % 500 == 0:
+            q.put(len(raws))
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(msgpack.packb({"genesis": w.genesis.encode(), "raws": raws}, use_bin_type=True))
+    os.replace(tmp, path)
+    q.put(-1)
+
+
+def generate(
+    n: int, seed: int, cache_dir: Path, progress: Progress | None = None
+) -> tuple[Genesis, list[bytes]]:
+    """`n` valid events from Workload(seed), cached in `cache_dir` (generation
+    is slow: the workload's award step looks at every bounty)."""
+    path = cache_dir / f"workload-seed{seed}-{n}.msgpack"
+    if not path.exists():
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        ctx = mp.get_context("spawn")
+        q = ctx.Queue()
+        p = ctx.Process(target=_generate_child, args=(n, seed, str(path), q), daemon=True)
+        p.start()
+        while True:
+            try:
+                done = q.get(timeout=1.0)
+            except Exception:  # queue.Empty: is the child still alive?
+                if not p.is_alive():
+                    raise RuntimeError("the workload generator died") from None
+                continue
+            if done < 0:
+                break
+            if progress:
+                progress("generate", done, n)
+        p.join()
+    data = msgpack.unpackb(path.read_bytes(), raw=False)
+    return Genesis.decode(data["genesis"]), list(data["raws"])
+
+
+def verify_ceiling(genesis: Genesis, raws: list[bytes], seconds: float = 1.0) -> dict[str, float]:
+    """Single-core rates on this machine: Ed25519 verify alone (PyNaCl), and the
+    protocol's full decode with and without it."""
+    net, mx = genesis.network_id, genesis.params.max_event_bytes
+    sample = raws[: min(len(raws), 4000)]
+    evs = [decode_event(r, mx, net, verify=False) for r in sample]
+
+    def rate(fn: Callable[[], None], per: int) -> float:
+        n, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            fn()
+            n += per
+        return n / (time.perf_counter() - t0)
+
+    def verify_all() -> None:
+        for e in evs:
+            VerifyKey(e.author).verify(DOMAIN + e.raw[:-_SIG_TAIL], e.signature)
+
+    def decode_verify() -> None:
+        for r in sample:
+            decode_event(r, mx, net, verify=True)
+
+    def decode_only() -> None:
+        for r in sample:
+            decode_event(r, mx, net, verify=False)
+
+    return {
+        "verify_per_s": rate(verify_all, len(evs)),
+        "decode_verify_per_s": rate(decode_verify, len(sample)),
+        "decode_noverify_per_s": rate(decode_only, len(sample)),
+    }
+
+
+def _fresh(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm", ".snapshot", ".lock"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+
+
+def _ingest_and_replay(
+    genesis: Genesis,
+    raws: list[bytes],
+    db: Path,
+    batch: int,
+    threads: int,
+    label: str,
+    progress: Progress | None,
+) -> dict[str, Any]:
+    _fresh(db)
+    # Snapshots are a restart cache: keep their cost out of the ingest figure.
+    ledger = Ledger.open(db, genesis, verify_threads=threads, snapshot_every=1 << 62)
+    try:
+        bad = 0
+        t0 = time.perf_counter()
+        for i in range(0, len(raws), batch):
+            res = ledger.append(raws[i : i + batch])
+            bad += sum(1 for r in res if r.status != "applied")
+            if progress:
+                progress(f"ingest ({label})", min(i + batch, len(raws)), len(raws))
+        ingest_s = time.perf_counter() - t0
+        report = ledger.verify(
+            lambda d, t: progress(f"replay ({label})", d, t) if progress else None
+        )
+    finally:
+        ledger.close()
+    return {
+        "threads": threads,
+        "ingest_s": round(ingest_s, 3),
+        "ingest_events_per_s": round(len(raws) / ingest_s, 1),
+        "replay_s": round(report.seconds, 3),
+        "replay_events_per_s": round(report.events_per_s, 1),
+        "not_applied": bad,
+        "verify_ok": report.ok,
+        "db_mb": round(sum(p.stat().st_size for p in db.parent.glob(db.name + "*")) / 2**20, 1),
+    }
+
+
+def run_bench(
+    events: int,
+    workdir: Path,
+    *,
+    batch: int = 500,
+    seed: int = 1,
+    threads: int | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Run the benchmark once single-threaded and once with verify threads;
+    return the figures as a JSON-able dict."""
+    cpus = os.cpu_count() or 1
+    par = threads if threads is not None else cpus
+    genesis, raws = generate(events, seed, workdir / "cache", progress)
+    # About a second per measure for real runs; less for the small ones tests make.
+    ceiling = verify_ceiling(genesis, raws, seconds=min(1.0, max(0.2, len(raws) / 20_000)))
+    db = workdir / "bench-ledger.db"
+    runs = {"1": _ingest_and_replay(genesis, raws, db, batch, 1, "1 thread", progress)}
+    if par > 1:
+        runs[str(par)] = _ingest_and_replay(
+            genesis, raws, db, batch, par, f"{par} threads", progress
+        )
+    _fresh(db)
+    best = runs[str(par)] if par > 1 else runs["1"]
+    single = runs["1"]
+    return {
+        "events": len(raws),
+        "batch": batch,
+        "mean_event_bytes": round(sum(map(len, raws)) / max(1, len(raws)), 1),
+        "verify_threads": par,
+        "ingest_events_per_s": best["ingest_events_per_s"],
+        "replay_events_per_s": best["replay_events_per_s"],
+        "ingest_events_per_s_1thread": single["ingest_events_per_s"],
+        "replay_events_per_s_1thread": single["replay_events_per_s"],
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "verify_per_s_1core": round(ceiling["verify_per_s"], 1),
+        "decode_verify_per_s_1core": round(ceiling["decode_verify_per_s"], 1),
+        "decode_noverify_per_s_1core": round(ceiling["decode_noverify_per_s"], 1),
+        "ingest_vs_1core_verify": round(best["ingest_events_per_s"] / ceiling["verify_per_s"], 3),
+        "replay_vs_1core_verify": round(best["replay_events_per_s"] / ceiling["verify_per_s"], 3),
+        "targets": {"ingest_events_per_s": TARGET_INGEST, "replay_events_per_s": TARGET_REPLAY},
+        "runs": runs,
+        "machine": {
+            "cpu_count": cpus,
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "sqlite": sqlite3.sqlite_version,
+            "pynacl": nacl.__version__,
+            "loadavg_1m": round(os.getloadavg()[0], 2),
+        },
+        "synchronous": "FULL",
+        "argv": sys.argv[1:],
+    }

@@ -1,0 +1,30 @@
+"""Helper for the kill test: appends Workload batches to a ledger and prints each
+acknowledged event id (hex) on stdout, flushed, only after `append` returned."""
+
+from __future__ import annotations
+
+import sys
+
+from learnmesh.ledger import Ledger
+from learnmesh.protocol._workload import Workload
+
+
+def main() -> None:
+    db, seed, total = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    w = Workload(seed=seed)
+    # Frequent snapshots, so the kill can also land in the middle of writing one.
+    ledger = Ledger.open(db, w.genesis, snapshot_every=150)
+    batch: list[bytes] = []
+    for ev in w.events(total):
+        batch.append(ev.raw)
+        if len(batch) == 25:
+            results = ledger.append(batch)
+            assert all(r.status == "applied" for r in results), results
+            sys.stdout.write("".join(r.id.hex() + "\n" for r in results))
+            sys.stdout.flush()
+            batch = []
+    print("done", flush=True)
+
+
+if __name__ == "__main__":
+    main()
