@@ -1,0 +1,656 @@
+"""Scenarios a devnet runs through the nodes' APIs: a classroom, and the same
+with an adversary; faults (kill/restart, partition/heal, pause); the verdict.
+
+Seeded: the seed decides the topology, the roles, who submits what, the
+scores, which bounties are refunded and which node each fault hits. (Wall-clock
+timings and the event ids that depend on them still differ between runs.)
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import json
+import random
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from learnmesh.protocol import FINAL_PHASES, ChainWriter, KeyPair, account_from_text
+from rich.console import Console
+
+from ._cluster import ApiError, Cluster, DevnetError, NodeProc, poll, sparse_topology
+from ._report import LiveView, bounty_phases, propagation, resources, summary_table, supply_check
+
+__all__ = ["SCENARIOS", "RunOptions", "run_devnet"]
+
+SCENARIOS = ("classroom", "adversarial")
+_MENTOR_FUNDS = 100_000
+_LEARNER_FUNDS = 1_000
+_ADVERSARY_FUNDS = 5_000
+_WORDS = [
+    "graph",
+    "recursion",
+    "proof",
+    "sketch",
+    "essay",
+    "tests",
+    "parser",
+    "sorting",
+    "heap",
+    "lemma",
+    "chord",
+    "melody",
+    "circuit",
+    "cell",
+    "enzyme",
+    "rhythm",
+    "vector",
+    "matrix",
+    "kernel",
+    "proof",
+    "draft",
+]
+
+
+@dataclass
+class RunOptions:
+    nodes: int = 8
+    scenario: str = "classroom"
+    faults: bool = False
+    duration: float = 0.0  # keep running rounds until this many seconds have passed
+    seed: int = 1
+    report: Path | None = None
+    dir: Path | None = None
+    keep: bool = False  # keep a temporary folder afterwards
+    console: Console | None = None
+    converge_timeout: float = 120.0
+    flood: int = 150  # adversarial: events in the adversary's flood
+
+
+@dataclass
+class _Bounty:
+    id: str
+    mentor: NodeProc
+    refund: bool
+    rubric: list[dict[str, Any]]
+    quorum: int
+    commits: list[tuple[NodeProc, str]] = field(default_factory=list)
+
+
+class _Run:
+    """One devnet run: the cluster, the seeded choices, the record of what happened."""
+
+    def __init__(self, opts: RunOptions, cluster: Cluster, view: LiveView) -> None:
+        self.opts = opts
+        self.c = cluster
+        self.view = view
+        self.rng = random.Random(opts.seed)
+        self.t0 = time.time()
+        self.t0_ms = int(self.t0 * 1000)
+        n = len(cluster.nodes)
+        m = max(1, n // 4)
+        self.mentors = cluster.nodes[:m]
+        self.learners = cluster.nodes[m:]
+        self.faults: list[dict[str, Any]] = []
+        self.stable: set[str] = {x.name for x in cluster.nodes}  # never killed
+        self.heal_s: float | None = None
+        self.catch_up_s: float | None = None
+        self.adversary: KeyPair | None = None
+        self.adv_stats: dict[str, Any] = {}
+        self.rounds = 0
+        self._timers: list[threading.Timer] = []
+
+    def log(self, msg: str) -> None:
+        self.view.log(msg)
+
+    def since(self) -> float:
+        return round(time.time() - self.t0, 2)
+
+    # -- set-up ----------------------------------------------------------------------
+
+    def setup(self) -> None:
+        self.view.set_phase("making data directories and the genesis")
+        self.c.init_all()
+        alloc = {n.account: _MENTOR_FUNDS for n in self.mentors}
+        alloc.update({n.account: _LEARNER_FUNDS for n in self.learners})
+        if self.opts.scenario == "adversarial":
+            seed = hashlib.sha256(b"learnmesh/devnet/adversary\x00" + str(self.opts.seed).encode())
+            self.adversary = KeyPair(seed.digest())
+            alloc[self.adversary.account] = _ADVERSARY_FUNDS
+        self.c.make_genesis(
+            f"devnet-{self.opts.seed}", alloc, trusted=[n.account for n in self.mentors]
+        )
+        self.view.set_phase(f"starting {len(self.c.nodes)} nodes")
+        topo = sparse_topology(len(self.c.nodes), self.rng)
+        self.c.start_all(topo)
+        self.c.wait_connected(timeout=90)
+        self.log("every node is connected to its bootstrap peers")
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def live(self, nodes: list[NodeProc]) -> list[NodeProc]:
+        return [n for n in nodes if n.live]
+
+    def wait_bounty(
+        self,
+        node: NodeProc,
+        bid: str,
+        check: Callable[[dict[str, Any]], bool],
+        what: str,
+        timeout: float = 90.0,
+    ) -> dict[str, Any]:
+        def ok() -> dict[str, Any] | None:
+            b: dict[str, Any] = node.get(f"/api/bounties/{bid}")
+            return b if check(b) else None
+
+        return poll(ok, timeout, f"{what} on {node.name}", 0.25)
+
+    def text(self) -> str:
+        return " ".join(self.rng.choice(_WORDS) for _ in range(self.rng.randint(8, 30)))
+
+    # -- the classroom -------------------------------------------------------------------
+
+    def classroom_round(self, first: bool) -> None:
+        self.rounds += 1
+        r = self.rounds
+        faults = self.opts.faults and first
+        # 1. mentors post bounties with rubrics
+        self.view.set_phase(f"round {r}: mentors post bounties")
+        per_mentor = 3 if len(self.mentors) == 1 else 2
+        bounties: list[_Bounty] = []
+        now = int(time.time() * 1000)
+        for m in self.mentors:
+            for k in range(per_mentor):
+                rubric = [
+                    {"name": "correctness", "max": 10},
+                    {"name": "clarity", "max": self.rng.choice([5, 10])},
+                ]
+                quorum = self.rng.choice([1, 2]) if len(self.learners) >= 3 else 1
+                body = {
+                    "title": f"round {r} task {k + 1} by {m.name}",
+                    "description": self.text(),
+                    "reward": self.rng.randrange(200, 2000, 50),
+                    "rubric": rubric,
+                    "skills": self.rng.sample(["python", "math", "writing", "music"], 2),
+                    "submit_by": now + 180_000,
+                    "review_by": now + 900_000,
+                    "quorum": quorum,
+                    "reviewer_share_bp": 1000,
+                }
+                bid = m.post("/api/bounties", body)["id"]
+                bounties.append(_Bounty(bid, m, False, rubric, quorum))
+        # "some are refunded": about a quarter, at least one
+        for b in self.rng.sample(bounties, max(1, len(bounties) // 4)):
+            b.refund = True
+        self.log(f"{len(bounties)} bounties posted ({sum(b.refund for b in bounties)} to refund)")
+
+        # 2. learners commit work with attachments (every bounty gets commits)
+        self.view.set_phase(f"round {r}: learners submit")
+        learners = self.live(self.learners)
+        plan: list[tuple[NodeProc, _Bounty]] = []
+        for b in bounties:
+            for ln in self.rng.sample(learners, min(len(learners), self.rng.choice([1, 2, 2]))):
+                plan.append((ln, b))
+
+        def submit(item: tuple[NodeProc, _Bounty]) -> tuple[NodeProc, _Bounty, str]:
+            ln, b = item
+            self.wait_bounty(ln, b.id, lambda _b: True, f"bounty {b.id[:8]}")
+            data = hashlib.sha256(f"{ln.name}{b.id}".encode()).digest() * 64
+            files = [{"name": f"{ln.name}-answer.txt", "data_b64": base64.b64encode(data).decode()}]
+            res = ln.post(
+                "/api/submit",
+                {"bounty": b.id, "text": f"answer of {ln.name}: {self.text()}", "files": files},
+            )
+            return ln, b, str(res["id"])
+
+        with ThreadPoolExecutor(max_workers=4) as ex:
+            for ln, b, cid in ex.map(submit, plan):
+                b.commits.append((ln, cid))
+        self.log(f"{len(plan)} commits made")
+        for b in bounties:
+            want = len(b.commits)
+            self.wait_bounty(b.mentor, b.id, _at_least("commits", want), "commits")
+
+        victim: NodeProc | None = None
+        kill_fault: dict[str, Any] | None = None
+        if faults and len(learners) >= 2:
+            # Crash a learner that has work to reveal: it must reveal after its restart.
+            committed = sorted({ln.index for b in bounties if not b.refund for ln, _ in b.commits})
+            victim = self.c.nodes[self.rng.choice(committed or [x.index for x in learners])]
+            self.c.kill(victim)
+            self.stable.discard(victim.name)
+            kill_fault = {"kind": "kill", "node": victim.name, "at_s": self.since()}
+            self.faults.append(kill_fault)
+            self.log(f"[red]fault[/]: SIGKILL {victim.name}")
+
+        # 3. mentors close (accepting every commit) or refund
+        self.view.set_phase(f"round {r}: mentors close or refund")
+        for b in bounties:
+            if b.refund:
+                b.mentor.post(f"/api/bounties/{b.id}/refund")
+            else:
+                b.mentor.post(f"/api/bounties/{b.id}/close", {})
+        self.log("bounties closed or refunded")
+
+        if victim is not None and kill_fault is not None:
+            self.restart_fault(victim, kill_fault)
+
+        # 4. learners reveal by themselves; wait for every reveal at the mentor's node
+        self.view.set_phase(f"round {r}: learners reveal")
+        to_award = [b for b in bounties if not b.refund]
+        for b in to_award:
+            want = len(b.commits)
+            self.wait_bounty(b.mentor, b.id, _at_least("submissions", want), "reveals", 150)
+        self.log("every accepted commit revealed")
+
+        # 5. peers review (a node may be paused meanwhile: its calls just wait)
+        if faults:
+            self.pause_fault()
+        self.view.set_phase(f"round {r}: peers review")
+        reviews: list[tuple[NodeProc, str, str, dict[str, int]]] = []
+        for b in to_award:
+            detail = b.mentor.get(f"/api/bounties/{b.id}")
+            for s in detail["submissions_detail"]:
+                eligible = [x for x in self.live(self.learners) if x.account != s["learner"]]
+                for rv in self.rng.sample(eligible, min(b.quorum, len(eligible))):
+                    scores = {
+                        c["name"]: self.rng.randint(c["max"] // 2, c["max"]) for c in b.rubric
+                    }
+                    reviews.append((rv, b.id, s["id"], scores))
+
+        def review(item: tuple[NodeProc, str, str, dict[str, int]]) -> None:
+            rv, bid, sid, scores = item
+            self.wait_bounty(
+                rv, bid, lambda j: any(x["id"] == sid for x in j["submissions_detail"]), "a reveal"
+            )
+            rv.post("/api/review", {"submission": sid, "scores": scores, "comment": self.text()})
+
+        with ThreadPoolExecutor(max_workers=4) as ex:
+            list(ex.map(review, reviews))
+        self.log(f"{len(reviews)} reviews written")
+
+        # 6. mentors award the best work (sometimes split between the top two)
+        self.view.set_phase(f"round {r}: mentors award")
+        for b in to_award:
+            count = sum(1 for _rv, bid, _s, _sc in reviews if bid == b.id)
+
+            def reviewed(j: dict[str, Any], want: int = count) -> bool:
+                return sum(len(s["reviews"]) for s in j["submissions_detail"]) >= want
+
+            detail = self.wait_bounty(b.mentor, b.id, reviewed, "reviews")
+            subs = detail["submissions_detail"]
+            ranked = sorted(
+                subs,
+                key=lambda s: (-_mean_score(s["reviews"]), s["id"]),
+            )
+            top = ranked[:2] if len(ranked) > 1 and self.rng.random() < 0.4 else ranked[:1]
+            b.mentor.post(f"/api/bounties/{b.id}/award", {"winners": {s["id"]: None for s in top}})
+        self.log(f"{len(to_award)} bounties awarded")
+
+    def transfers(self, count: int) -> int:
+        """Mentors pay learners; learners pass tokens on; some update profiles."""
+        made = 0
+        everyone = self.live(self.c.nodes)
+        for _ in range(count):
+            src = self.rng.choice(everyone)
+            dst = self.rng.choice([x for x in self.c.nodes if x is not src])
+            amount = self.rng.randint(5, 60) if src in self.mentors else self.rng.randint(1, 20)
+            try:
+                src.post("/api/transfer", {"to": dst.account, "amount": amount, "memo": "thanks"})
+                made += 1
+            except ApiError as exc:
+                if exc.status != 409:  # not enough balance is a fair answer
+                    raise
+        for x in self.rng.sample(everyone, max(1, len(everyone) // 3)):
+            x.post("/api/profile", {"name": x.name, "bio": self.text()[:200], "skills": ["python"]})
+            made += 1
+        return made
+
+    # -- faults -----------------------------------------------------------------------------
+
+    def restart_fault(self, victim: NodeProc, fault: dict[str, Any]) -> None:
+        """Restart a killed node; catch-up is from its spawn until it holds every
+        event a live node held at that moment."""
+        ref = next(x for x in self.c.live if x is not victim)
+        target = ref.status()["heads"]
+        t = time.monotonic()
+        fault["down_s"] = round(time.time() - self.t0 - fault["at_s"], 2)
+        self.c.restart(victim)
+        self.log(f"{victim.name} restarted")
+
+        def caught_up() -> bool:
+            heads = victim.status()["heads"]
+            return all(heads.get(a, 0) >= s for a, s in target.items())
+
+        poll(caught_up, 120, f"{victim.name} to catch up after its restart", 0.2)
+        self.catch_up_s = round(time.monotonic() - t, 2)
+        fault["catch_up_s"] = self.catch_up_s
+        self.log(f"{victim.name} caught up in {self.catch_up_s:.1f} s")
+
+    def pause_fault(self, seconds: float = 4.0) -> None:
+        """SIGSTOP a learner for a few seconds (a slow node), SIGCONT by a timer."""
+        cands = [x for x in self.live(self.learners) if x.state == "up"]
+        fresh = [x for x in cands if x.name in self.stable]  # spread faults over nodes
+        cands = fresh or cands
+        if not cands:
+            return
+        node = self.rng.choice(cands)
+        self.c.pause(node)
+        self.faults.append(
+            {"kind": "pause", "node": node.name, "at_s": self.since(), "duration_s": seconds}
+        )
+        self.log(f"[yellow]fault[/]: SIGSTOP {node.name} for {seconds:.0f} s")
+
+        def wake() -> None:
+            self.c.resume(node)
+            self.view.log(f"SIGCONT {node.name}")
+
+        timer = threading.Timer(seconds, wake)
+        timer.daemon = True
+        self._timers.append(timer)
+        timer.start()
+
+    def partition_fault(self, during: Callable[[], int]) -> None:
+        """Split the live nodes in two groups that refuse each other, let both
+        write, heal, reconnect the cut links, and time the convergence."""
+        for timer in self._timers:
+            timer.join()
+        nodes = self.live(self.c.nodes)
+        # Split by index: every node dialed its predecessor, so both halves stay
+        # connected inside (a random split could leave a group in pieces).
+        half = len(nodes) // 2
+        g1, g2 = nodes[:half], nodes[half:]
+        self.view.set_phase("fault: partition")
+        for a, b in ((g1, g2), (g2, g1)):
+            for x in a:
+                x.post("/api/admin/partition", {"peers": [y.peer_id for y in b]})
+        fault: dict[str, Any] = {
+            "kind": "partition",
+            "groups": [[x.name for x in g1], [x.name for x in g2]],
+            "at_s": self.since(),
+        }
+        self.faults.append(fault)
+        self.log(f"[magenta]fault[/]: partition {fault['groups'][0]} | {fault['groups'][1]}")
+        ids1, ids2 = {x.peer_id for x in g1}, {x.peer_id for x in g2}
+
+        def cut() -> bool:
+            st = self.c.statuses(nodes)
+            return len(st) == len(nodes) and all(
+                not (set(st[x.name]["peers"]) & (ids2 if x in g1 else ids1)) for x in nodes
+            )
+
+        poll(cut, 30, "the partition to cut every link between the groups", 0.2)
+        made = during()
+        self.log(f"{made} events written while partitioned")
+        for g in (g1, g2):
+            if len(g) > 1:
+                self.c.wait_converged(60, g)
+        diverged = self.c.converged(nodes) is None
+        fault["diverged"] = diverged
+        self.view.set_phase("healing the partition")
+        t_heal = time.monotonic()
+        fault["healed_at_s"] = self.since()
+        for x in nodes:
+            x.post("/api/admin/heal")
+        # Links that the partition cut are dialed again from the side that had dialed them.
+        for x in nodes:
+            for p in x.bootstrap:
+                y = self.c.nodes[p]
+                if y.live and ((x in g1) != (y in g1)):
+                    try:
+                        x.post("/api/admin/connect", {"addr": self.c.addr_of(y)})
+                    except ApiError as exc:
+                        self.log(f"reconnect {x.name} -> {y.name}: {exc}")
+        self.c.wait_converged(self.opts.converge_timeout, nodes)
+        self.heal_s = round(time.monotonic() - t_heal, 2)
+        fault["converged_after_s"] = self.heal_s
+        self.log(f"converged {self.heal_s:.1f} s after the heal")
+
+    # -- the adversary ------------------------------------------------------------------------
+
+    def adversarial(self) -> None:
+        """A misbehaving participant: flood, malformed and forged events, an
+        overspend, then an equivocation that double-spends its whole balance."""
+        assert self.adversary is not None
+        self.view.set_phase("adversary: flood, forgeries, equivocation")
+        honest = self.live(self.c.nodes)
+        net = bytes.fromhex(honest[0].status()["network_id"])
+        key = self.adversary
+        w = ChainWriter(key, net)
+        x, y = honest[0], honest[-1]
+        stats: dict[str, Any] = {"account": key.account, "entry_nodes": [x.name, y.name]}
+
+        def now() -> int:
+            return int(time.time() * 1000)
+
+        def post_raw(node: NodeProc, raw: bytes) -> int:
+            try:
+                node.call("POST", "/api/events", raw=raw)
+                return 200
+            except ApiError as exc:
+                if exc.status == 0:
+                    raise
+                return exc.status
+
+        # A first honest-looking event.
+        ev = w.sign("profile", {"name": "mallory", "bio": "totally legit", "skills": []}, now())
+        if post_raw(x, ev.raw) != 200:
+            raise DevnetError("the adversary's first (valid) event was refused")
+        # Overspend on its own chain: the node refuses an event it would void.
+        over = ChainWriter(key, net, w.seq, w.head).sign(
+            "transfer",
+            {
+                "to": account_from_text(self.learners[0].account),
+                "amount": _ADVERSARY_FUNDS * 10,
+                "memo": "overspend",
+            },
+            now(),
+        )
+        stats["overspend_refused"] = post_raw(x, over.raw) == 422
+        # Malformed and forged events: each must be refused (422).
+        garbage = [random.Random(self.opts.seed + i).randbytes(40 + i) for i in range(20)]
+        forged = bytearray(ev.raw)
+        forged[-1] ^= 0xFF  # signature no longer matches
+        other = KeyPair(hashlib.sha256(b"not-in-genesis").digest())
+        wrong_net = ChainWriter(other, hashlib.sha256(b"another network").digest()).sign(
+            "profile", {"name": "x", "bio": "", "skills": []}, now()
+        )
+        victim_acct = account_from_text(self.mentors[0].account)
+        impersonation = bytearray(ev.raw)
+        start = impersonation.find(key.public_key)
+        impersonation[start : start + 32] = victim_acct  # claims a mentor wrote it
+        bad = [*garbage, bytes(forged), wrong_net.raw, bytes(impersonation), ev.raw[:-10], b""]
+        refused = sum(post_raw(honest[i % len(honest)], raw) == 422 for i, raw in enumerate(bad))
+        stats["malformed_sent"] = len(bad)
+        stats["malformed_refused"] = refused
+        # Flood: a burst of valid events, as fast as the API takes them.
+        t = time.monotonic()
+        accepted = 0
+        for i in range(self.opts.flood):  # signed just before it is sent: honest timestamps
+            e = w.sign("profile", {"name": "mallory", "bio": f"spam {i}", "skills": []}, now())
+            accepted += post_raw(x, e.raw) == 200
+        stats["flood_events"] = self.opts.flood
+        stats["flood_accepted"] = accepted
+        stats["flood_s"] = round(time.monotonic() - t, 2)
+        head = w.seq
+        adv = key.account
+
+        def flood_seen() -> bool:
+            st = self.c.statuses(honest)
+            return len(st) == len(honest) and all(
+                s["heads"].get(adv, 0) >= head for s in st.values()
+            )
+
+        poll(flood_seen, 90, "every node to hold the adversary's flood", 0.3)
+        self.log(f"flood of {self.opts.flood} events reached every node")
+        # Equivocation: two transfers of its whole balance at the same seq, each
+        # sent to a different end of the network at the same time.
+        seq, prev = w.seq, w.head
+        a = ChainWriter(key, net, seq, prev).sign(
+            "transfer",
+            {
+                "to": account_from_text(self.learners[0].account),
+                "amount": _ADVERSARY_FUNDS,
+                "memo": "branch A",
+            },
+            now(),
+        )
+        b = ChainWriter(key, net, seq, prev).sign(
+            "transfer",
+            {
+                "to": account_from_text(self.learners[-1].account),
+                "amount": _ADVERSARY_FUNDS,
+                "memo": "branch B",
+            },
+            now(),
+        )
+        with ThreadPoolExecutor(max_workers=2) as ex:
+            ra, rb = ex.map(lambda p: post_raw(p[0], p[1]), [(x, a.raw), (y, b.raw)])
+        stats["equivocation"] = {"seq": a.seq, "branch_a": [x.name, ra], "branch_b": [y.name, rb]}
+        if 422 in (ra, rb):
+            # One branch reached the other node first and its spend was refused there:
+            # fork with an event that spends nothing, at the same seq, on the refusing node.
+            c = ChainWriter(key, net, seq, prev).sign(
+                "profile", {"name": "mallory", "bio": "branch C", "skills": []}, now()
+            )
+            rc = post_raw(x if ra == 422 else y, c.raw)
+            stats["equivocation"]["branch_c"] = [(x if ra == 422 else y).name, rc]
+        self.log(f"equivocation at seq {a.seq}: {x.name} -> {ra}, {y.name} -> {rb}")
+        self.adv_stats = stats
+
+    # -- the verdict -------------------------------------------------------------------------
+
+    def finish(self) -> dict[str, Any]:
+        for t in self._timers:
+            t.join()
+        self.view.set_phase("waiting for convergence")
+        live = self.live(self.c.nodes)
+        converged_at = None
+        try:
+            self.c.wait_converged(self.opts.converge_timeout, live)
+            converged = True
+            converged_at = self.since()
+        except DevnetError as exc:
+            self.log(f"[red]{exc}[/]")
+            converged = False
+        st = self.c.statuses(live)
+        ref = live[0]
+        balances = self.c.each(lambda n: n.get("/api/balances"), live)
+        bounties = ref.get("/api/bounties")["bounties"]
+        phases = bounty_phases(bounties)
+        applied = dict(
+            zip(
+                [n.name for n in live],
+                self.c.each(lambda n: n.get(f"/api/applied?since={self.t0_ms}")["applied"], live),
+                strict=True,
+            )
+        )
+        stable = [n.name for n in live if n.name in self.stable]
+        self.c.sample_all()
+        res = resources(
+            {n.name: n.rss_mb for n in self.c.nodes}, {n.name: n.cpu_s for n in self.c.nodes}
+        )
+        for f in self.faults:
+            node = f.get("node")
+            if node is not None:
+                f["survived"] = converged and node in st
+            else:
+                f["survived"] = converged and f.get("converged_after_s") is not None
+        detected = None
+        if self.adversary is not None:
+            detected = sum(1 for s in st.values() if self.adversary.account in s["forks"])
+        report: dict[str, Any] = {
+            "scenario": self.opts.scenario,
+            "seed": self.opts.seed,
+            "nodes": len(self.c.nodes),
+            "live_nodes": len(live),
+            "rounds": self.rounds,
+            "events": max((s["events"] for s in st.values()), default=0),
+            "pending": {k: s["pending"] for k, s in st.items() if s["pending"]},
+            "converged": converged,
+            "converged_at_s": converged_at,
+            "digests": {k: s["digest"] for k, s in st.items()},
+            "heads_equal": len({tuple(sorted(s["heads"].items())) for s in st.values()}) == 1,
+            "supply_conserved": all(supply_check(b) for b in balances),
+            "genesis_supply": balances[0]["genesis_supply"] if balances else None,
+            "bounties": phases,
+            "bounties_final": all(b["phase"] in FINAL_PHASES for b in bounties),
+            "propagation_ms": propagation(applied, stable, created_after_ms=self.t0_ms),
+            "convergence_after_heal_s": self.heal_s,
+            "catch_up_after_restart_s": self.catch_up_s,
+            "rss_mb": res["rss_mb"],
+            "cpu_s": res["cpu_s"],
+            "faults": self.faults,
+            "equivocations_detected": detected,
+            "honest_nodes": len(live),
+            "wall_s": round(time.time() - self.t0, 1),
+            "dir": str(self.c.root),
+        }
+        if self.adversary is not None:
+            report["adversary"] = self.adv_stats
+        return report
+
+
+def _at_least(key: str, want: int) -> Callable[[dict[str, Any]], bool]:
+    return lambda j: int(j[key]) >= want
+
+
+def _mean_score(reviews: list[dict[str, Any]]) -> float:
+    if not reviews:
+        return 0.0
+    return sum(sum(r["scores"].values()) for r in reviews) / len(reviews)
+
+
+def run_devnet(opts: RunOptions) -> dict[str, Any]:
+    """Run one scenario end to end and return (and write) its report. Every
+    process started is stopped before this returns or raises."""
+    if opts.scenario not in SCENARIOS:
+        raise DevnetError(f"unknown scenario {opts.scenario!r}; choose from {', '.join(SCENARIOS)}")
+    if opts.nodes < 3:
+        raise DevnetError("a classroom needs at least 3 nodes (a mentor and two learners)")
+    tmp = opts.dir is None
+    root = Path(tempfile.mkdtemp(prefix="learnmesh-devnet-")) if opts.dir is None else opts.dir
+    if not tmp and (root / "n00").exists():
+        raise DevnetError(f"{root} already holds a devnet; pick another --dir or remove it")
+    console = opts.console
+    cluster = Cluster(root, opts.nodes)
+    view = LiveView(cluster, console, f"devnet {opts.scenario} · {opts.nodes} nodes")
+    cluster.log = view.log
+    report: dict[str, Any] | None = None
+    try:
+        with cluster, view:
+            run = _Run(opts, cluster, view)
+            run.setup()
+            cluster.write_state(root / "devnet.json", {"kind": "run"})
+            first = True
+            while first or time.time() - run.t0 < opts.duration:
+                run.classroom_round(first)
+                if first and opts.scenario == "adversarial":
+                    run.adversarial()
+                count = max(4, len(cluster.nodes))
+                if first and opts.faults:
+                    run.partition_fault(functools.partial(run.transfers, count))
+                else:
+                    view.set_phase("transfers")
+                    run.transfers(count)
+                first = False
+            report = run.finish()
+            view.set_phase("done: stopping nodes")
+    finally:
+        (root / "devnet.json").unlink(missing_ok=True)
+        if tmp and not opts.keep and report is not None and report.get("converged"):
+            shutil.rmtree(root, ignore_errors=True)
+    assert report is not None
+    if opts.report is not None:
+        opts.report.write_text(json.dumps(report, indent=2))
+    if console is not None:
+        console.print(summary_table(report))
+    return report

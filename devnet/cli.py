@@ -1,0 +1,239 @@
+"""`learnmesh devnet run|up|down` and `learnmesh bench propagation|sync`.
+
+`register(subparsers)` adds them to the main `learnmesh` parser (node/cli.py);
+each command is `func(args) -> exit code`, like the other commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import tempfile
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from ._cluster import Cluster, DevnetError, sparse_topology, stop_pids
+from ._scenarios import SCENARIOS, RunOptions, run_devnet
+
+__all__ = ["main", "register"]
+
+_DEFAULT_UP_DIR = Path(tempfile.gettempdir()) / "learnmesh-devnet"
+
+
+def _term_as_interrupt() -> None:
+    """SIGTERM to the devnet stops it like Ctrl-C: every node is stopped too."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _json(args: argparse.Namespace) -> bool:
+    return bool(getattr(args, "json", False))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    _term_as_interrupt()
+    console = None if _json(args) else Console()
+    opts = RunOptions(
+        nodes=args.nodes,
+        scenario=args.scenario,
+        faults=args.faults,
+        duration=args.duration,
+        seed=args.seed,
+        report=Path(args.report) if args.report else None,
+        dir=Path(args.dir) if args.dir else None,
+        keep=args.keep,
+        console=console,
+    )
+    report = run_devnet(opts)
+    if _json(args):
+        print(json.dumps(report, indent=2))
+    ok = report["converged"] and report["supply_conserved"] and report["bounties_final"]
+    return 0 if ok else 1
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    import random
+
+    console = Console(stderr=_json(args))
+    root = Path(args.dir)
+    if (root / "devnet.json").exists():
+        raise DevnetError(
+            f"a devnet already runs in {root}: `learnmesh devnet down --dir {root}` first"
+        )
+    if (root / "n00").exists():
+        raise DevnetError(f"{root} holds an old devnet; remove it or choose another --dir")
+    c = Cluster(root, args.nodes, log=lambda m: console.print(f"[dim]{m}[/]"))
+    ok = False
+    try:
+        c.init_all()
+        c.make_genesis(
+            "devnet", {x.account: 100_000 for x in c.nodes}, trusted=[c.nodes[0].account]
+        )
+        c.start_all(sparse_topology(args.nodes, random.Random(args.seed)))
+        c.wait_connected(90)
+        c.write_state(root / "devnet.json", {"kind": "up"})
+        ok = True
+    finally:
+        if not ok:
+            c.stop_all()
+    if _json(args):
+        print((root / "devnet.json").read_text())
+        return 0
+    t = Table(title=f"devnet of {args.nodes} nodes in {root}")
+    for col in ("node", "pid", "api", "token", "data dir", "account"):
+        t.add_column(col)
+    for x in c.nodes:
+        t.add_row(x.name, str(x.pid), x.api, x.token, str(x.data), x.account[:16] + "…")
+    console.print(t)
+    console.print(
+        f"use any node with the CLI: [bold]learnmesh --data {c.nodes[0].data} status[/]\n"
+        f"stop them all with: [bold]learnmesh devnet down --dir {root}[/]"
+    )
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    root = Path(args.dir)
+    path = root / "devnet.json"
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, ValueError):
+        raise DevnetError(f"no devnet recorded in {root} (no readable devnet.json)") from None
+    stopped = stop_pids(state.get("nodes", []))
+    path.unlink(missing_ok=True)
+    if _json(args):
+        print(json.dumps({"stopped": stopped}))
+    else:
+        Console().print(f"stopped {len(stopped)} node(s): {', '.join(stopped) or 'none running'}")
+    return 0
+
+
+def cmd_bench_propagation(args: argparse.Namespace) -> int:
+    from ._bench import bench_propagation
+
+    _term_as_interrupt()
+    console = Console(stderr=True)
+    out = bench_propagation(
+        nodes=args.nodes,
+        rate=args.rate,
+        duration=args.duration,
+        seed=args.seed,
+        root=Path(args.dir) if args.dir else None,
+        baseline=not args.no_baseline,
+        log=lambda m: console.print(f"[dim]{m}[/]"),
+    )
+    _print_bench(args, out, "propagation")
+    return 0
+
+
+def cmd_bench_sync(args: argparse.Namespace) -> int:
+    from ._bench import bench_sync
+
+    _term_as_interrupt()
+    console = Console(stderr=True)
+    out = bench_sync(
+        events=args.events,
+        partition_events=args.partition_events,
+        root=Path(args.dir) if args.dir else None,
+        log=lambda m: console.print(f"[dim]{m}[/]"),
+    )
+    _print_bench(args, out, "sync")
+    return 0
+
+
+def _print_bench(args: argparse.Namespace, out: dict[str, Any], name: str) -> None:
+    if _json(args):
+        print(json.dumps(out, indent=2))
+        return
+    t = Table(title=f"bench {name}", show_header=False)
+    for k, v in out.items():
+        t.add_row(k, json.dumps(v) if isinstance(v, dict) else str(v))
+    Console().print(t)
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add `devnet` and `bench` to the top-level parser's subcommands."""
+    d = sub.add_parser(
+        "devnet", help="many local nodes: scenarios, faults, a verdict"
+    ).add_subparsers(dest="devnet_cmd", required=True)
+    p = d.add_parser("run", help="run a scenario on a fresh local network and report")
+    p.add_argument("--nodes", type=int, default=8)
+    p.add_argument("--scenario", choices=SCENARIOS, default="classroom")
+    p.add_argument("--faults", action="store_true", help="kill/restart, partition/heal, pause")
+    p.add_argument("--duration", type=float, default=0.0, help="repeat rounds for this many s")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--report", help="write the JSON report here")
+    p.add_argument("--dir", help="folder for the nodes' data (default: a temporary one)")
+    p.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    p.set_defaults(func=cmd_run)
+    p = d.add_parser("up", help="start a local network and leave it running")
+    p.add_argument("--nodes", type=int, default=4)
+    p.add_argument("--dir", default=str(_DEFAULT_UP_DIR))
+    p.add_argument("--seed", type=int, default=1)
+    p.set_defaults(func=cmd_up)
+    p = d.add_parser("down", help="stop the network that `devnet up` started")
+    p.add_argument("--dir", default=str(_DEFAULT_UP_DIR))
+    p.set_defaults(func=cmd_down)
+
+    b = _subcommands_of(sub, "bench", "benchmarks")
+    p = b.add_parser("propagation", help="propagation and delivery at a steady event rate")
+    p.add_argument("--nodes", type=int, default=20)
+    p.add_argument("--rate", type=float, default=20.0, help="events per second, network-wide")
+    p.add_argument("--duration", type=float, default=30.0)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--no-baseline", action="store_true")
+    p.add_argument("--dir")
+    p.set_defaults(func=cmd_bench_propagation)
+    p = b.add_parser("sync", help="catch-up after missing many events; partition heal; memory")
+    p.add_argument("--events", type=int, default=10_000)
+    p.add_argument("--partition-events", type=int, default=1_000)
+    p.add_argument("--dir")
+    p.set_defaults(func=cmd_bench_sync)
+
+
+def _subcommands_of(
+    sub: argparse._SubParsersAction,  # type: ignore[type-arg]
+    name: str,
+    help: str,
+) -> argparse._SubParsersAction:  # type: ignore[type-arg]
+    """The subcommands of `name`, joining a parser another module already added
+    (`bench ingest` lives in node/_cli_offline.py) rather than clashing with it."""
+    existing = sub.choices.get(name) if isinstance(sub.choices, dict) else None
+    if isinstance(existing, argparse.ArgumentParser):
+        for action in existing._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                return action
+    made: argparse._SubParsersAction = sub.add_parser(name, help=help).add_subparsers(  # type: ignore[type-arg]
+        dest=f"{name}_cmd", required=True
+    )
+    return made
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Standalone entry (`python -m learnmesh.devnet.cli`), for when the main
+    `learnmesh` parser does not register these commands yet."""
+    parser = argparse.ArgumentParser(prog="learnmesh")
+    parser.add_argument("--json", action="store_true")
+    register(parser.add_subparsers(dest="cmd", required=True))
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except DevnetError as exc:
+        Console(stderr=True).print(f"[red]error:[/] {exc}")
+        return 2
+    except KeyboardInterrupt:
+        Console(stderr=True).print("[yellow]interrupted: every node was stopped[/]")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
