@@ -21,7 +21,10 @@ from rich.table import Table
 from ._cluster import Cluster, DevnetError, sparse_topology, stop_pids
 from ._scenarios import SCENARIOS, RunOptions, run_devnet
 
-__all__ = ["main", "register"]
+__all__ = ["USER_ERRORS", "main", "register"]
+
+# node/cli.py prints these as one line (exit 2), never as a traceback.
+USER_ERRORS = (DevnetError,)
 
 _DEFAULT_UP_DIR = Path(tempfile.gettempdir()) / "learnmesh-devnet"
 

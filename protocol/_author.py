@@ -82,7 +82,7 @@ def award_body(state: State, bounty_id: bytes, winners: dict[bytes, int | None])
     if b is None:
         raise LocalProtocolError("unknown_bounty", "no such bounty")
     share = b.reward * b.reviewer_share_bp // 10000
-    honest = honest_reviews(state)
+    honest = honest_reviews(state, [b])  # this bounty only: awards stay O(its reviews)
     reviews = sorted(rid for s in b.submissions.values() for rid in s.reviews)
     paid = [rid for rid in reviews if rid in honest] or (reviews if len(reviews) == 1 else [])
     reviewers: list[dict[str, Any]] = []

@@ -13,11 +13,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ._state import State
+    from ._state import Bounty, State
 
 __all__ = ["Reputation", "honest_reviews", "reputation", "reputation_points", "trusted_accounts"]
 
@@ -28,11 +29,12 @@ def _median(xs: list[int]) -> int:
     return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) // 2
 
 
-def honest_reviews(state: State) -> set[bytes]:
-    """Ids of reviews close to the median of their submission's reviews."""
+def honest_reviews(state: State, bounties: Iterable[Bounty] | None = None) -> set[bytes]:
+    """Ids of reviews close to the median of their submission's reviews (of
+    every bounty, or only of `bounties`)."""
     out: set[bytes] = set()
     tol = state.params.honest_review_tolerance_pm
-    for b in state.bounties.values():
+    for b in state.bounties.values() if bounties is None else bounties:
         mx = b.max_score
         for sub in b.submissions.values():
             if len(sub.reviews) < 2:
