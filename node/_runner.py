@@ -30,6 +30,21 @@ __all__ = ["run_node"]
 log = logging.getLogger("learnmesh.node")
 
 
+class _JsonLines(logging.Formatter):
+    """One JSON object per line in the log file: easy to grep, parse and ship."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out = {
+            "ts": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out)
+
+
 def _setup_logging(data_dir: Path, level: str) -> None:
     logs = data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -37,7 +52,7 @@ def _setup_logging(data_dir: Path, level: str) -> None:
     root = logging.getLogger()
     root.handlers.clear()
     fh = logging.handlers.RotatingFileHandler(logs / "node.log", maxBytes=10 << 20, backupCount=3)
-    fh.setFormatter(fmt)
+    fh.setFormatter(_JsonLines())
     sh = logging.StreamHandler(sys.stderr)
     sh.setFormatter(fmt)
     root.addHandler(fh)
