@@ -480,3 +480,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--threads", type=int, help="verify threads (default: one per CPU)")
     p.add_argument("--seed", type=int, default=1)
     p.set_defaults(func=cmd_bench_ingest)
+
+    from ._bench_gossip import register_bench as register_gossip_bench
+
+    register_gossip_bench(b)

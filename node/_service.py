@@ -416,7 +416,10 @@ class Node:
             self._sync_wake = trio.Event()
             while self._sync_wanted:
                 peer = self._sync_wanted.pop()
-                await self.sync_with(peer)
+                try:
+                    await self.sync_with(peer)
+                except Exception:  # a bug here must not end the worker (and the node)
+                    log.exception("sync with %s crashed", peer)
 
     async def _sync_loop(self) -> None:
         """Anti-entropy: sync with a random peer every interval, and with every
@@ -485,16 +488,28 @@ class Node:
 
     async def _sync_session(self, stream: P2PStream) -> int:
         got = 0
-        heads = (await self._ask(stream, "heads"))["heads"]
+        # A peer's reply is remote data: a missing field or a wrong type is its
+        # fault (RemoteProtocolError, penalised), never a KeyError/TypeError that
+        # would end the sync worker and with it the node.
+        heads = (await self._ask(stream, "heads")).get("heads")
+        if not isinstance(heads, list):
+            raise RemoteProtocolError("sync", "malformed heads")
         replica = self.ledger.replica
         for entry in heads:
-            if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[1], int)):
+            if not (
+                isinstance(entry, list)
+                and len(entry) == 2
+                and isinstance(entry[0], bytes)
+                and len(entry[0]) == 32
+                and isinstance(entry[1], int)
+                and not isinstance(entry[1], bool)
+            ):
                 raise RemoteProtocolError("sync", "malformed heads")
             author, seq = entry
             mine = replica.heads.get(author, 0)
             while seq > mine:
                 reply = await self._ask(stream, "range", author=author, start=mine + 1, limit=_PAGE)
-                events = self._decode_all(reply["events"])
+                events = self._decode_all(reply.get("events"))
                 if not events:
                     break
                 self.ingest(events)
@@ -507,12 +522,12 @@ class Node:
             missing = sorted(replica.missing_deps())[:256]
             if not missing:
                 break
-            events = self._decode_all((await self._ask(stream, "get", ids=missing))["events"])
+            events = self._decode_all((await self._ask(stream, "get", ids=missing)).get("events"))
             if not events:
                 break
             self.ingest(events)
             got += len(events)
-        proofs = (await self._ask(stream, "forks"))["proofs"]
+        proofs = (await self._ask(stream, "forks")).get("proofs")
         for pair in proofs if isinstance(proofs, list) else []:
             events = self._decode_all(pair)
             self.ingest(events)

@@ -1,0 +1,497 @@
+"""A harness for tests that run real `learnmesh node start` processes on 127.0.0.1.
+
+- `Network(root, names)` makes one data directory per node (identity, config,
+  API token) and one shared genesis that funds every node (plus any extra
+  accounts a test wants to sign for itself), in-process and fast.
+- `Node.start()` runs the node in its own process group (stdout and stderr go
+  to `logs/stdout.log` in its data directory); `wait_ready()` waits for its
+  `node.json` with the new pid and a first API answer; `stop()` sends SIGTERM
+  and returns the exit code and how long it took; `kill()` sends SIGKILL.
+- `Node.get/post` call the local API with the node's token and raise
+  `ApiError` (with the node's answer) on a 4xx/5xx; `Node.request` returns the
+  raw response (for the tests of the API's own refusals).
+- `wait_for(check, what, describe=...)` polls a condition with a generous bound
+  and fails with the last value seen, the last error and a description of the
+  nodes' state. There are no fixed sleeps anywhere: only conditions.
+
+Always use `Network` as a context manager (or a fixture that calls `close()`):
+every process it started is killed on the way out, whatever happened.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import trio
+from learnmesh.node._datadir import DataDir, NodeConfig
+from learnmesh.protocol import ChainWriter, Genesis, KeyPair
+
+__all__ = [
+    "WAIT",
+    "ApiError",
+    "Network",
+    "Node",
+    "await_for",
+    "cli",
+    "cli_argv",
+    "presign_profiles",
+    "wait_for",
+]
+
+T = TypeVar("T")
+
+WAIT = 120.0  # seconds: the bound for any condition on a loaded 2-core machine
+READY_WAIT = 120.0
+
+
+class ApiError(AssertionError):
+    """A node's API answered 4xx/5xx, or not at all."""
+
+    def __init__(self, node: str, method: str, path: str, status: int, body: Any) -> None:
+        super().__init__(f"{node}: {method} {path} -> {status}: {body}")
+        self.status = status
+        self.body = body
+
+
+def cli_argv(*args: str) -> list[str]:
+    """The `learnmesh` command as run by this interpreter (the venv running pytest)."""
+    return [sys.executable, "-m", "learnmesh.node.cli", *args]
+
+
+def cli(*args: str, timeout: float = WAIT, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run one `learnmesh` command to completion."""
+    try:
+        r = subprocess.run(
+            cli_argv(*args), capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise AssertionError(f"`learnmesh {' '.join(args)}` ran over {timeout:.0f} s") from exc
+    if check and r.returncode != 0:
+        raise AssertionError(
+            f"`learnmesh {' '.join(args)}` exited {r.returncode}\n"
+            f"stdout: {r.stdout[-2000:]}\nstderr: {r.stderr[-2000:]}"
+        )
+    return r
+
+
+_TRANSIENT = (httpx.HTTPError, ApiError, OSError, ValueError, KeyError)
+
+
+def wait_for(
+    check: Callable[[], T | bool | None],
+    what: str,
+    *,
+    timeout: float = WAIT,
+    interval: float = 0.25,
+    describe: Callable[[], Any] | None = None,
+) -> T:
+    """Poll `check` until it returns something truthy; return that. Errors of the
+    kind a node that is starting or busy gives (connection refused, a 4xx/5xx)
+    count as "not yet". On timeout, fail with the last value and error seen and
+    `describe()` (the state of the nodes)."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    last_exc: BaseException | None = None
+    while True:
+        try:
+            last = check()
+            if last:
+                return last  # type: ignore[return-value]
+        except _TRANSIENT as exc:
+            last_exc = exc
+        if time.monotonic() >= deadline:
+            raise AssertionError(_timeout_message(what, timeout, last, last_exc, describe))
+        time.sleep(interval)
+
+
+async def await_for(
+    check: Callable[[], T | bool | None],
+    what: str,
+    *,
+    timeout: float = WAIT,
+    interval: float = 0.25,
+    describe: Callable[[], Any] | None = None,
+) -> T:
+    """`wait_for` for trio tests: `check` (blocking HTTP) runs in a thread, so the
+    test's own libp2p host keeps running meanwhile."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    last_exc: BaseException | None = None
+    while True:
+        try:
+            last = await trio.to_thread.run_sync(check)
+            if last:
+                return last  # type: ignore[no-any-return]
+        except _TRANSIENT as exc:
+            last_exc = exc
+        if time.monotonic() >= deadline:
+            msg = await trio.to_thread.run_sync(
+                _timeout_message, what, timeout, last, last_exc, describe
+            )
+            raise AssertionError(msg)
+        await trio.sleep(interval)
+
+
+def _timeout_message(
+    what: str,
+    timeout: float,
+    last: Any,
+    last_exc: BaseException | None,
+    describe: Callable[[], Any] | None,
+) -> str:
+    parts = [f"timed out after {timeout:.0f} s waiting for {what}", f"last value: {last!r}"[:3000]]
+    if last_exc is not None:
+        parts.append(f"last error: {last_exc!r}"[:2000])
+    if describe is not None:
+        try:
+            parts.append(f"state: {describe()}"[:8000])
+        except Exception as exc:  # the description is a courtesy; never mask the timeout
+            parts.append(f"(state unavailable: {exc!r})")
+    return "\n".join(parts)
+
+
+class Node:
+    """One node's data directory and (when running) its process and API."""
+
+    def __init__(self, name: str, data: Path, key: KeyPair) -> None:
+        self.name = name
+        self.data = data
+        self.key = key
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.peer_id = ""
+        self.addrs: list[str] = []
+        self.api = ""
+        self.token = (data / "api.token").read_text().strip()
+        self._client: httpx.Client | None = None
+
+    def __repr__(self) -> str:
+        return f"Node({self.name}, pid={self.proc.pid if self.proc else None})"
+
+    @property
+    def account(self) -> str:
+        return self.key.account
+
+    @property
+    def addr(self) -> str:
+        if not self.addrs:
+            raise AssertionError(f"{self.name} has no listen address (not started?)")
+        return self.addrs[0]
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    # -- process -----------------------------------------------------------------------
+
+    def start(self, bootstrap: Sequence[str] = (), extra: Sequence[str] = ()) -> None:
+        """Start the node (without waiting for it: see wait_ready)."""
+        if self.running:
+            raise AssertionError(f"{self.name} is already running")
+        with contextlib.suppress(FileNotFoundError):
+            (self.data / "node.json").unlink()
+        argv = cli_argv(
+            "--data",
+            str(self.data),
+            "node",
+            "start",
+            "--listen-host",
+            "127.0.0.1",
+            "--listen-port",
+            "0",
+            "--api-port",
+            "0",
+            "--log-level",
+            "info",
+        )
+        for b in bootstrap:
+            argv += ["--bootstrap", b]
+        argv += list(extra)
+        (self.data / "logs").mkdir(parents=True, exist_ok=True)
+        with open(self.data / "logs" / "stdout.log", "ab") as out:
+            self.proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: kill reaches all of it
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+        self.api = ""
+        self._close_client()
+
+    def wait_ready(self, timeout: float = READY_WAIT) -> None:
+        """Wait for node.json written by this very process, and a first API answer."""
+
+        def ready() -> bool:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise AssertionError(
+                    f"{self.name} exited with code {self.proc.returncode} while starting:\n"
+                    + self.log_tail()
+                )
+            try:
+                info = json.loads((self.data / "node.json").read_text())
+            except (OSError, ValueError):
+                return False
+            if info.get("pid") != self.proc.pid:
+                return False
+            self.peer_id = str(info["peer_id"])
+            self.addrs = [str(a) for a in info["addrs"]]
+            self.api = str(info["api"]).rstrip("/")
+            assert info["account"] == self.account
+            self.get("/api/status")
+            return True
+
+        wait_for(ready, f"{self.name} to be ready", timeout=timeout, describe=self.log_tail)
+
+    def stop(self, timeout: float = 30.0) -> tuple[int, float]:
+        """SIGTERM; wait for the exit. Returns (exit code, seconds it took)."""
+        assert self.proc is not None, f"{self.name} was never started"
+        t0 = time.monotonic()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                raise AssertionError(
+                    f"{self.name} did not exit within {timeout:.0f} s of SIGTERM:\n"
+                    + self.log_tail()
+                ) from None
+        self._close_client()
+        return self.proc.returncode, time.monotonic() - t0
+
+    def kill(self) -> None:
+        """SIGKILL the node's whole process group (a crash, or cleanup)."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(30)
+        self._close_client()
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            text = (self.data / "logs" / "stdout.log").read_text(errors="replace")
+        except OSError:
+            return f"({self.name}: no log)"
+        return f"--- {self.name} log tail ---\n" + "\n".join(text.splitlines()[-lines:])
+
+    # -- API -----------------------------------------------------------------------------
+
+    def _http(self) -> httpx.Client:
+        if not self.api:
+            raise ApiError(self.name, "-", "-", 0, "the node has no API address (not ready)")
+        if self._client is None:
+            self._client = httpx.Client(base_url=self.api, timeout=httpx.Timeout(30.0))
+        return self._client
+
+    def _close_client(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        content: bytes | None = None,
+        token: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        """One API request as is. `token` overrides the node's own (None: use it;
+        "": send no Authorization header at all)."""
+        tok = self.token if token is None else token
+        h = {"Authorization": f"Bearer {tok}"} if tok else {}
+        h.update(headers or {})
+        if content is not None:
+            return self._http().request(method, path, content=content, headers=h)
+        if json_body is not None:
+            return self._http().request(method, path, json=json_body, headers=h)
+        return self._http().request(method, path, headers=h)
+
+    def call(self, method: str, path: str, body: Any = None, raw: bytes | None = None) -> Any:
+        try:
+            r = self.request(method, path, json_body=body, content=raw)
+        except httpx.HTTPError as exc:
+            raise ApiError(self.name, method, path, 0, repr(exc)) from exc
+        if r.headers.get("content-type", "").startswith("application/json"):
+            data: Any = r.json()
+        else:
+            data = r.content
+        if r.status_code >= 400:
+            raise ApiError(self.name, method, path, r.status_code, data)
+        return data
+
+    def get(self, path: str) -> Any:
+        return self.call("GET", path)
+
+    def post(self, path: str, body: Any = None) -> Any:
+        return self.call("POST", path, {} if body is None else body)
+
+    def post_raw(self, raw: bytes) -> httpx.Response:
+        """POST a signed event (msgpack) to /api/events; the response as is."""
+        return self.request(
+            "POST", "/api/events", content=raw, headers={"content-type": "application/msgpack"}
+        )
+
+    def status(self) -> dict[str, Any]:
+        s: dict[str, Any] = self.get("/api/status")
+        return s
+
+    def brief(self) -> dict[str, Any]:
+        """The parts of the status that say whether nodes agree (for failure messages)."""
+        if not self.running:
+            return {"node": self.name, "running": False}
+        try:
+            s = self.status()
+        except ApiError as exc:
+            return {"node": self.name, "error": str(exc)[:300]}
+        return {
+            "node": self.name,
+            "events": s["events"],
+            "pending": s["pending"],
+            "digest": s["digest"][:16],
+            "peers": len(s["peers"]),
+            "stats": s["stats"],
+        }
+
+
+class Network:
+    """N data directories sharing one genesis, and the node processes run on them."""
+
+    def __init__(
+        self,
+        root: Path,
+        names: Sequence[str],
+        *,
+        allocation: int = 100_000,
+        allocations: dict[str, int] | None = None,
+        extra_allocations: Iterable[tuple[bytes, int]] = (),
+        trusted: Sequence[str] = (),
+        network_name: str = "testnet",
+    ) -> None:
+        self.root = root
+        self.nodes: dict[str, Node] = {}
+        keys: dict[str, KeyPair] = {}
+        for name in names:
+            dd = DataDir(root / name)
+            keys[name] = dd.create_identity(name=name)
+            dd.write_config(NodeConfig(listen_host="127.0.0.1", listen_port=0, api_port=0))
+            dd.api_token()
+        allocs = {keys[n].public_key: (allocations or {}).get(n, allocation) for n in names}
+        for acct, amount in extra_allocations:
+            allocs[acct] = amount
+        self.genesis = Genesis(
+            name=network_name,
+            created_ms=int(time.time() * 1000) - 60_000,
+            allocations=tuple(sorted(allocs.items())),
+            trusted=tuple(sorted(keys[n].public_key for n in trusted)),
+        )
+        self.network_id = self.genesis.network_id
+        for name in names:
+            DataDir(root / name).write_genesis(self.genesis)
+            self.nodes[name] = Node(name, root / name, keys[name])
+
+    def __enter__(self) -> Network:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __getitem__(self, name: str) -> Node:
+        return self.nodes[name]
+
+    def close(self) -> None:
+        """Kill every process still running (tests stop them cleanly themselves)."""
+        for n in self.nodes.values():
+            n.kill()
+
+    def start(
+        self,
+        names: Sequence[str] | None = None,
+        edges: Sequence[tuple[str, str]] = (),
+        bootstrap: dict[str, list[str]] | None = None,
+    ) -> None:
+        """Start the named nodes at once, wait until all are ready, then connect
+        each edge (a, b) with a's POST /api/admin/connect to b's address, and wait
+        until both sides list each other as peers."""
+        chosen = [self.nodes[n] for n in (names or list(self.nodes))]
+        for n in chosen:
+            n.start(bootstrap=(bootstrap or {}).get(n.name, []))
+        for n in chosen:
+            n.wait_ready()
+        for a, b in edges:
+            self.connect(a, b)
+
+    def connect(self, a: str, b: str) -> None:
+        na, nb = self.nodes[a], self.nodes[b]
+        wait_for(
+            lambda: na.post("/api/admin/connect", {"addr": nb.addr}),
+            f"{a} to connect to {b}",
+            describe=self.describe,
+        )
+        self.wait_peers(a, b)
+
+    def wait_peers(self, a: str, b: str) -> None:
+        na, nb = self.nodes[a], self.nodes[b]
+        wait_for(
+            lambda: nb.peer_id in na.status()["peers"] and na.peer_id in nb.status()["peers"],
+            f"{a} and {b} to list each other as peers",
+            describe=self.describe,
+        )
+
+    def describe(self) -> list[dict[str, Any]]:
+        return [n.brief() for n in self.nodes.values()]
+
+    def wait_converged(self, names: Sequence[str], *, min_events: int = 0) -> str:
+        """Wait until the named nodes report one digest (and at least `min_events`
+        events, none pending); return that digest."""
+        chosen = [self.nodes[n] for n in names]
+
+        def same() -> str | None:
+            ss = [n.status() for n in chosen]
+            digests = {s["digest"] for s in ss}
+            if len(digests) == 1 and all(
+                s["events"] >= min_events and s["pending"] == 0 for s in ss
+            ):
+                return digests.pop()
+            return None
+
+        return wait_for(
+            same, f"{', '.join(names)} to converge (>= {min_events} events)", describe=self.describe
+        )
+
+
+def presign_profiles(network: bytes, keys: Sequence[KeyPair], per_key: int) -> list[list[bytes]]:
+    """`per_key` profile events on each key's chain, signed here: one list of raw
+    events per key, in chain order (profiles need no balance: any key may write)."""
+    now = int(time.time() * 1000)
+    chains = []
+    for i, key in enumerate(keys):
+        w = ChainWriter(key, network)
+        chains.append(
+            [
+                w.sign(
+                    "profile",
+                    {"name": f"k{i}-{seq}", "bio": "pre-signed", "skills": []},
+                    now + seq,
+                ).raw
+                for seq in range(per_key)
+            ]
+        )
+    return chains
