@@ -54,6 +54,7 @@ _PAGE = 500  # events per sync page
 _BLOB_CHUNK = 256 * 1024
 _BAN_SCORE = 50.0
 _BAN_SECONDS = 60.0
+_ASK_TIMEOUT = 20.0  # seconds for one sync request and its reply
 
 
 class UserError(Exception):
@@ -411,15 +412,30 @@ class Node:
         self._sync_wake.set()
 
     async def _sync_worker(self) -> None:
-        while True:
-            await self._sync_wake.wait()
-            self._sync_wake = trio.Event()
-            while self._sync_wanted:
-                peer = self._sync_wanted.pop()
-                try:
+        """Run wanted syncs, a few peers at a time, so one slow or silent peer
+        cannot hold up syncing with the others."""
+        limiter = trio.CapacityLimiter(3)
+        running: set[str] = set()
+
+        async def one(peer: str) -> None:
+            try:
+                async with limiter:
                     await self.sync_with(peer)
-                except Exception:  # a bug here must not end the worker (and the node)
-                    log.exception("sync with %s crashed", peer)
+            except Exception:  # a bug here must not end the worker (and the node)
+                log.exception("sync with %s crashed", peer)
+            finally:
+                running.discard(peer)
+                if peer in self._sync_wanted:  # asked for again while it ran
+                    self._sync_wake.set()
+
+        async with trio.open_nursery() as nursery:
+            while True:
+                await self._sync_wake.wait()
+                self._sync_wake = trio.Event()
+                for peer in list(self._sync_wanted - running):
+                    self._sync_wanted.discard(peer)
+                    running.add(peer)
+                    nursery.start_soon(one, peer)
 
     async def _sync_loop(self) -> None:
         """Anti-entropy: sync with a random peer every interval, and with every
@@ -454,12 +470,12 @@ class Node:
             return 0
         got = 0
         try:
-            with trio.fail_after(60):
+            with trio.fail_after(_ASK_TIMEOUT):
                 stream = await self.p2p.open_stream(peer, sync_protocol(self.network))
-                try:
-                    got = await self._sync_session(stream)
-                finally:
-                    await stream.close()
+            try:
+                got = await self._sync_session(stream)
+            finally:
+                await stream.close()
         except (P2PError, trio.TooSlowError, RemoteProtocolError) as exc:
             log.info("sync with %s failed: %s", peer, exc)
             if isinstance(exc, RemoteProtocolError):
@@ -474,8 +490,11 @@ class Node:
         return got
 
     async def _ask(self, stream: P2PStream, t: str, **fields: Any) -> dict[str, Any]:
-        await stream.send_frame(encode_msg(t, **fields))
-        reply = decode_msg(await stream.recv_frame(MAX_SYNC_FRAME))
+        # Each request has its own bound: a long catch-up is many quick pages,
+        # and a peer that stops answering is dropped after one timeout.
+        with trio.fail_after(_ASK_TIMEOUT):
+            await stream.send_frame(encode_msg(t, **fields))
+            reply = decode_msg(await stream.recv_frame(MAX_SYNC_FRAME))
         if reply["t"] == "error":
             raise P2PError(f"peer refused {t}: {reply.get('reason')}")
         return reply
