@@ -10,6 +10,8 @@ import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 
+import libp2p.pubsub.pubsub as _pubsub_mod
+import libp2p.pubsub.utils as libp2p_pubsub_utils
 import multiaddr
 import pytest
 import trio
@@ -18,7 +20,9 @@ from libp2p import new_host
 from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.custom_types import TProtocol
 from libp2p.peer.peerinfo import info_from_p2p_addr
+from libp2p.pubsub.pb import rpc_pb2
 from libp2p.security.insecure.transport import PLAINTEXT_PROTOCOL_ID, InsecureTransport
+from libp2p.stream_muxer.yamux.yamux import YamuxStream
 
 TOPIC = "lm/test"
 WAIT = 30  # generous bound for any condition on a loaded 2-core machine
@@ -299,3 +303,128 @@ async def test_rejection_is_per_forwarder() -> None:
             while set(got) != want:
                 got.append((await c.messages().receive())[2])
         assert len(got) == len(want)  # each delivered once
+
+
+async def test_unsigned_messages_deliver_and_signers_refuse_them() -> None:
+    """sign_messages=False: no libp2p signature, delivery and forwarder-validation
+    unchanged; a signing node drops unsigned messages (a network must agree)."""
+    calls: list[str] = []
+
+    def b_validator(peer: str, _data: bytes) -> bool:
+        calls.append(peer)
+        return True
+
+    async with hosts(3, sign_messages=False) as (a, b, c), hosts(1) as (signer,):
+        await a.subscribe(TOPIC, accept_all)
+        await b.subscribe(TOPIC, b_validator)
+        await c.subscribe(TOPIC, accept_all)
+        await signer.subscribe(TOPIC, accept_all)
+        await chain(a, b, c)
+        await signer.connect(b.listen_addrs()[0])
+        await wait_for(lambda: signer.peer_id in b.mesh_peers(TOPIC), "signer meshed")
+
+        await a.publish(TOPIC, b"unsigned-1")
+        with trio.fail_after(WAIT):
+            assert await c.messages().receive() == (TOPIC, a.peer_id, b"unsigned-1")
+        assert calls == [a.peer_id]  # the validator still sees the forwarding neighbour
+        # Own publishes are still filtered out by origin: A's first message is C's.
+        await c.publish(TOPIC, b"from-c")
+        with trio.fail_after(WAIT):
+            assert await a.messages().receive() == (TOPIC, c.peer_id, b"from-c")
+        # The signer got both messages from B and refused them; its own signed
+        # message is accepted by the unsigned nodes.
+        await signer.publish(TOPIC, b"signed")
+        assert await recv_until(c, b"signed") == [b"signed"]
+        with pytest.raises(trio.WouldBlock):
+            signer.messages().receive_nowait()
+
+
+async def test_idontwant_only_for_large_messages(monkeypatch: pytest.MonkeyPatch) -> None:
+    async with hosts(3, idontwant_min_bytes=1024) as (a, b, c):
+        for h in (a, b, c):
+            await h.subscribe(TOPIC, accept_all)
+        await chain(a, b, c)
+        sent: list[str] = []
+        router = b._router
+        emit = router.emit_idontwant
+
+        async def counting(msg_ids: list[bytes], to_peer: object) -> None:
+            sent.append(str(to_peer))
+            await emit(msg_ids, to_peer)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(router, "emit_idontwant", counting)
+        await a.publish(TOPIC, b"s" * 1023)
+        assert await recv_until(c, b"s" * 1023) == [b"s" * 1023]
+        assert sent == []
+        await a.publish(TOPIC, b"L" * 1024)
+        assert await recv_until(c, b"L" * 1024) == [b"L" * 1024]
+        assert sent == [c.peer_id]  # not back to A, the forwarder and origin
+
+
+async def test_yamux_credit_per_half_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many small messages cost no window updates; a frame far larger than the
+    256 KiB window still gets through (credit is returned as it is read)."""
+    updates: list[int] = []
+    orig = YamuxStream.send_window_update
+
+    async def counting(self: YamuxStream, increment: int, skip_lock: bool = False) -> None:
+        updates.append(increment)
+        await orig(self, increment, skip_lock)
+
+    monkeypatch.setattr(YamuxStream, "send_window_update", counting)
+    async with hosts(2) as (a, b):
+        for h in (a, b):
+            await h.subscribe(TOPIC, accept_all)
+        await a.connect(b.listen_addrs()[0])
+        await wait_for(lambda: b.peer_id in a.mesh_peers(TOPIC), "mesh")
+        updates.clear()
+        for i in range(100):
+            await a.publish(TOPIC, b"m%03d" % i + b"x" * 400)
+            await trio.sleep(0.01)  # libp2p's queues hold 32: pace, as the node does
+        assert len(await recv_until(b, b"m099" + b"x" * 400)) == 100
+        assert len(updates) <= 2  # ~50 KiB read: under half a window
+
+        async def echo(stream: P2PStream) -> None:
+            await stream.send_frame(await stream.recv_frame(4 * 1024 * 1024))
+
+        b.set_stream_handler("/lm/test-big/1", echo)
+        big = os.urandom(3 * 1024 * 1024)
+        s = await a.open_stream(b.peer_id, "/lm/test-big/1")
+        with trio.fail_after(WAIT):
+            await s.send_frame(big)
+            assert await s.recv_frame(4 * 1024 * 1024) == big
+        await s.close()
+
+
+async def test_sender_record_verified_once_per_neighbour(monkeypatch: pytest.MonkeyPatch) -> None:
+    verified: list[bytes] = []
+    orig = libp2p_pubsub_utils.consume_envelope
+
+    def counting(data: bytes, domain: str) -> object:
+        verified.append(data)
+        return orig(data, domain)
+
+    monkeypatch.setattr(libp2p_pubsub_utils, "consume_envelope", counting)
+    async with hosts(2) as (a, b):
+        for h in (a, b):
+            await h.subscribe(TOPIC, accept_all)
+        await a.connect(b.listen_addrs()[0])
+        await wait_for(lambda: b.peer_id in a.mesh_peers(TOPIC), "mesh")
+        verified.clear()
+        for i in range(30):
+            await a.publish(TOPIC, b"r%d" % i)
+        assert len(await recv_until(b, b"r29")) == 30
+        assert len(verified) <= 2  # at most once on each side, not once per RPC
+
+        # A record that differs from the cached one gets the full check: B's
+        # record presented as coming from A is refused.
+        forged = rpc_pb2.RPC(senderRecord=own_record(b))
+        assert not _pubsub_mod.maybe_consume_signed_record(forged, b._host, a._id)
+        genuine = rpc_pb2.RPC(senderRecord=own_record(a))
+        assert _pubsub_mod.maybe_consume_signed_record(genuine, b._host, a._id)
+
+
+def own_record(h: P2PHost) -> bytes:
+    envelope = h._host.get_peerstore().get_local_record()
+    assert envelope is not None
+    return envelope.marshal_envelope()
