@@ -44,6 +44,7 @@ def cmd_node_start(args: argparse.Namespace) -> int:
         log_level=args.log_level or cfg.log_level,
         fetch_attachments=not args.no_fetch_attachments,
         sync_interval=args.sync_interval,
+        mdns=args.mdns,
     )
     return run_node(
         data_dir=dd.root,
@@ -63,6 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--api-host", help="must be a loopback address (default 127.0.0.1)")
     p.add_argument("--api-port", type=int, help="local API port (0: any free port)")
     p.add_argument("--bootstrap", action="append", metavar="MULTIADDR", help="peer to dial; repeat")
+    p.add_argument("--mdns", action="store_true", help="discover peers on the local network (mDNS)")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     p.add_argument(
         "--sync-interval", type=float, default=3.0, help="seconds between anti-entropy rounds"

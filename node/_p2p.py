@@ -14,6 +14,7 @@ messages (_GossipSub), and libp2p's per-message signature is optional
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import weakref
@@ -91,6 +92,9 @@ class P2PConfig:
     # GossipSub v1.2 IDONTWANT, one control RPC per mesh peer per message, only
     # for payloads of at least this many bytes (go-libp2p's threshold is 1 KiB).
     idontwant_min_bytes: int = 1024
+    # Find peers on the local network by mDNS and dial them. Multicast: off for
+    # loopback devnets and tests.
+    mdns: bool = False
 
 
 class P2PStream:
@@ -359,7 +363,10 @@ class P2PHost:
         # Noise only: the default sec_opt also offers plaintext (spoofable ids).
         sec_opt = {TProtocol(NOISE_PROTOCOL_ID): _GatedNoise(self._key_pair, self._blocked)}
         self._host: IHost = new_host(
-            key_pair=self._key_pair, sec_opt=sec_opt, listen_addrs=[self._listen]
+            key_pair=self._key_pair,
+            sec_opt=sec_opt,
+            listen_addrs=[self._listen],
+            enable_mDNS=config.mdns,
         )
         self._id: ID = self._host.get_id()
         self.peer_id: str = self._id.to_base58()
@@ -422,6 +429,8 @@ class P2PHost:
                     raise P2PError(f"could not listen on {self._listen}")
                 nursery = await stack.enter_async_context(trio.open_nursery())
                 self._nursery = nursery
+                if config.mdns:
+                    nursery.start_soon(self._dial_discovered)
                 started = True
                 try:
                     yield self
@@ -449,6 +458,36 @@ class P2PHost:
             if rest is not None:
                 raise rest from None
             log.debug("contained libp2p teardown error: %r", exc)
+
+    async def _dial_discovered(self) -> None:
+        """Dial peers that mDNS finds. Zeroconf calls back from its own thread,
+        so the callback only hands the peer to trio."""
+        from libp2p.discovery.events.peerDiscovery import peerDiscovery
+
+        token = trio.lowlevel.current_trio_token()
+        send, recv = trio.open_memory_channel[Any](64)
+
+        def found(info: Any) -> None:
+            def put() -> None:
+                with contextlib.suppress(trio.WouldBlock, trio.ClosedResourceError):
+                    send.send_nowait(info)
+
+            with contextlib.suppress(trio.RunFinishedError):
+                token.run_sync_soon(put)
+
+        peerDiscovery.register_peer_discovered_handler(found)
+        try:
+            async for info in recv:
+                if info.peer_id == self._id or info.peer_id in self._blocked:
+                    continue
+                try:
+                    with trio.move_on_after(self.config.connect_timeout):
+                        await self._host.connect(info)
+                    log.info("mDNS: connected to %s", info.peer_id)
+                except Exception as exc:  # a stale or unreachable announcement
+                    log.debug("mDNS peer %s not reachable: %s", info.peer_id, exc)
+        finally:
+            peerDiscovery.unregister_peer_discovered_handler(found)
 
     def _swarm(self) -> Swarm:
         # new_host always builds a Swarm; the IHost interface hides its extras.

@@ -81,6 +81,7 @@ class NodeSettings:
     peer_msgs_per_s: float = 200.0  # inbound gossip messages per peer before dropping
     fetch_attachments: bool = True
     heartbeat_interval: float = 1.0
+    mdns: bool = False  # discover peers on the local network
     min_peers: int = 3  # below this, remembered peers are dialed again
     redial_interval: float = 10.0
 
@@ -168,6 +169,7 @@ class Node:
             listen_port=self.settings.listen_port,
             heartbeat_interval=self.settings.heartbeat_interval,
             max_message_bytes=MAX_GOSSIP_BYTES + 1024,
+            mdns=self.settings.mdns,
         )
         async with P2PHost.open(cfg) as host:
             self.p2p = host
