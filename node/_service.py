@@ -54,6 +54,7 @@ _PAGE = 500  # events per sync page
 _BLOB_CHUNK = 256 * 1024
 _BAN_SCORE = 50.0
 _BAN_SECONDS = 60.0
+_SYNC_BACKOFF = 2.0  # seconds between deps-triggered syncs with one peer
 _ASK_TIMEOUT = 20.0  # seconds for one sync request and its reply
 
 
@@ -127,6 +128,7 @@ class Node:
         self._author_lock = trio.Lock()
         self._sync_wanted: set[str] = set()
         self._sync_wake = trio.Event()
+        self._last_sync: dict[str, float] = {}
         self._synced_once = trio.Event()
         self._peers: dict[str, _PeerScore] = {}
         self._validated: OrderedDict[bytes, list[Event]] = OrderedDict()
@@ -369,9 +371,9 @@ class Node:
             # gossip names the event's origin, which may not be a neighbour
             peers = self.connected_peers()
             if peer in peers:
-                self.request_sync(peer)
+                self.request_sync(peer, urgent=False)
             elif peers:
-                self.request_sync(random.choice(peers))
+                self.request_sync(random.choice(peers), urgent=False)
         self._after_apply(applied)
         return results
 
@@ -409,7 +411,13 @@ class Node:
 
     # -- sync -------------------------------------------------------------------------
 
-    def request_sync(self, peer: str) -> None:
+    def request_sync(self, peer: str, *, urgent: bool = True) -> None:
+        """Ask for a sync with `peer`. A non-urgent ask (events waiting on
+        missing deps, which gossip usually fills within moments) is dropped if
+        that peer was synced very recently: under load, out-of-order arrivals
+        would otherwise turn into a storm of syncs that adds to the load."""
+        if not urgent and time.monotonic() - self._last_sync.get(peer, 0.0) < _SYNC_BACKOFF:
+            return
         self._sync_wanted.add(peer)
         self._sync_wake.set()
 
@@ -451,9 +459,8 @@ class Node:
             seen = set(peers)
             if peers:
                 self.request_sync(random.choice(peers))
-            if self.ledger.replica.pending:
-                for p in peers:
-                    self.request_sync(p)
+            if self.ledger.replica.pending and peers:
+                self.request_sync(random.choice(peers), urgent=False)
             self._unban_expired()
             await trio.sleep(self.settings.sync_interval)
 
@@ -483,6 +490,7 @@ class Node:
             if isinstance(exc, RemoteProtocolError):
                 self.penalise(peer, f"sync: {exc.reason}")
             return got
+        self._last_sync[peer] = time.monotonic()
         self.stats["sync_rounds"] += 1
         self.stats["sync_events_in"] += got
         self._synced_once.set()
