@@ -163,12 +163,18 @@ class NodeProc:
         kw: dict[str, Any] = {}
         if timeout is not None:
             kw["timeout"] = timeout
+        if raw is not None:
+            kw["content"] = raw
+        elif body is not None:
+            kw["json"] = body
         try:
-            if raw is not None:
-                r = self._client().request(method, path, content=raw, **kw)
-            elif body is not None:
-                r = self._client().request(method, path, json=body, **kw)
-            else:
+            try:
+                r = self._client().request(method, path, **kw)
+            except httpx.RemoteProtocolError:
+                # The server closed a kept-alive connection just as we reused it
+                # (it had not read the request): once more on a new connection.
+                self._local.client.close()
+                self._local.client = None
                 r = self._client().request(method, path, **kw)
         except httpx.HTTPError as exc:
             raise ApiError(self.name, method, path, 0, f"{type(exc).__name__}: {exc}") from exc

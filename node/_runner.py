@@ -122,6 +122,9 @@ async def _main(node: Node, token: str, data_dir: Path) -> None:
             hc.accesslog = None
             hc.errorlog = logging.getLogger("hypercorn.error")
             hc.graceful_timeout = 1.0
+            # Local scripts keep connections open between calls; a short idle
+            # timeout races their next request ("server disconnected").
+            hc.keep_alive_timeout = 120.0
             binds = await nursery.start(serve, make_app(node, token), hc)
             api = binds[0] if binds else f"http://{s.api_host}:{s.api_port}"
             assert node.p2p is not None
