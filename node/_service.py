@@ -753,10 +753,12 @@ class Node:
             attachments.append({"hash": h, "name": name[:128] or "file", "size": len(data)})
         salt = os.urandom(16)
         body = commit_body(bounty, self.key.public_key, text, attachments, salt)
-        ev = await self.author("commit", body, [bounty])
-        draft = {
+        # The draft (content and salt) is on disk before the commit is signed:
+        # a node killed in between still holds what it needs to reveal.
+        draft: dict[str, Any] = {
             "bounty": bounty.hex(),
-            "commit": ev.id.hex(),
+            "commitment": body["commitment"].hex(),
+            "commit": None,
             "text": text,
             "salt": salt.hex(),
             "attachments": [
@@ -764,13 +766,25 @@ class Node:
             ],
             "revealed": None,
         }
-        self._drafts_dir.mkdir(mode=0o700, exist_ok=True)
-        path = self._drafts_dir / f"{ev.id.hex()}.json"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(draft))
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
+        self._save_draft(draft)
+        try:
+            ev = await self.author("commit", body, [bounty])
+        except BaseException:
+            (self._drafts_dir / f"{draft['commitment']}.json").unlink(missing_ok=True)
+            raise
+        draft["commit"] = ev.id.hex()
+        self._save_draft(draft)
         return ev
+
+    def _save_draft(self, d: dict[str, Any]) -> None:
+        self._drafts_dir.mkdir(mode=0o700, exist_ok=True)
+        path = self._drafts_dir / f"{d['commitment']}.json"
+        tmp = path.with_suffix(".tmp")
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+            f.write(json.dumps(d))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
 
     def drafts(self) -> list[dict[str, Any]]:
         out = []
@@ -805,6 +819,17 @@ class Node:
         for d in self.drafts():
             if d.get("revealed"):
                 continue
+            if d.get("commit") is None:  # killed between saving and signing: find it
+                want = bytes.fromhex(d["commitment"])
+                found = [
+                    cid
+                    for cid, c in state.commits.items()
+                    if c.commitment == want and c.learner == self.key.public_key
+                ]
+                if not found:
+                    continue
+                d["commit"] = found[0].hex()
+                self._save_draft(d)
             commit, bounty_id = bytes.fromhex(d["commit"]), bytes.fromhex(d["bounty"])
             b = state.bounties.get(bounty_id)
             if b is None or b.close_id is None or commit not in b.accepted:
@@ -829,11 +854,7 @@ class Node:
 
     def _mark_revealed(self, d: dict[str, Any], value: str) -> None:
         d["revealed"] = value
-        path = self._drafts_dir / f"{d['commit']}.json"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(d))
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
+        self._save_draft(d)
 
     async def close(self, bounty: bytes, accept: list[bytes] | None = None) -> Event:
         b = self.ledger.replica.state.bounties.get(bounty)
