@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hmac
 import ipaddress
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -133,8 +134,6 @@ def make_app(node: Node, token: str) -> Starlette:
         if len(raw) > _MAX_BODY:
             raise UserError("request body too large", status=413)
         try:
-            import json
-
             data = json.loads(raw or b"{}")
         except ValueError:
             raise UserError("the request body is not valid JSON") from None
@@ -289,28 +288,19 @@ def make_app(node: Node, token: str) -> Starlette:
         acct = _account(request.path_params["account"])
         limit = min(int(request.query_params.get("limit", "100")), 1000)
         rep = node.ledger.replica
-        out: list[dict[str, Any]] = []
-        seq = rep.heads.get(acct, 0)
-        while seq > 0 and len(out) < limit:
-            _, eid = (
-                rep.head(acct)
-                if seq == rep.heads.get(acct)
-                else (seq, rep._by_slot.get((acct, seq)))
-            )
-            if eid is None or eid not in rep.raw:
-                break
-            ev = decode_event(rep.raw[eid], 1 << 20, node.network, verify=False)
-            void = rep.state.void.get(eid)
-            out.append(
-                {
-                    "id": eid.hex(),
-                    "seq": ev.seq,
-                    "kind": ev.kind.name,
-                    "timestamp": ev.timestamp,
-                    "void": void[1] if void else None,
-                }
-            )
-            seq -= 1
+        newest = rep.heads.get(acct, 0)
+        rows = node.ledger.events_by_author(acct, limit=limit, offset=max(0, newest - limit))
+        out = [
+            {
+                "id": r.id.hex(),
+                "seq": r.seq,
+                "kind": r.kind,
+                "timestamp": r.timestamp,
+                # the live verdict: a fork found later can void an applied event
+                "void": rep.state.void[r.id][1] if r.id in rep.state.void else None,
+            }
+            for r in reversed(rows)
+        ]
         return {"account": account_text(acct), "events": out}
 
     async def applied(request: Request) -> Any:
@@ -326,19 +316,13 @@ def make_app(node: Node, token: str) -> Starlette:
         from learnmesh.protocol import make_credential
 
         sid = _hex(request.path_params["sid"], "submission")
-        rep = node.ledger.replica
-        for b in rep.state.bounties.values():
-            sub = b.submissions.get(sid)
-            if sub is not None:
-                break
-        else:
+        found = state().find_submission(sid)
+        if found is None:
             raise UserError("no such submission", status=404, code="not_found")
+        b, sub = found
         if not sub.awarded or b.settled_by is None or b.close_id is None:
             raise UserError("this submission was not awarded", status=409, code="not_awarded")
-
-        def ev(i: bytes) -> Any:
-            return decode_event(rep.raw[i], 1 << 20, node.network, verify=False)
-
+        ev = node.stored_event
         data = make_credential(
             node.genesis, ev(b.id), ev(sub.commit), ev(b.close_id), ev(sid), ev(b.settled_by)
         )

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
 
-from ._datadir import DataDir, DataDirError
+from ._datadir import DataDir, DataDirError, read_passphrase_file
 from ._service import NodeSettings
 
 __all__ = ["register"]
@@ -14,10 +13,7 @@ __all__ = ["register"]
 
 def _passphrase(args: argparse.Namespace) -> bytes | None:
     if args.passphrase_file:
-        try:
-            return Path(args.passphrase_file).read_bytes().strip() or None
-        except OSError as exc:
-            raise DataDirError(f"cannot read {args.passphrase_file}: {exc.strerror}") from None
+        return read_passphrase_file(args.passphrase_file)  # the same rule as `init`
     env = os.environ.get("LEARNMESH_PASSPHRASE")
     return env.encode() if env else None
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import trio
-from learnmesh.ledger import BlobStore, Ledger
+from learnmesh.ledger import AppendResults, BlobStore, Ledger
 from learnmesh.protocol import (
     Event,
     Genesis,
@@ -256,6 +256,11 @@ class Node:
             delay = min(delay * 2, 10.0)
         log.warning("gave up dialing %s", addr)
 
+    def stored_event(self, eid: bytes) -> Event:
+        """An applied event, decoded from the bytes this node verified when it stored them."""
+        raw = self.ledger.replica.raw[eid]
+        return decode_event(raw, self.genesis.params.max_event_bytes, self.network, verify=False)
+
     def connected_peers(self) -> list[str]:
         return self.p2p.connected_peers() if self.p2p else []
 
@@ -322,8 +327,7 @@ class Node:
             return False
         try:
             raws = decode_gossip(data, self.network)
-            limit = self.genesis.params.max_event_bytes
-            events = [decode_event(r, limit, self.network) for r in raws]
+            events = self._decode_all(raws)
             horizon = self.now_ms() + self.genesis.params.max_clock_skew_ms
             for ev in events:
                 if ev.timestamp > horizon:
@@ -346,7 +350,7 @@ class Node:
             self.stats["gossip_received"] += 1
             self.ingest(events, peer)
 
-    def ingest(self, events: list[Event], peer: str | None = None) -> list[Any]:
+    def ingest(self, events: list[Event], peer: str | None = None) -> AppendResults:
         results = self.ledger.append_events(events)
         applied: list[Event] = []
         by_id = {e.id: e for e in events}
@@ -361,12 +365,11 @@ class Node:
                 missing = True
             elif r.status == "rejected" and peer is not None:
                 self.penalise(peer, f"{r.code}: {r.reason}")
-        for a in getattr(results, "released", []):
-            applied.append(a)
+        applied += results.released
         for ev in applied:
             self.applied_log.append((ev.id, ev.timestamp, now))
         self.stats["events_applied"] += len(applied)
-        self.stats["events_void"] += sum(1 for r in results if getattr(r, "void", None))
+        self.stats["events_void"] += sum(1 for r in results if r.void)
         if missing:
             # gossip names the event's origin, which may not be a neighbour
             peers = self.connected_peers()
@@ -586,7 +589,7 @@ class Node:
         t = req["t"]
         if t == "heads":
             heads = [[a, s] for a, s in sorted(self.ledger.replica.heads.items())]
-            return encode_msg("reply", heads=heads, digest=self.ledger.digest())
+            return encode_msg("reply", heads=heads)
         if t == "range":
             author, start, limit = req.get("author"), req.get("start"), req.get("limit")
             if not (
@@ -699,11 +702,7 @@ class Node:
         async with self._author_lock:
             replica = self.ledger.replica
             seq, head = replica.head(self.key.public_key)
-            last = 0
-            if head is not None:
-                last = decode_event(
-                    replica.raw[head], 1 << 20, self.network, verify=False
-                ).timestamp
+            last = self.stored_event(head).timestamp if head is not None else 0
             ts = max(self.now_ms(), last + 1)  # our own chain's times never go backwards
             refs = sorted(set(refs))
             missing = [r for r in refs if r not in replica.raw]
@@ -868,14 +867,12 @@ class Node:
         )
 
     async def review(self, submission: bytes, scores: dict[str, int], comment: str) -> Event:
-        state = self.ledger.replica.state
-        for b in state.bounties.values():
-            if submission in b.submissions:
-                break
-        else:
+        found = self.ledger.replica.state.find_submission(submission)
+        if found is None:
             raise UserError(
                 "no such submission (is it revealed yet?)", status=404, code="not_found"
             )
+        b, _ = found
         names = [n for n, _ in b.rubric]
         unknown = set(scores) - set(names)
         if unknown:

@@ -177,6 +177,14 @@ class State:
         a = self.accounts.get(key)
         return a.balance if a else 0
 
+    def find_submission(self, sid: bytes) -> tuple[Bounty, Submission] | None:
+        """The bounty and submission of a reveal id, or None."""
+        for b in self.bounties.values():
+            sub = b.submissions.get(sid)
+            if sub is not None:
+                return b, sub
+        return None
+
     def unclaimed_credits(self, key: bytes) -> list[tuple[bytes, int]]:
         """Credits paid to `key` that its chain has not claimed yet (oldest first
         is not knowable here; callers sort as they like)."""
