@@ -153,6 +153,7 @@ def make_app(node: Node, token: str) -> Starlette:
             "peer_id": node.peer_id,
             "addrs": node.dial_addrs() if node.p2p else [],
             "peers": node.connected_peers(),
+            "mesh_peers": node.mesh_peers(),
             "network": node.genesis.name,
             "network_id": node.network.hex(),
             "events": len(rep.raw),
@@ -168,6 +169,7 @@ def make_app(node: Node, token: str) -> Starlette:
     async def peers(request: Request) -> Any:
         return {
             "peers": node.connected_peers(),
+            "mesh_peers": node.mesh_peers(),
             "partitioned": sorted(node._partitioned),
             "scores": {
                 p: {"score": round(s.score, 1), "reasons": list(s.reasons)}

@@ -27,6 +27,7 @@ import libp2p.pubsub.gossipsub as _gossipsub_mod
 import libp2p.pubsub.pubsub as _pubsub_mod
 import multiaddr
 import trio
+from google.protobuf.message import DecodeError
 from libp2p import new_host
 from libp2p.abc import (
     IHost,
@@ -39,6 +40,7 @@ from libp2p.abc import (
 )
 from libp2p.crypto import ed25519, x25519
 from libp2p.custom_types import TProtocol
+from libp2p.io.exceptions import IOException, MessageTooLarge
 from libp2p.network.swarm import Swarm
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import info_from_p2p_addr
@@ -79,9 +81,9 @@ class P2PConfig:
     max_frame_bytes: int = 4 * 1024 * 1024  # cap for send_frame
     inbox_size: int = 1024  # messages() buffer; overflow is dropped and counted
     connect_timeout: float = 20.0
-    mesh_degree: int = 6
-    mesh_degree_low: int = 4
-    mesh_degree_high: int = 12
+    mesh_degree: int = 3
+    mesh_degree_low: int = 2
+    mesh_degree_high: int = 4
     # libp2p's StrictSign: every message signed by its origin and checked at every
     # hop. All nodes of a network must agree: a signing node drops unsigned
     # messages. Off, the origin peer id in messages() is only a claim (any
@@ -262,6 +264,9 @@ class _GossipSub(GossipSub):
 
     def __init__(self, *args: Any, idontwant_min_bytes: int, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # libp2p's peer scoring runs on every message and every mesh peer; the node
+        # keeps its own scores (penalties and bans for invalid data), so it is off.
+        self.scorer = None
         self._idontwant_min = idontwant_min_bytes
         self._idontwant_skip: dict[bytes, tuple[ID, ID]] = {}
 
@@ -288,6 +293,91 @@ class _GossipSub(GossipSub):
             # We offer at most v1.2, so no peer negotiates a later version.
             if self.peer_protocol.get(peer) == PROTOCOL_ID_V12:
                 await self.emit_idontwant([msg_id], peer)
+
+
+class _Pubsub(Pubsub):
+    """Pubsub that handles each received message in its stream's reader task.
+
+    libp2p 0.8.1 spawns a service task per received message (``manager.run_task``)
+    just to run ``push_msg``, whose only wait is the send queue; that spawn and
+    its bookkeeping cost about as much as the message's validation. Here the
+    reader awaits ``push_msg`` itself: messages from one neighbour are handled in
+    order, and a slow one holds back only that neighbour's stream. Otherwise the
+    loop is libp2p's ``continuously_read_stream``.
+    """
+
+    async def continuously_read_stream(self, stream: INetStream) -> None:
+        peer_id = stream.muxed_conn.peer_id
+        buf = bytearray()
+        limit = self.max_inbound_rpc_size
+        try:
+            while self.manager.is_running:
+                frame = _take_frame(buf, limit)
+                if frame is None:
+                    # Whatever the muxer has buffered, in one read: libp2p reads the
+                    # varint prefix byte by byte, a lock and a checkpoint per byte.
+                    chunk = await stream.read(_READ_BYTES)
+                    if not chunk:
+                        return
+                    buf += chunk
+                    continue
+                rpc_incoming = rpc_pb2.RPC()
+                rpc_incoming.ParseFromString(frame)
+                # Looked up at call time: _install_libp2p_patches swaps this name.
+                consume = _pubsub_mod.maybe_consume_signed_record  # type: ignore[attr-defined]
+                if not consume(rpc_incoming, self.host, peer_id):
+                    log.debug("invalid signed record from %s: RPC ignored", peer_id)
+                    continue
+                for msg in rpc_incoming.publish:
+                    if self._is_subscribed_to_msg(msg) and self.manager.is_running:
+                        try:
+                            await self.push_msg(peer_id, msg)
+                        except (trio.Cancelled, KeyboardInterrupt):
+                            raise
+                        except Exception:  # one bad message must not end the stream
+                            log.debug("push_msg from %s failed", peer_id, exc_info=True)
+                subs = rpc_incoming.subscriptions
+                if subs and len(subs) <= self.max_subscriptions_per_rpc:
+                    for sub in subs:
+                        self.handle_subscription(peer_id, sub)
+                if rpc_incoming.HasField("control"):
+                    await self.router.handle_rpc(rpc_incoming, peer_id)
+        except (MessageTooLarge, _FrameError, DecodeError) as exc:
+            log.debug("bad pubsub RPC from %s (%s): stream reset", peer_id, exc)
+            with contextlib.suppress(Exception):
+                await stream.reset()
+            self._handle_dead_peer(peer_id)
+        except IOException:  # EOF, reset, closed connection: the peer is gone
+            log.debug("pubsub stream from %s ended", peer_id)
+
+
+_READ_BYTES = 256 * 1024
+
+
+class _FrameError(Exception):
+    pass
+
+
+def _take_frame(buf: bytearray, limit: int) -> bytes | None:
+    """Remove and return one uvarint-length-prefixed frame from the front of
+    `buf`, or None if it is not all there yet."""
+    size = shift = 0
+    for i in range(min(len(buf), 10)):
+        b = buf[i]
+        size |= (b & 0x7F) << shift
+        if not b & 0x80:
+            if size > limit:
+                raise MessageTooLarge(f"RPC of {size} bytes exceeds {limit}")
+            end = i + 1 + size
+            if len(buf) < end:
+                return None
+            frame = bytes(buf[i + 1 : end])
+            del buf[:end]
+            return frame
+        shift += 7
+    if len(buf) >= 10:
+        raise _FrameError("length prefix longer than 10 bytes")
+    return None
 
 
 class _GatedNoise(NoiseTransport):
@@ -388,7 +478,7 @@ class P2PHost:
         # Message ids stay libp2p's default (origin + seqno): GossipSub's mcache
         # hard-codes that form for IHAVE, so a content-hash id would make every
         # IHAVE look unseen and trigger redundant IWANTs.
-        self._pubsub = Pubsub(
+        self._pubsub = _Pubsub(
             self._host,
             self._router,
             max_inbound_rpc_size=max(1024 * 1024, config.max_message_bytes + _RPC_OVERHEAD),

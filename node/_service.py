@@ -264,6 +264,10 @@ class Node:
     def connected_peers(self) -> list[str]:
         return self.p2p.connected_peers() if self.p2p else []
 
+    def mesh_peers(self) -> list[str]:
+        """Neighbours grafted into this node's gossip mesh for the network topic."""
+        return self.p2p.mesh_peers(self.topic) if self.p2p else []
+
     def dial_addrs(self) -> list[str]:
         """Addresses others can dial: a wildcard listen address becomes loopback
         (a LAN peer would use this machine's own address instead)."""
