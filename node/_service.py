@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import random
 import time
@@ -392,11 +393,14 @@ class Node:
 
     async def _gossip_out(self) -> None:
         """Batch outgoing events into few gossip messages, paced so libp2p's
-        32-message per-peer queue never overflows."""
+        32-message per-peer queue never overflows. An event after a quiet spell
+        goes out at once; events made within `gossip_delay` of the last message
+        wait for the rest of that window and share the next one."""
         assert self.p2p is not None
+        last = -math.inf
         while True:
             await self._outbox_ready.wait()
-            await trio.sleep(self.settings.gossip_delay)
+            await trio.sleep_until(last + self.settings.gossip_delay)
             self._outbox_ready = trio.Event()
             while self._outbox:
                 batch: list[bytes] = []
@@ -414,6 +418,7 @@ class Node:
                     self.stats["gossip_events_out"] += len(batch)
                 except P2PError as exc:
                     log.warning("publish failed: %s", exc)
+                last = trio.current_time()
                 await trio.sleep(1.0 / self.settings.gossip_rate)
 
     # -- sync -------------------------------------------------------------------------
