@@ -9,7 +9,7 @@ from the events in their original apply order, which is a valid causal order.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass, field
 
 from ._errors import RemoteProtocolError
@@ -64,7 +64,9 @@ class Replica:
         self.network = genesis.network_id
         self.max_event_bytes = genesis.params.max_event_bytes
         self.state = State(genesis)
-        self.raw: dict[bytes, bytes] = {}  # applied events, in apply order
+        # Applied events, in apply order. A store may swap in a mapping that keeps
+        # only the ids in memory and reads the bytes back (ledger._StoredRaw).
+        self.raw: MutableMapping[bytes, bytes] = {}
         self._slot: dict[bytes, tuple[bytes, int]] = {}  # applied id -> (author, seq)
         self._by_slot: dict[tuple[bytes, int], bytes] = {}  # first id seen at (author, seq)
         self.heads: dict[bytes, int] = {}  # author -> highest applied seq

@@ -23,6 +23,7 @@ from learnmesh.ledger import (
     LedgerError,
     WrongNetworkError,
 )
+from learnmesh.ledger._ledger import _StoredRaw
 from learnmesh.ledger._schema import LATEST_VERSION
 from learnmesh.protocol import ChainWriter, Event, Genesis, Replica
 from learnmesh.protocol._workload import Workload
@@ -211,6 +212,37 @@ def test_forks_and_bad_prev_events_survive_restart(tmp_path: Path) -> None:
     with Ledger.open(db) as ledger:
         assert not ledger.opened_from_snapshot
         assert ledger.digest() == digest and ledger.verify().ok
+
+
+def test_event_bytes_are_read_back_from_the_table(tmp_path: Path) -> None:
+    """The replica keeps applied ids in memory and the bytes on disk; a fork found
+    in a later append folds the state again from the table's bytes, also with
+    events of the same append not yet committed."""
+    w = Workload(seed=6, actors=4)
+    cw = ChainWriter(w.keys[0], w.network)
+    t = 1_700_000_100_000
+    e1 = cw.sign("profile", {"name": "a", "bio": "", "skills": []}, t)
+    e2 = cw.sign("vouch", {"account": w.keys[1].public_key}, t + 1)
+    e3 = cw.sign("vouch", {"account": w.keys[2].public_key}, t + 2)
+    cw.resume(1, e1.id)
+    e2b = cw.sign("vouch", {"account": w.keys[3].public_key}, t + 3)
+    other = ChainWriter(w.keys[1], w.network)
+    o1 = other.sign("profile", {"name": "o", "bio": "", "skills": []}, t + 4)
+    want = digest_of(w.genesis, [e1, e2, e3, o1, e2b])
+    db = tmp_path / "ledger.db"
+    with Ledger.open(db, w.genesis) as ledger:
+        append_all(ledger, [e1.raw, e2.raw, e3.raw])
+        raw_map = ledger.replica.raw
+        assert isinstance(raw_map, _StoredRaw) and raw_map._fresh == {}
+        assert [raw_map[e.id] for e in (e1, e2, e3)] == [e1.raw, e2.raw, e3.raw]
+        results = ledger.append([o1.raw, e2b.raw])  # o1 uncommitted when e2b rebuilds
+        assert [r.status for r in results] == ["applied", "applied"]
+        assert ledger.state.forks == {w.keys[0].public_key: 2}
+        assert ledger.digest() == want and raw_map._fresh == {}
+        assert list(raw_map.values()) == [e.raw for e in (e1, e2, e3, o1, e2b)]
+    with Ledger.open(db) as ledger:
+        assert ledger.opened_from_snapshot and ledger.digest() == want
+        assert ledger.replica.raw[e2b.id] == e2b.raw
 
 
 def test_bad_input_never_raises(tmp_path: Path, corpus: Corpus) -> None:
