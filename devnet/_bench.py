@@ -132,6 +132,8 @@ def bench_propagation(
             _paced(rate, int(rate * min(5.0, duration / 3)), one)
             c.wait_converged(120)
             log("warm-up converged; measuring")
+            c.sample_all()
+            cpu0 = {x.name: x.cpu_s for x in c.nodes}
             t0_ms = int(time.time() * 1000)
             count = int(rate * duration)
             took, failures = _paced(rate, count, one)
@@ -159,6 +161,10 @@ def bench_propagation(
             out["api_failures"] = failures
             out["send_s"] = round(took, 1)
             out["cpu_s_per_node"] = round(statistics.mean(x.cpu_s for x in c.nodes), 2)
+            # From the first measured event until all are applied everywhere (the
+            # bench's status polls while it waits included).
+            used = sum(x.cpu_s - cpu0[x.name] for x in c.nodes)
+            out["cpu_ms_per_event_per_node"] = round(1000 * used / max(1, count * nodes), 2)
             out["rss_mb_median"] = round(
                 statistics.median(x.rss_mb[-1] for x in c.nodes if x.rss_mb), 1
             )

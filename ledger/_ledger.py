@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import itertools
 import logging
 import os
 import threading
@@ -296,6 +297,7 @@ class Ledger:
         snapshot_path: Path | None,
         snapshot_every: int,
         verify_threads: int,
+        max_pending: int = 20_000,
     ) -> None:
         self.url = url
         self.genesis = genesis
@@ -312,6 +314,8 @@ class Ledger:
         self._rejected_ids: set[bytes] = set()
         self._proof_keys: set[bytes] = set()
         self._closed = False
+        self.max_pending = max_pending
+        self.pending_dropped = 0
         self._fast: Any = None  # DBAPI connection kept for _fast_append
         self._fast_insert = ""
         # How the last open rebuilt the state (tests and `ledger show` look at these).
@@ -330,12 +334,15 @@ class Ledger:
         snapshot_every: int = 20_000,
         verify_threads: int | None = None,
         synchronous: str = "FULL",
+        max_pending: int = 20_000,
     ) -> Ledger:
         """Open (or create) a ledger. `url` is a SQLAlchemy URL or a plain path
         (a SQLite file). A new ledger stores `genesis`; an existing one refuses a
         different genesis. Snapshots go beside a SQLite file unless
         `snapshot_path` says where (other databases: only if given).
-        `verify_threads` defaults to one per CPU (signature checks in parallel)."""
+        `verify_threads` defaults to one per CPU (signature checks in parallel).
+        At most `max_pending` events wait for their dependencies; beyond that
+        the oldest waiting ones are dropped (counted in `pending_dropped`)."""
         if synchronous.upper() not in ("FULL", "NORMAL", "EXTRA"):
             raise LedgerError(f"synchronous must be FULL, NORMAL or EXTRA, not {synchronous!r}")
         text = os.fspath(url)
@@ -368,6 +375,7 @@ class Ledger:
                 snapshot_path=snap,
                 snapshot_every=snapshot_every,
                 verify_threads=threads,
+                max_pending=max_pending,
             )
             ledger._load()
         except SQLAlchemyError as exc:
@@ -609,6 +617,16 @@ class Ledger:
                     }
             code, reason = out.rejected.get(ev.id, (None, None))
             results.append(AppendResult(out.status, ev.id, code, reason))
+        over = len(rep.pending) - self.max_pending
+        if over > 0:
+            # Events waiting for dependencies that may never come (anyone can sign
+            # orphans): the oldest go first, from memory and disk. A real one is
+            # fetched again by sync once its dependencies are here.
+            for eid in list(itertools.islice(rep.pending, over)):
+                rep.drop_pending(eid)
+                self._unpend(eid, new_pending, gone_pending)
+            self.pending_dropped += over
+            log.warning("pending pool over %d: dropped the %d oldest", self.max_pending, over)
         # Inputs that waited and were released later in this same call.
         for i, r in enumerate(results):
             if r.status == "pending":

@@ -158,6 +158,7 @@ def make_app(node: Node, token: str) -> Starlette:
             "network_id": node.network.hex(),
             "events": len(rep.raw),
             "pending": len(rep.pending),
+            "pending_dropped": node.ledger.pending_dropped,
             "heads": {account_text(a): s for a, s in sorted(rep.heads.items())},
             "digest": rep.digest().hex(),
             "forks": [account_text(a) for a in sorted(rep.state.forks)],

@@ -123,7 +123,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     t = Table(title=f"learnmesh node on {s['network']}", show_header=False)
     for k in ("account", "peer_id", "network_id", "events", "pending", "balance", "digest"):
         t.add_row(k, str(s[k]))
-    t.add_row("peers", str(len(s["peers"])))
+    t.add_row("peers", f"{len(s['peers'])} ({len(s.get('mesh_peers', []))} in the gossip mesh)")
+    if s.get("pending_dropped"):
+        t.add_row("pending dropped", str(s["pending_dropped"]))
     t.add_row("addrs", "\n".join(s["addrs"]))
     if s["forks"]:
         t.add_row("equivocators", "\n".join(s["forks"]))

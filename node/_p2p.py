@@ -8,8 +8,10 @@ own hosts' connections (see _install_libp2p_patches), cut that about fourfold:
 yamux credit returned per half window instead of on every read, each neighbour's
 signed peer record verified once instead of on every RPC, our own record built
 once every few seconds instead of per RPC. IDONTWANT is limited to large
-messages (_GossipSub), and libp2p's per-message signature is optional
-(P2PConfig.sign_messages).
+messages and libp2p's peer scoring is off (_GossipSub); received messages are
+handled in their stream's reader, which reads whatever the muxer has buffered
+instead of a byte at a time (_Pubsub); the mesh is 3 neighbours, not 6
+(P2PConfig). libp2p's per-message signature is optional (P2PConfig.sign_messages).
 """
 
 from __future__ import annotations
@@ -81,6 +83,10 @@ class P2PConfig:
     max_frame_bytes: int = 4 * 1024 * 1024  # cap for send_frame
     inbox_size: int = 1024  # messages() buffer; overflow is dropped and counted
     connect_timeout: float = 20.0
+    # GossipSub's mesh: 3 neighbours (2..4) rather than the spec's 6 (4..12). A
+    # learnmesh node has a few connections, and every extra mesh link is one more
+    # copy of each message to send, receive, decrypt and parse (about 0.9 ms of
+    # CPU per event per link here); sync repairs what a thin mesh misses.
     mesh_degree: int = 3
     mesh_degree_low: int = 2
     mesh_degree_high: int = 4

@@ -166,6 +166,33 @@ def test_out_of_order_events_wait_durably_and_apply_later(tmp_path: Path, corpus
         assert ledger.pending_count() == 0 and ledger.digest() == digest_of(corpus.genesis, evs)
 
 
+def test_the_pending_pool_is_bounded_and_drops_the_oldest(tmp_path: Path) -> None:
+    w = Workload(seed=8, actors=2)
+    cw = ChainWriter(w.keys[0], w.network)
+    chain = [
+        cw.sign("profile", {"name": f"v{i}", "bio": "", "skills": []}, 1_700_000_000_000 + i)
+        for i in range(6)
+    ]
+    db = tmp_path / "ledger.db"
+    with Ledger.open(db, w.genesis, max_pending=3) as ledger:
+        # Each waits for its prev; e0 is missing, so all five wait.
+        results = ledger.append([e.raw for e in chain[1:]])
+        assert [r.status for r in results] == ["pending"] * 5
+        assert set(ledger.replica.pending) == {e.id for e in chain[3:]}
+        assert ledger.pending_dropped == 2
+        assert ledger.append([chain[0].raw])[0].status == "applied"
+        assert ledger.replica.heads[w.keys[0].public_key] == 1  # e1 was dropped: e3.. wait
+        assert len(ledger.replica.pending) == 3
+    with Ledger.open(db, max_pending=3) as ledger:
+        assert set(ledger.replica.pending) == {e.id for e in chain[3:]}  # on disk too
+        # The dropped ones come again (as sync would bring them): all apply.
+        results = ledger.append([chain[1].raw, chain[2].raw])
+        assert [r.status for r in results] == ["applied", "applied"]
+        assert not ledger.replica.pending
+        assert ledger.replica.heads[w.keys[0].public_key] == 6
+        assert ledger.digest() == digest_of(w.genesis, chain)
+
+
 def test_a_batch_that_releases_its_own_waiters_reports_them_applied(
     tmp_path: Path, corpus: Corpus
 ) -> None:
