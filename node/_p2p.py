@@ -20,7 +20,7 @@ import contextlib
 import logging
 import time
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, cast
@@ -262,6 +262,9 @@ def _install_libp2p_patches() -> None:
     YamuxStream._auto_tune_and_send_window_update = credit_at_half_window  # type: ignore[method-assign]
 
 
+_GOSSIP_PROTOCOLS = frozenset({PROTOCOL_ID_V12, PROTOCOL_ID_V11, PROTOCOL_ID})
+
+
 class _GossipSub(GossipSub):
     """GossipSub whose IDONTWANT (v1.2) goes only with payloads of at least
     ``idontwant_min_bytes``, and never to the peer that forwarded the message or
@@ -287,6 +290,27 @@ class _GossipSub(GossipSub):
         finally:
             if big:
                 self._idontwant_skip.pop(msg_id, None)
+
+    def _get_peers_to_send(
+        self,
+        topic_ids: Iterable[str],
+        msg_forwarder: ID,
+        origin: ID,
+        msg_id: bytes | None = None,
+    ) -> Iterable[ID]:
+        """Our own messages go to every neighbour in the topic, mesh or not (go-libp2p's
+        flood publish); forwarded ones follow the mesh. A node that just connected has
+        an empty mesh until its next heartbeat grafts one: without this its first
+        events would reach nobody until a sync round."""
+        topic_ids = list(topic_ids)
+        peers = set(super()._get_peers_to_send(topic_ids, msg_forwarder, origin, msg_id))
+        if self.pubsub is not None and msg_forwarder == self.pubsub.my_id:
+            for topic in topic_ids:
+                for peer in self.pubsub.peer_topics.get(topic, ()):
+                    if self.peer_protocol.get(peer) in _GOSSIP_PROTOCOLS:
+                        peers.add(peer)
+            peers.discard(msg_forwarder)
+        return peers
 
     async def _emit_idontwant_for_message(self, msg_id: bytes, topic_ids: Any) -> None:
         skip = self._idontwant_skip.pop(msg_id, None)

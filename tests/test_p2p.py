@@ -90,6 +90,26 @@ async def test_chain_forwarding_and_no_echo() -> None:
             assert await a.messages().receive() == (TOPIC, c.peer_id, b"marker-c")
 
 
+async def test_own_messages_reach_neighbours_before_the_mesh_forms() -> None:
+    # A low watermark of 0 and no heartbeat after the first: no mesh is ever
+    # grafted, as for a node whose neighbours' subscriptions have not been acted
+    # on yet. What arrives was sent by its author to every neighbour in the topic.
+    cfg = {"heartbeat_interval": 300.0, "mesh_degree": 1, "mesh_degree_low": 0}
+    async with hosts(3, mesh_degree_high=1, **cfg) as (a, b, c):
+        for h in (a, b, c):
+            await h.subscribe(TOPIC, accept_all)
+        await b.connect(a.listen_addrs()[0])
+        await c.connect(a.listen_addrs()[0])
+        await wait_for(lambda: {b.peer_id, c.peer_id} <= set(a.topic_peers(TOPIC)), "subs")
+        assert a.mesh_peers(TOPIC) == [] and b.mesh_peers(TOPIC) == []
+        await a.publish(TOPIC, b"first")
+        for h in (b, c):
+            assert await recv_until(h, b"first") == [b"first"]
+        # b's message goes to its only neighbour, a; with no mesh a does not forward it.
+        await b.publish(TOPIC, b"from b")
+        assert await recv_until(a, b"from b") == [b"from b"]
+
+
 async def test_validator_reject_stops_forwarding() -> None:
     calls: list[tuple[str, bytes]] = []
 
