@@ -444,20 +444,22 @@ class Ledger:
     def _restore(self, replica: Replica, applied: int, rejected_n: int) -> None:
         dec = Decoder(self.genesis.params.max_event_bytes, self.network)
         raw_map = _StoredRaw(self._fetch_raw, self._scan_raw)
-        if applied:
-            with self._engine.connect() as conn:
-                for (i,) in conn.execute(
-                    select(s.events.c.id).where(s.events.c.idx <= applied).order_by(s.events.c.idx)
-                ):
-                    raw_map[i] = b""
-            if len(raw_map) != applied:
-                raise CorruptLedgerError("the snapshot covers events the database lacks")
-            raw_map.committed()
-        elif replica.raw:
-            raise CorruptLedgerError("a full replay must start from an empty replica")
-        replica.raw = raw_map
-        raw_map.stored = True  # what is replayed below is in the table already
+        raw_map.stored = True  # everything restored or replayed here is in the table
         try:
+            if applied:
+                with self._engine.connect() as conn:
+                    ids = conn.execute(
+                        select(s.events.c.id)
+                        .where(s.events.c.idx <= applied)
+                        .order_by(s.events.c.idx)
+                    )
+                    for (i,) in ids:
+                        raw_map[i] = b""  # not kept: the bytes are read back by id
+                if len(raw_map) != applied:
+                    raise CorruptLedgerError("the snapshot covers events the database lacks")
+            elif replica.raw:
+                raise CorruptLedgerError("a full replay must start from an empty replica")
+            replica.raw = raw_map
             self._replay(replica, dec, applied, rejected_n)
         finally:
             raw_map.stored = False
