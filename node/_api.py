@@ -1,8 +1,14 @@
 """The local HTTP JSON API (Starlette on hypercorn's trio worker, 127.0.0.1 only).
 
-Every request needs `Authorization: Bearer <token>` with the token from the
-data directory. Ids travel as hex, accounts in their `lm…` text form, amounts
-as integers. A mistake gets a 4xx with {"error": code, "message": sentence}.
+Every `/api/*` request needs `Authorization: Bearer <token>` with the token from
+the data directory, or the web page's `lm_session` cookie (HttpOnly,
+SameSite=Strict, got by trading a one-time code from `learnmesh web` at
+`POST /api/session`); with the cookie, every non-GET request also needs the
+header `X-Learnmesh-CSRF: 1`. Every request (the page and its files too) needs a
+loopback `Host` (421 otherwise: DNS rebinding) and, when it has an `Origin`,
+this API's own origin (403). Every response carries a strict CSP and friends.
+Ids travel as hex, accounts in their `lm…` text form, amounts as integers. A
+mistake gets a 4xx with {"error": code, "message": sentence}.
 """
 
 from __future__ import annotations
@@ -12,10 +18,12 @@ import hmac
 import ipaddress
 import json
 import logging
-from collections.abc import Awaitable, Callable
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import trio
 from learnmesh.protocol import (
     FINAL_PHASES,
     Bounty,
@@ -24,22 +32,130 @@ from learnmesh.protocol import (
     State,
     account_from_text,
     account_text,
-    decode_event,
     reputation,
 )
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ._service import Node, UserError
+from ._web_session import (
+    LOGIN_TTL_S,
+    MAX_KEY_LEN,
+    Idempotency,
+    LoginCodes,
+    Sessions,
+    host_allowed,
+    origin_allowed,
+)
 
-__all__ = ["check_loopback", "make_app"]
+__all__ = ["SecurityGuard", "check_loopback", "make_app", "safe_filename"]
 
 log = logging.getLogger("learnmesh.api")
 _MAX_BODY = 32 * 1024 * 1024
 
 Handler = Callable[[Request], Awaitable[Any]]
+
+SESSION_COOKIE = "lm_session"
+CSRF_HEADER = "x-learnmesh-csrf"
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+_SECURITY_HEADERS: list[tuple[bytes, bytes]] = [
+    (b"content-security-policy", CSP.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+]
+# Requests that author something: an Idempotency-Key makes a repeat replay the first answer.
+_IDEMPOTENT = {
+    ("POST", "/api/bounties"),
+    ("POST", "/api/submit"),
+    ("POST", "/api/review"),
+    ("POST", "/api/transfer"),
+    ("POST", "/api/bounties/{bid}/close"),
+    ("POST", "/api/bounties/{bid}/award"),
+    ("POST", "/api/bounties/{bid}/refund"),
+    ("POST", "/api/vouch"),
+    ("POST", "/api/profile"),
+}
+# The wire names of fields, as the page's forms name them (for error messages).
+_FIELD_LABELS = {
+    "submit_by": "submission deadline",
+    "review_by": "review deadline",
+    "reviewer_share_bp": "reviewer share",
+    "data_b64": "file content",
+}
+_FIELD_RE = re.compile(r"\b(" + "|".join(map(re.escape, _FIELD_LABELS)) + r")\b")
+
+
+def _humanise(message: str) -> str:
+    """Name fields as a person sees them on the form, not by their wire names."""
+    return _FIELD_RE.sub(lambda m: f"the {_FIELD_LABELS[m.group(1)]}", message).replace(
+        "the the ", "the "
+    )
+
+
+def _error(code: str, message: str, status: int) -> JSONResponse:
+    return JSONResponse({"error": code, "message": message}, status_code=status)
+
+
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9 ._()+,=@-]")
+
+
+def safe_filename(name: str) -> str:
+    """A download's file name: ASCII without quotes, slashes or control
+    characters (each becomes `_`), no leading dots, at most 128 characters."""
+    out = _SAFE_NAME.sub("_", name).strip(" .")[:128].strip(" .")
+    return out if out.strip("_") else "attachment"
+
+
+class SecurityGuard:
+    """ASGI middleware on every request: a loopback Host (else 421: DNS
+    rebinding), no foreign Origin (else 403), and the security headers on
+    every response (`Cache-Control: no-store` too under /api/)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.lower(): v for k, v in scope.get("headers", [])}
+        is_api = str(scope.get("path", "")).startswith("/api/")
+
+        async def send_secured(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                have = {k.lower() for k, _ in message.get("headers", [])}
+                extra = [h for h in _SECURITY_HEADERS if h[0] not in have]
+                if is_api and b"cache-control" not in have:
+                    extra.append((b"cache-control", b"no-store"))
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        host = headers.get(b"host", b"").decode("latin-1")
+        if not host_allowed(host):
+            resp: Response = _error(
+                "host_refused",
+                "this node answers only requests addressed to 127.0.0.1, localhost or [::1]",
+                421,
+            )
+            await resp(scope, receive, send_secured)
+            return
+        origin = headers.get(b"origin")
+        server = scope.get("server")
+        port = server[1] if server and len(server) > 1 else None
+        if origin is not None and not origin_allowed(origin.decode("latin-1"), port):
+            resp = _error("origin_refused", "requests from another web site are refused", 403)
+            await resp(scope, receive, send_secured)
+            return
+        await self.app(scope, receive, send_secured)
 
 
 def check_loopback(host: str) -> None:
@@ -122,6 +238,68 @@ def _bounty_json(b: Bounty, now_ms: int, full: bool = False) -> dict[str, Any]:
     return out
 
 
+def _rep_json(r: Reputation | None) -> dict[str, Any]:
+    if r is None:
+        return {"score": 0, "points": 0, "abandoned": 0, "trusted": False, "equivocated": False}
+    return {
+        "score": r.score,
+        "points": r.points,
+        "abandoned": r.abandoned,
+        "trusted": r.trusted,
+        "equivocated": r.equivocated,
+    }
+
+
+def _name_of(st: State, acct: bytes) -> str | None:
+    a = st.accounts.get(acct)
+    if a is None or not a.profile:
+        return None
+    name = a.profile.get("name")
+    return name if isinstance(name, str) else None
+
+
+def _viewer(b: Bounty, st: State, me: bytes, now_ms: int) -> dict[str, Any]:
+    """What a bounty means to the viewer: its role there, its commit, the next
+    thing it can do (`submit`, `close`, `award`, `refund`, `review` or None)
+    and, for `review`, the submissions it may still review."""
+    my_commit = None
+    for cid, learner in b.commits.items():
+        if learner == me:
+            c = st.commits.get(cid)
+            my_commit = {"id": cid.hex(), "at": c.timestamp if c else None}
+            break
+    reviewed_by_me = [
+        s.id for s in b.submissions.values() for r in s.reviews if st.reviews[r].reviewer == me
+    ]
+    reviewable = []
+    if b.author != me and b.phase == "closed" and now_ms <= b.review_by:
+        reviewable = [
+            s.id.hex()
+            for s in b.submissions.values()
+            if s.learner != me and s.id not in reviewed_by_me
+        ]
+    action: str | None = None
+    if b.author == me:
+        role: str | None = "mentor"
+        if b.phase == "open":
+            action = "close"
+        elif b.phase == "closed":
+            action = "award" if b.submissions else "refund"
+    else:
+        role = "learner" if my_commit else ("reviewer" if reviewed_by_me or reviewable else None)
+        if b.phase == "open" and now_ms <= b.submit_by and my_commit is None:
+            action = "submit"
+        elif reviewable:
+            action = "review"
+    return {
+        "my_role": role,
+        "my_commit": my_commit,
+        "next_action": action,
+        "reviewable": reviewable,
+        "my_reviews": [sid.hex() for sid in reviewed_by_me],
+    }
+
+
 def make_app(node: Node, token: str) -> Starlette:
     def state() -> State:
         return node.ledger.replica.state  # always the live state: a rebuild replaces it
@@ -135,10 +313,12 @@ def make_app(node: Node, token: str) -> Starlette:
             raise UserError("request body too large", status=413)
         try:
             data = json.loads(raw or b"{}")
+        except RecursionError:
+            raise UserError("the request body is nested too deeply", code="bad_json") from None
         except ValueError:
-            raise UserError("the request body is not valid JSON") from None
+            raise UserError("the request body is not valid JSON", code="bad_json") from None
         if not isinstance(data, dict):
-            raise UserError("the request body must be a JSON object")
+            raise UserError("the request body must be a JSON object", code="bad_json")
         return data
 
     def event_json(ev_id: bytes) -> dict[str, Any]:
@@ -180,16 +360,37 @@ def make_app(node: Node, token: str) -> Starlette:
         }
 
     async def bounties(request: Request) -> Any:
-        phase = request.query_params.get("phase")
-        skill = request.query_params.get("skill")
-        now = node.now_ms()
+        """Bounties, newest first, with the viewer's role and next action.
+        Filters: q (title/description text), skill, phase, min_reward,
+        author (lm…), mine=1 (authored, committed or reviewed by me)."""
+        qp = request.query_params
+        phase = qp.get("phase")
+        skill = qp.get("skill")
+        text = (qp.get("q") or "").strip().casefold()
+        min_reward = 0
+        if qp.get("min_reward"):
+            try:
+                min_reward = int(qp["min_reward"])
+            except ValueError:
+                raise UserError("the minimum reward must be a whole number") from None
+        author = _account(qp["author"], "author") if qp.get("author") else None
+        mine = qp.get("mine") in ("1", "true", "yes")
+        st, now, who = state(), node.now_ms(), me()
         out = []
-        for b in state().bounties.values():
+        for b in st.bounties.values():
             j = _bounty_json(b, now)
             if phase and phase not in (j["phase"], j["status"]):
                 continue
             if skill and skill not in b.skills:
                 continue
+            if b.reward < min_reward or (author is not None and b.author != author):
+                continue
+            if text and text not in b.title.casefold() and text not in b.description.casefold():
+                continue
+            j.update(_viewer(b, st, who, now))
+            if mine and j["my_role"] not in ("mentor", "learner") and not j["my_reviews"]:
+                continue
+            j["author_name"] = _name_of(st, b.author)
             out.append(j)
         out.sort(key=lambda j: j["posted_at"], reverse=True)
         return {"bounties": out}
@@ -200,6 +401,8 @@ def make_app(node: Node, token: str) -> Starlette:
         if b is None:
             raise UserError("no such bounty", status=404, code="not_found")
         j = _bounty_json(b, node.now_ms(), full=True)
+        j.update(_viewer(b, state(), me(), node.now_ms()))
+        j["author_name"] = _name_of(state(), b.author)
         subs = []
         for s in b.submissions.values():
             subs.append(
@@ -312,6 +515,65 @@ def make_app(node: Node, token: str) -> Starlette:
         rows = [(i.hex(), t, a) for i, t, a in node.applied_log if a >= since]
         return {"applied": rows}
 
+    async def me_view(request: Request) -> Any:
+        st, who = state(), me()
+        a = st.accounts.get(who)
+        prof = (a.profile if a else None) or {}
+        rep = reputation(st, node.now_ms()).get(who)
+        p = node.genesis.params
+        return {
+            "account": account_text(who),
+            "name": prof.get("name"),
+            "bio": prof.get("bio", ""),
+            "skills": list(prof.get("skills", [])),
+            "balance": a.balance if a else 0,
+            "spendable": (a.spendable if a else 0) + sum(n for _, n in st.unclaimed_credits(who)),
+            "reputation": _rep_json(rep),
+            "vouches_by_me": sorted(account_text(v) for v in (a.vouches if a else ())),
+            "vouches_for_me": sorted(
+                account_text(k) for k, acc in st.accounts.items() if who in acc.vouches
+            ),
+            "peer_id": node.peer_id,
+            "network": {"name": node.genesis.name, "id": node.network.hex()},
+            "params": {
+                **p.to_map(),
+                # the schema's limits (PROTOCOL.md §3), for the page's forms
+                "max_reviewer_share_bp": 5000,
+                "max_title_chars": 200,
+                "max_description_chars": 8000,
+                "max_rubric_criteria": 16,
+                "max_criterion_score": 100,
+                "max_quorum": 16,
+                "max_skills": 16,
+                "max_attachments": 16,
+                "max_text_chars": 16000,
+                "max_comment_chars": 2000,
+            },
+        }
+
+    async def profile_of(request: Request) -> Any:
+        acct = _account(request.path_params["account"])
+        st = state()
+        a = st.accounts.get(acct)
+        prof = (a.profile if a else None) or {}
+        rep = reputation(st, node.now_ms()).get(acct)
+        return {
+            "account": account_text(acct),
+            "name": prof.get("name"),
+            "bio": prof.get("bio", ""),
+            "skills": list(prof.get("skills", [])),
+            "reputation": _rep_json(rep),
+            "bounties_posted": sum(1 for b in st.bounties.values() if b.author == acct),
+            "work_awarded": sum(
+                1
+                for b in st.bounties.values()
+                for s in b.submissions.values()
+                if s.learner == acct and s.awarded
+            ),
+            "reviews": len(a.reviewed) if a else 0,
+            "vouches_for": sum(1 for acc in st.accounts.values() if acct in acc.vouches),
+        }
+
     async def drafts(request: Request) -> Any:
         return {"drafts": [{k: v for k, v in d.items() if k != "salt"} for d in node.drafts()]}
 
@@ -336,9 +598,13 @@ def make_app(node: Node, token: str) -> Starlette:
     async def post_bounty(request: Request) -> Any:
         d = await body_of(request)
         now = node.now_ms()
-        rubric = d.get("rubric") or [{"name": "quality", "max": 10}]
+        rubric = d.get("rubric", [{"name": "quality", "max": 10}])
         if not isinstance(rubric, list):
             raise UserError("rubric must be a list of {name, max}")
+        if not rubric:
+            raise UserError("the rubric needs at least one criterion")
+        if not _str(d, "title").strip():
+            raise UserError("the title must not be blank")
         body = {
             "title": _str(d, "title"),
             "description": _str(d, "description", ""),
@@ -394,6 +660,14 @@ def make_app(node: Node, token: str) -> Starlette:
         )
         return event_json(ev.id)
 
+    def _not_settled(bid: bytes) -> None:
+        """A second award or refund says so, not what the arithmetic says."""
+        b = state().bounties.get(bid)
+        if b is None:
+            raise UserError("no such bounty", status=404, code="not_found")
+        if b.phase in FINAL_PHASES:
+            raise UserError(f"this bounty is already {b.phase}", status=409, code="settled")
+
     async def award(request: Request) -> Any:
         d = await body_of(request)
         winners_in = d.get("winners")
@@ -405,11 +679,15 @@ def make_app(node: Node, token: str) -> Starlette:
             _hex(k, "submission"): (None if v is None else _int(v, "amount", 1))
             for k, v in winners_in.items()
         }
-        ev = await node.award(_hex(request.path_params["bid"], "bounty"), winners)
+        bid = _hex(request.path_params["bid"], "bounty")
+        _not_settled(bid)
+        ev = await node.award(bid, winners)
         return event_json(ev.id)
 
     async def refund(request: Request) -> Any:
-        ev = await node.refund(_hex(request.path_params["bid"], "bounty"))
+        bid = _hex(request.path_params["bid"], "bounty")
+        _not_settled(bid)
+        ev = await node.refund(bid)
         return event_json(ev.id)
 
     async def transfer(request: Request) -> Any:
@@ -438,36 +716,46 @@ def make_app(node: Node, token: str) -> Starlette:
         return event_json(ev.id)
 
     async def raw_event(request: Request) -> Any:
-        """An event signed elsewhere (an external signer), as msgpack bytes."""
+        """An event signed elsewhere (an external signer), as msgpack bytes. It
+        goes through the node's one admission path, like gossip and sync: the
+        same bytes get the same outcome whichever way they come in. A valid
+        event that breaks a rule is applied as void (its signer has spent that
+        seq; refusing it here would invite a second event at the same seq, a
+        fork), and the answer says why it had no effect."""
         raw = await request.body()
-        try:
-            ev = decode_event(raw, node.genesis.params.max_event_bytes, node.network)
-        except RemoteProtocolError as exc:
+        events, bad = node.decode_raws([raw])
+        if bad:
             return JSONResponse(
-                {"status": "rejected", "error": exc.code, "message": exc.reason}, status_code=422
+                {"status": "rejected", "error": bad[0].code, "message": bad[0].reason},
+                status_code=422,
             )
-        void = None
-        rep = node.ledger.replica
-        if all(r in rep.raw for r in ev.refs) and (ev.prev is None or ev.prev in rep.raw):
-            void = rep.state.would_void(ev)
-        if void is not None and not rep.has(ev.id):
-            return JSONResponse(
-                {"status": "rejected", "error": void[0], "message": void[1]}, status_code=422
-            )
-        res = node.ingest([ev])[0]
+        ev = events[0]
+        res = node.admit(events)[0]
         if res.status == "rejected":
             return JSONResponse(
                 {"status": "rejected", "error": res.code, "message": res.reason}, status_code=422
             )
         if res.status in ("applied", "pending"):
             node.publish(ev.raw)
-        return {"status": res.status, "id": ev.id.hex()}
+        out: dict[str, Any] = {"status": res.status, "id": ev.id.hex()}
+        if res.code is not None:  # void, or held until its time
+            out.update(error=res.code, message=res.reason)
+        return JSONResponse(out, status_code=202 if res.status in ("pending", "held") else 200)
 
     async def get_blob(request: Request) -> Any:
-        h = _hex(request.path_params["h"], "blob")
+        """An attachment, always as a download (never rendered by the browser)."""
+        h = _hex(request.path_params["h"], "attachment")
         if not node.blobs.has(h) and not await node.fetch_blob(h):
             raise UserError("no such attachment here or at any peer", status=404, code="not_found")
-        return Response(node.blobs.get(h), media_type="application/octet-stream")
+        name = safe_filename(request.query_params.get("name", ""))
+        return Response(
+            node.blobs.get(h),
+            media_type="application/octet-stream",
+            headers={
+                "Content-Disposition": f'attachment; filename="{name}"',
+                "X-Content-Type-Options": "nosniff",
+            },
+        )
 
     # -- admin (devnet faults) ----------------------------------------------------
 
@@ -509,6 +797,8 @@ def make_app(node: Node, token: str) -> Starlette:
         ("GET", "/api/accounts/{account}/events", account_events),
         ("GET", "/api/applied", applied),
         ("GET", "/api/drafts", drafts),
+        ("GET", "/api/me", me_view),
+        ("GET", "/api/profiles/{account}", profile_of),
         ("GET", "/api/credentials/{sid}", credential),
         ("GET", "/api/blobs/{h}", get_blob),
         ("POST", "/api/bounties", post_bounty),
@@ -527,37 +817,230 @@ def make_app(node: Node, token: str) -> Starlette:
         ("POST", "/api/admin/sync", admin_sync),
     ]
     expected = f"Bearer {token}".encode()
+    clock = node.clock
+    logins = LoginCodes(clock)
+    sessions = Sessions()
+    idempotency = Idempotency(clock)
 
-    def wrap(fn: Handler) -> Callable[[Request], Awaitable[Response]]:
+    def principal_of(request: Request) -> tuple[str | None, bool]:
+        """("token" or "session:…", whether by cookie), or (None, False)."""
+        got = request.headers.get("authorization")
+        if got is not None:
+            # an Authorization header that is wrong is refused, cookie or not
+            return (
+                ("token", False) if hmac.compare_digest(got.encode(), expected) else (None, False)
+            )
+        sid = request.cookies.get(SESSION_COOKIE)
+        if sessions.valid(sid):
+            return f"session:{sid}", True
+        return None, False
+
+    async def run(fn: Handler, request: Request) -> Response:
+        try:
+            out = await fn(request)
+        except UserError as exc:
+            return _error(exc.code, _humanise(exc.message), exc.status)
+        except Exception:
+            log.exception("API %s %s failed", request.method, request.url.path)
+            return _error("internal", "the node hit an internal error; see its log", 500)
+        return out if isinstance(out, Response) else JSONResponse(out)
+
+    async def run_once(fn: Handler, request: Request, principal: str, key: str) -> Response:
+        """Run a creating request once per (principal, key): a repeat replays."""
+        if len(key) > MAX_KEY_LEN or not key.isascii() or not key.isprintable():
+            return _error(
+                "bad_idempotency_key",
+                f"the Idempotency-Key header is at most {MAX_KEY_LEN} printable ASCII characters",
+                400,
+            )
+        raw = await request.body()
+        fp = Idempotency.fingerprint(request.method, request.url.path, raw)
+        while True:
+            first, entry = idempotency.begin(principal, key, fp)
+            if first:
+                break
+            if entry.fingerprint != fp:
+                return _error(
+                    "idempotency_mismatch",
+                    "this Idempotency-Key was already used for a different request",
+                    422,
+                )
+            await entry.done.wait()
+            if entry.answer is not None:
+                status, body, media = entry.answer
+                return Response(
+                    body,
+                    status_code=status,
+                    media_type=media,
+                    headers={"Idempotent-Replayed": "true"},
+                )
+            # the first attempt failed without authoring anything: try again
+        try:
+            resp = await run(fn, request)
+        except BaseException:
+            idempotency.abandon(principal, key, entry)
+            raise
+        if resp.status_code < 400:
+            idempotency.finish(
+                principal,
+                key,
+                entry,
+                (resp.status_code, bytes(resp.body), resp.media_type or "application/json"),
+            )
+        else:
+            idempotency.abandon(principal, key, entry)
+        return resp
+
+    def wrap(
+        fn: Handler, method: str = "GET", path: str = "", public: bool = False
+    ) -> Callable[[Request], Awaitable[Response]]:
+        idempotent = (method, path) in _IDEMPOTENT
+
         async def endpoint(request: Request) -> Response:
-            got = request.headers.get("authorization", "").encode()
-            if not hmac.compare_digest(got, expected):
-                return JSONResponse(
-                    {"error": "unauthorized", "message": "missing or wrong API token"},
-                    status_code=401,
+            principal, by_cookie = principal_of(request)
+            request.state.principal = principal
+            request.state.by_cookie = by_cookie
+            if principal is None and not public:
+                return _error("unauthorized", "missing or wrong API token", 401)
+            unsafe = request.method not in ("GET", "HEAD")
+            if (by_cookie or public) and unsafe and request.headers.get(CSRF_HEADER) != "1":
+                return _error(
+                    "csrf",
+                    f"the page's requests carry the {CSRF_HEADER} header; this one did not",
+                    403,
                 )
-            try:
-                out = await fn(request)
-            except UserError as exc:
-                return JSONResponse(
-                    {"error": exc.code, "message": exc.message}, status_code=exc.status
-                )
-            except Exception:
-                log.exception("API %s %s failed", request.method, request.url.path)
-                return JSONResponse(
-                    {"error": "internal", "message": "the node hit an internal error; see its log"},
-                    status_code=500,
-                )
-            return out if isinstance(out, Response) else JSONResponse(out)
+            key = request.headers.get("idempotency-key")
+            if idempotent and key is not None and principal is not None:
+                return await run_once(fn, request, principal, key)
+            return await run(fn, request)
 
         return endpoint
 
-    page = (Path(__file__).parent / "static" / "index.html").read_bytes()
+    # -- the web page's login ------------------------------------------------------
+
+    async def login_link(request: Request) -> Any:
+        if request.state.by_cookie:
+            raise UserError(
+                "a login link is made with the API token (run `learnmesh web`)",
+                status=403,
+                code="token_only",
+            )
+        code = logins.issue()
+        port = (request.scope.get("server") or ("", node.settings.api_port))[1]
+        return {
+            "code": code,
+            "url": f"http://127.0.0.1:{port}/#login={code}",
+            "expires_in_s": int(LOGIN_TTL_S),
+        }
+
+    async def new_session(request: Request) -> Any:
+        d = await body_of(request)
+        code = d.get("code")
+        if not isinstance(code, str) or not logins.redeem(code):
+            raise UserError(
+                "This login link was already used or has expired. "
+                "Run `learnmesh web` for a new one.",
+                status=401,
+                code="login_expired",
+            )
+        old = request.cookies.get(SESSION_COOKIE)
+        sessions.end(old)
+        sid = sessions.create()
+        resp = JSONResponse({"ok": True, "account": account_text(me())})
+        resp.set_cookie(
+            SESSION_COOKIE, sid, httponly=True, samesite="strict", path="/", secure=False
+        )
+        return resp
+
+    async def logout(request: Request) -> Any:
+        if request.state.by_cookie:
+            sessions.end(request.cookies.get(SESSION_COOKIE))
+        resp = JSONResponse({"ok": True})
+        resp.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
+        return resp
+
+    # -- live updates --------------------------------------------------------------
+
+    digest_cache: dict[str, Any] = {"key": None, "digest": ""}
+
+    def change_key() -> tuple[Any, ...]:
+        rep = node.ledger.replica
+        st = rep.state
+        return (
+            id(rep),
+            node.stats["events_applied"],
+            len(rep.raw),
+            len(rep.pending),
+            len(st.void),
+            len(st.forks),
+            len(node.connected_peers()) if node.p2p else 0,
+        )
+
+    def snapshot(key: tuple[Any, ...]) -> dict[str, Any]:
+        if digest_cache["key"] != key:  # one digest per change, shared by every stream
+            digest_cache["key"] = key
+            digest_cache["digest"] = node.ledger.replica.digest().hex()
+        return {
+            "applied": key[1],
+            "events": key[2],
+            "digest": digest_cache["digest"],
+            "peers": key[6],
+        }
+
+    async def stream(request: Request) -> Any:
+        async def events() -> AsyncIterator[bytes]:
+            yield b"retry: 3000\n\n"
+            last: tuple[Any, ...] | None = None
+            quiet_since = trio.current_time()
+            while True:
+                key = change_key()
+                now = trio.current_time()
+                if key != last:
+                    last = key
+                    quiet_since = now
+                    yield f"event: change\ndata: {json.dumps(snapshot(key))}\n\n".encode()
+                elif now - quiet_since >= 15.0:
+                    quiet_since = now
+                    yield b": ping\n\n"
+                await trio.sleep(0.25)  # coalesces bursts: at most 4 changes a second
+
+        return StreamingResponse(
+            events(), media_type="text/event-stream", headers={"X-Accel-Buffering": "no"}
+        )
+
+    # -- the page and its files ------------------------------------------------------
+
+    static_dir = Path(__file__).parent / "static"
 
     async def index(request: Request) -> Response:
-        # The page itself holds no secret: it reads the token from the link's
-        # fragment (`learnmesh web` prints it) and sends it with every API call.
+        # The page itself holds no secret: it logs in with a one-time code from
+        # `learnmesh web` and the session lives in an HttpOnly cookie.
+        page = (static_dir / "index.html").read_bytes()
         return Response(page, media_type="text/html; charset=utf-8")
 
-    api_routes = [Route(path, wrap(fn), methods=[m]) for m, path, fn in routes]
-    return Starlette(routes=[Route("/", index, methods=["GET"]), *api_routes])
+    async def http_error(request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        if status == 404:
+            return _error("not_found", f"nothing at {request.url.path}", 404)
+        if status == 405:
+            return _error("method_not_allowed", f"{request.method} is not allowed here", 405)
+        return _error("http_error", str(getattr(exc, "detail", "")) or "request refused", status)
+
+    api_routes = [Route(path, wrap(fn, m, path), methods=[m]) for m, path, fn in routes]
+    session_routes = [
+        Route("/api/login-link", wrap(login_link, "POST"), methods=["POST"]),
+        Route("/api/session", wrap(new_session, "POST", public=True), methods=["POST"]),
+        Route("/api/logout", wrap(logout, "POST"), methods=["POST"]),
+        Route("/api/stream", wrap(stream), methods=["GET"]),
+    ]
+    app = Starlette(
+        routes=[
+            Route("/", index, methods=["GET"]),
+            Mount("/static", app=StaticFiles(directory=static_dir), name="static"),
+            *session_routes,
+            *api_routes,
+        ],
+        exception_handlers={HTTPException: http_error},
+    )
+    app.add_middleware(SecurityGuard)
+    return app

@@ -352,22 +352,24 @@ def cmd_credential_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_web(args: argparse.Namespace) -> int:
+    """A one-time login link for the node's web page (the page trades it for a
+    session cookie; the API token itself never reaches the browser)."""
     c = _client(args)
-    c.call("GET", "/api/status")  # fail clearly now if the node is down or the token is wrong
-    token = (Path(args.data_dir) / "api.token").read_text().strip()
-    url = f"{c.base}/#token={token}"
-    return _out(
-        args,
-        {"url": url},
-        f"open in your browser (keep it private, it holds the API token):\n{url}",
-    )
+    link = c.call("POST", "/api/login-link")
+    url = f"{c.base}/#login={link['code']}"
+    ttl = int(link.get("expires_in_s", 120))
+    if args.json:
+        return _out(args, {"url": url, "expires_in_s": ttl})
+    # plain print: a console that wraps long words would break the link
+    print(f"open in your browser within {ttl // 60} minutes (the link works once):\n{url}")
+    return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add the client commands to the top-level parser's subcommands."""
     p = sub.add_parser("status", help="the running node's status")
     p.set_defaults(func=cmd_status)
-    p = sub.add_parser("web", help="the link to the node's web page")
+    p = sub.add_parser("web", help="a one-time login link to the node's web page (2 minutes)")
     p.set_defaults(func=cmd_web)
     p = sub.add_parser("peers", help="connected peers and their scores")
     p.set_defaults(func=cmd_peers)
