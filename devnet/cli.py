@@ -201,6 +201,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--partition-events", type=int, default=1_000)
     p.add_argument("--dir")
     p.set_defaults(func=cmd_bench_sync)
+    from ._bench_sybil import register_bench as register_sybil_bench
+
+    register_sybil_bench(b)
 
 
 def _subcommands_of(
