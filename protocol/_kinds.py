@@ -177,6 +177,14 @@ def _vouch(body: dict[str, Any], author: bytes) -> None:
         raise _fail("vouch", "cannot vouch for yourself")
 
 
+def _credential(body: dict[str, Any], author: bytes) -> None:
+    k = "credential"
+    _hash(k, body["award"], "award")
+    _hash(k, body["submission"], "submission")
+    _hash(k, body["vc"], "vc")
+    _int(k, body, "size", 1, 2**40)
+
+
 def required_refs(name: str, body: dict[str, Any]) -> set[bytes]:
     """The events this body names: they are dependencies and must be in refs."""
     if name in ("commit", "refund"):
@@ -187,6 +195,8 @@ def required_refs(name: str, body: dict[str, Any]) -> set[bytes]:
         return {body["commit"], body["close"]}
     if name == "review":
         return {body["submission"]}
+    if name == "credential":
+        return {body["award"]}
     if name == "award":
         return (
             {body["bounty"]}
@@ -257,6 +267,7 @@ KINDS = _Registry(
         _k(8, "refund", "bounty", 1024, _refund),
         _k(9, "transfer", "to amount memo", 4096, _transfer, spends=True),
         _k(10, "vouch", "account", 1024, _vouch),
+        _k(11, "credential", "award submission vc size", 1024, _credential),
     ]
 )
 

@@ -7,10 +7,12 @@ deliberate format change (tests/test_protocol_vectors.py fails until you do).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import pathlib
 from typing import Any
 
+from learnmesh.node._vc import canonicalize
 from learnmesh.protocol import (
     DOMAIN,
     ChainWriter,
@@ -28,6 +30,7 @@ from learnmesh.protocol import (
     make_credential,
     reveal_body,
 )
+from learnmesh.protocol._vc import build_credential, iso_time, sign_credential, vc_bytes
 
 OUT = pathlib.Path(__file__).with_name("events.json")
 T0 = 1_700_000_000_000
@@ -121,6 +124,21 @@ def build() -> dict[str, Any]:
             "reviewers": [{"review": review.id, "amount": 1000}],
         },
         [bounty.id, reveal.id, review.id],
+    )
+    # The mentor's node signs the winner's Open Badge and names its blob in an event.
+    vc = sign_credential(
+        build_credential(genesis, bounty, commit, close, reveal, award, [review], "Mentor"),
+        keys[0],
+        iso_time(award.timestamp),
+        canonicalize,
+    )
+    vc_raw = vc_bytes(vc)
+    vc_hash = hashlib.sha256(vc_raw).digest()
+    emit(
+        0,
+        "credential",
+        {"award": award.id, "submission": reveal.id, "vc": vc_hash, "size": len(vc_raw)},
+        [award.id],
     )
     emit(1, "transfer", {"to": pk[3], "amount": 1500, "memo": "thanks"}, [award.id])
     emit(3, "transfer", {"to": pk[0], "amount": 100, "memo": ""}, note="insufficient_funds")
@@ -246,6 +264,7 @@ def build() -> dict[str, Any]:
             "commitment": commitment_of(bounty.id, pk[1], ch, salt).hex(),
         },
         "credential": {"raw": cred.hex(), "learner": keys[1].account, "amount": 8000},
+        "open_badge": {"json": vc_raw.decode(), "sha256": vc_hash.hex()},
         "invalid": invalid_out,
         "late_commit": late_commit.id.hex(),
     }
