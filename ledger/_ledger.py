@@ -77,9 +77,16 @@ class AppendResults(list[AppendResult]):
     """One result per input, in input order; `released` lists the events that
     were waiting (stored as pending by an earlier call) and applied in this one."""
 
-    def __init__(self, results: Iterable[AppendResult], released: list[Event]) -> None:
+    def __init__(
+        self,
+        results: Iterable[AppendResult],
+        released: list[Event],
+        forks: list[EquivocationProof] | None = None,
+    ) -> None:
         super().__init__(results)
         self.released = released
+        # Equivocation proofs first seen in this call: evidence a node passes on.
+        self.forks: list[EquivocationProof] = forks or []
 
 
 @dataclass(frozen=True, slots=True)
@@ -491,6 +498,13 @@ class Ledger:
             ev = dec.one(raw, verify=False)
             if isinstance(ev, Refused) or replica.add(ev).status != "pending":
                 raise CorruptLedgerError(f"stored pending event #{n} is not pending")
+        # A proof whose evidence is no longer held (a waiting event dropped from
+        # the bounded pool) still proves the fork: the state must not forget it.
+        for proof in self.fork_proofs():
+            try:
+                replica.add_proof(proof)
+            except RemoteProtocolError as exc:
+                raise CorruptLedgerError(f"a stored fork proof does not verify: {exc}") from exc
         self.replica = replica
         self.replayed_on_open = replayed
         self._snapshot_idx = applied
@@ -674,7 +688,8 @@ class Ledger:
         released = [e for e in applied_events if e.id not in reported]
         if self._next_idx - 1 - self._snapshot_idx >= self._snapshot_every:
             self._write_snapshot()
-        return AppendResults(results, released)
+        fresh = [EquivocationProof(p["first"], p["second"]) for p in new_proofs.values()]
+        return AppendResults(results, released, fresh)
 
     def _raw_committed(self) -> None:
         if isinstance(self.replica.raw, _StoredRaw):

@@ -635,6 +635,10 @@ class P2PHost:
         # A failed dial puts the peer in the swarm's 60 s negative cache; an explicit
         # connect should always try again.
         self._swarm().unblock_peer(info.peer_id)
+        network = self._host.get_network()
+        conns = network.get_connections(info.peer_id)
+        if conns and all(_conn_closed(c) for c in conns):
+            await self._close_peer(info.peer_id)  # only dead ones left: dial afresh
         try:
             with trio.fail_after(self.config.connect_timeout):
                 await self._host.connect(info)
@@ -642,7 +646,7 @@ class P2PHost:
             raise P2PError(f"connect to {maddr} timed out") from exc
         except Exception as exc:
             raise P2PError(f"connect to {maddr} failed: {exc}") from exc
-        if not self._host.get_network().get_connections(info.peer_id):
+        if all(_conn_closed(c) for c in network.get_connections(info.peer_id)):
             raise P2PError(f"connect to {maddr} failed: connection closed by peer")
         return peer
 
@@ -656,8 +660,14 @@ class P2PHost:
             log.debug("disconnect from %s failed", peer, exc_info=True)
 
     def connected_peers(self) -> list[str]:
+        # A connection whose peer left may linger in the swarm's table for a while
+        # (py-libp2p cleans up lazily): only open ones count.
         network = self._host.get_network()
-        return [p.to_base58() for p, conns in network.connections.items() if conns]
+        return [
+            p.to_base58()
+            for p, conns in network.connections.items()
+            if any(not _conn_closed(c) for c in conns)
+        ]
 
     def block_peer(self, peer_id: str) -> None:
         peer = _parse_id(peer_id)
@@ -773,6 +783,14 @@ class P2PHost:
         except Exception as exc:
             raise P2PError(f"opening {protocol_id} to {peer_id} failed: {exc}") from exc
         return P2PStream(stream, self.config.max_frame_bytes)
+
+
+def _conn_closed(conn: Any) -> bool:
+    try:
+        muxed = getattr(conn, "muxed_conn", None)
+        return bool(conn.is_closed) or bool(muxed is not None and muxed.is_closed)
+    except Exception:
+        return True
 
 
 def _parse_id(peer_id: str) -> ID:

@@ -14,7 +14,7 @@ import math
 import os
 import random
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +23,7 @@ from typing import Any
 import trio
 from learnmesh.ledger import AppendResults, BlobStore, Ledger
 from learnmesh.protocol import (
+    EquivocationProof,
     Event,
     Genesis,
     KeyPair,
@@ -47,7 +48,7 @@ from ._wire import (
     sync_protocol,
 )
 
-__all__ = ["Node", "NodeSettings", "UserError"]
+__all__ = ["Admitted", "Node", "NodeSettings", "UserError"]
 
 log = logging.getLogger("learnmesh.node")
 
@@ -57,6 +58,9 @@ _BAN_SCORE = 50.0
 _BAN_SECONDS = 60.0
 _SYNC_BACKOFF = 2.0  # seconds between deps-triggered syncs with one peer
 _ASK_TIMEOUT = 20.0  # seconds for one sync request and its reply
+_OPEN_TIMEOUT = 5.0  # seconds to open a sync stream: a peer slower than this is gone
+_DEAD_SECONDS = 30.0  # a peer whose stream would not open is not picked for this long
+_MAX_QUEUED = 20_000  # events decoded from gossip and waiting for admission
 
 
 class UserError(Exception):
@@ -86,6 +90,25 @@ class NodeSettings:
     mdns: bool = False  # discover peers on the local network
     min_peers: int = 3  # below this, remembered peers are dialed again
     redial_interval: float = 10.0
+    future_hold_ms: int = 24 * 3600 * 1000  # hold events dated up to this past the skew
+    max_held: int = 10_000  # events held aside until their time comes
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    """What the node did with one event, the same whichever way it came in:
+    applied (possibly void: `code` says why it had no effect), pending (waits
+    for its prev or refs), duplicate, held (dated ahead of this node's clock:
+    kept aside and admitted when its time comes), or rejected."""
+
+    status: str
+    id: bytes | None
+    code: str | None = None
+    reason: str | None = None
+
+    @property
+    def void(self) -> bool:
+        return self.status == "applied" and self.code is not None
 
 
 @dataclass
@@ -132,7 +155,11 @@ class Node:
         self._last_sync: dict[str, float] = {}
         self._synced_once = trio.Event()
         self._peers: dict[str, _PeerScore] = {}
-        self._validated: OrderedDict[bytes, list[Event]] = OrderedDict()
+        self._dead: dict[str, float] = {}  # peer -> monotonic time until which it is skipped
+        self._queue: deque[tuple[list[Event], str | None]] = deque()
+        self._queued = 0
+        self._queue_ready = trio.Event()
+        self._held: dict[bytes, Event] = {}
         self._fetching: set[bytes] = set()
         self._known_peers_file = data_dir / "peers.json"
         self._drafts_dir = data_dir / "drafts"
@@ -149,6 +176,10 @@ class Node:
             "sync_events_in": 0,
             "blobs_fetched": 0,
             "peers_banned": 0,
+            "events_held": 0,
+            "events_refused": 0,
+            "admission_dropped": 0,
+            "forks_relayed": 0,
         }
         self.last_rejections: deque[dict[str, str]] = deque(maxlen=50)
         # After `key import` the node must learn its own chain's head from a peer
@@ -182,6 +213,8 @@ class Node:
             async with trio.open_nursery() as nursery:
                 self._spawner = nursery
                 nursery.start_soon(self._gossip_in)
+                nursery.start_soon(self._admission_worker)
+                nursery.start_soon(self._release_held)
                 nursery.start_soon(self._gossip_out)
                 nursery.start_soon(self._sync_loop)
                 nursery.start_soon(self._sync_worker)
@@ -265,6 +298,22 @@ class Node:
     def connected_peers(self) -> list[str]:
         return self.p2p.connected_peers() if self.p2p else []
 
+    def live_peers(self) -> list[str]:
+        """Connected peers worth syncing with: not partitioned off, not banned,
+        and not a peer whose last stream would not open (it left or hangs)."""
+        now = time.monotonic()
+        return [
+            p
+            for p in self.connected_peers()
+            if p not in self._partitioned
+            and self._dead.get(p, 0.0) <= now
+            and self._peer_banned_until(p) <= now
+        ]
+
+    def _peer_banned_until(self, peer: str) -> float:
+        ps = self._peers.get(peer)
+        return ps.banned_until if ps is not None else 0.0
+
     def mesh_peers(self) -> list[str]:
         """Neighbours grafted into this node's gossip mesh for the network topic."""
         return self.p2p.mesh_peers(self.topic) if self.p2p else []
@@ -321,10 +370,100 @@ class Node:
             self.p2p.unblock_peer(p)
         self._partitioned.clear()
 
+    # -- admission: the one way in ------------------------------------------------
+
+    def decode_raws(self, raws: Iterable[Any]) -> tuple[list[Event], list[RemoteProtocolError]]:
+        """Decode and signature-check each raw event on its own: one bad event
+        does not take the valid ones in its batch down with it."""
+        limit = self.genesis.params.max_event_bytes
+        events: list[Event] = []
+        bad: list[RemoteProtocolError] = []
+        for raw in raws:
+            try:
+                events.append(decode_event(raw, limit, self.network))
+            except RemoteProtocolError as exc:
+                bad.append(exc)
+        return events, bad
+
+    def admit(self, events: Iterable[Event], peer: str | None = None) -> list[Admitted]:
+        """Every event from every entrance (gossip, sync, the raw-event API, the
+        node's own authoring) comes in here, with the same checks in the same
+        order: decoded and signed (by the caller, `decode_raws`); then the clock
+        policy: an event dated past this node's clock plus the network's skew is
+        not stored or forwarded now but held aside and admitted when its time
+        comes (beyond `future_hold_ms` more it is refused); then the replica's
+        rules (PROTOCOL.md §6). The state never depends on the clock: a held
+        event is admitted by every honest node once its time has come."""
+        now = self.now_ms()
+        horizon = now + self.genesis.params.max_clock_skew_ms
+        ready: list[Event] = []
+        out: dict[bytes, Admitted] = {}
+        order = list(events)
+        for ev in order:
+            if ev.timestamp > horizon:
+                out[ev.id] = self._hold(ev, now)
+            else:
+                ready.append(ev)
+        if ready:
+            for r in self.ingest(ready, peer):
+                out[r.id] = Admitted(r.status, r.id, r.code, r.reason)
+        return [out[ev.id] for ev in order]
+
+    def _hold(self, ev: Event, now: int) -> Admitted:
+        if self.ledger.replica.has(ev.id):
+            return Admitted("duplicate", ev.id)
+        ahead = ev.timestamp - now
+        if ahead > self.genesis.params.max_clock_skew_ms + self.settings.future_hold_ms:
+            self.stats["events_refused"] += 1
+            return Admitted(
+                "rejected",
+                ev.id,
+                "future",
+                f"the event is dated {ahead // 1000} s ahead of this node's clock, more "
+                "than a day past the network's clock skew; it is refused until its time",
+            )
+        if ev.id not in self._held:
+            self._held[ev.id] = ev
+            self.stats["events_held"] += 1
+            if len(self._held) > self.settings.max_held:  # drop the furthest ahead
+                far = max(self._held.values(), key=lambda e: (e.timestamp, e.id))
+                del self._held[far.id]
+        return Admitted(
+            "held",
+            ev.id,
+            "future",
+            f"the event is dated {ahead // 1000} s ahead of this node's clock; it is "
+            "held and admitted when its time comes",
+        )
+
+    async def _release_held(self) -> None:
+        """Admit held events whose time has come, and pass them on."""
+        while True:
+            await trio.sleep(1.0)
+            if not self._held:
+                continue
+            horizon = self.now_ms() + self.genesis.params.max_clock_skew_ms
+            due = sorted(
+                (e for e in self._held.values() if e.timestamp <= horizon),
+                key=lambda e: (e.author, e.seq),
+            )
+            for e in due:
+                del self._held[e.id]
+            if due:
+                for ev, r in zip(due, self.admit(due), strict=True):
+                    if r.status in ("applied", "pending"):
+                        self.publish(ev.raw)
+
+    def held(self) -> list[Event]:
+        return sorted(self._held.values(), key=lambda e: (e.timestamp, e.id))
+
     # -- gossip in ------------------------------------------------------------------
 
     def _validate_gossip(self, peer: str, data: bytes) -> bool:
-        """Runs before libp2p forwards a message: a bad one goes no further."""
+        """Runs before libp2p forwards a message. Its valid events are handed to
+        admission whatever is decided here; the message goes on to other peers
+        only if every event in it is valid and not dated ahead of our clock (the
+        same policy every entrance applies, so nothing depends on the path)."""
         if peer in self._partitioned:
             return False
         if not self._rate_ok(peer):
@@ -332,30 +471,51 @@ class Node:
             return False
         try:
             raws = decode_gossip(data, self.network)
-            events = self._decode_all(raws)
-            horizon = self.now_ms() + self.genesis.params.max_clock_skew_ms
-            for ev in events:
-                if ev.timestamp > horizon:
-                    raise RemoteProtocolError("future", "event claims a time too far in the future")
         except RemoteProtocolError as exc:
             self.stats["gossip_rejected"] += 1
             self.penalise(peer, f"{exc.code}: {exc.reason}")
             return False
-        self._validated[hashlib.sha256(data).digest()] = events
-        while len(self._validated) > 1024:
-            self._validated.popitem(last=False)
-        return True
+        events, bad = self.decode_raws(raws)
+        if bad:
+            self.penalise(peer, f"{bad[0].code}: {bad[0].reason}")
+        horizon = self.now_ms() + self.genesis.params.max_clock_skew_ms
+        forward = not bad and all(ev.timestamp <= horizon for ev in events)
+        if not forward:
+            self.stats["gossip_rejected"] += 1
+        if events:
+            self._enqueue(events, peer)
+        return forward
+
+    def _enqueue(self, events: list[Event], peer: str | None) -> None:
+        if self._queued + len(events) > _MAX_QUEUED:
+            self.stats["admission_dropped"] += len(events)  # sync brings them later
+            return
+        self._queue.append((events, peer))
+        self._queued += len(events)
+        self._queue_ready.set()
+
+    async def _admission_worker(self) -> None:
+        while True:
+            await self._queue_ready.wait()
+            self._queue_ready = trio.Event()
+            while self._queue:
+                events, peer = self._queue.popleft()
+                self._queued -= len(events)
+                self.stats["gossip_received"] += 1
+                try:
+                    self.admit(events, peer)
+                except Exception:  # a bug here must not end the node
+                    log.exception("admitting %d gossiped events failed", len(events))
+                await trio.sleep(0)  # let the API and sync run between batches
 
     async def _gossip_in(self) -> None:
+        """Admission happens in the validator; the delivered copy only needs draining."""
         assert self.p2p is not None
-        async for _topic, peer, data in self.p2p.messages():
-            events = self._validated.pop(hashlib.sha256(data).digest(), None)
-            if events is None:
-                continue  # validated and then evicted under a burst: sync repairs it
-            self.stats["gossip_received"] += 1
-            self.ingest(events, peer)
+        async for _ in self.p2p.messages():
+            pass
 
     def ingest(self, events: list[Event], peer: str | None = None) -> AppendResults:
+        """Store and fold events that admission let through (use `admit`)."""
         results = self.ledger.append_events(events)
         applied: list[Event] = []
         by_id = {e.id: e for e in events}
@@ -368,22 +528,33 @@ class Node:
                     applied.append(ev)
             elif r.status == "pending":
                 missing = True
-            elif r.status == "rejected" and peer is not None:
-                self.penalise(peer, f"{r.code}: {r.reason}")
+            # A rejection here (bad_prev) is a validly signed claim by its author:
+            # the author is at fault, not the peer that relayed it, and the event
+            # is kept as fork evidence.
         applied += results.released
         for ev in applied:
             self.applied_log.append((ev.id, ev.timestamp, now))
         self.stats["events_applied"] += len(applied)
         self.stats["events_void"] += sum(1 for r in results if r.void)
+        for proof in results.forks:
+            self._relay_proof(proof)
         if missing:
             # gossip names the event's origin, which may not be a neighbour
-            peers = self.connected_peers()
+            peers = self.live_peers()
             if peer in peers:
                 self.request_sync(peer, urgent=False)
             elif peers:
                 self.request_sync(random.choice(peers), urgent=False)
         self._after_apply(applied)
         return results
+
+    def _relay_proof(self, proof: EquivocationProof) -> None:
+        """Fork evidence travels: every node that learns of a fork passes both
+        events on, so every node records the same forks whichever saw it first."""
+        log.warning("fork detected: relaying the equivocation proof")
+        self.stats["forks_relayed"] += 1
+        self.publish(proof.first)
+        self.publish(proof.second)
 
     # -- gossip out -----------------------------------------------------------------
 
@@ -460,11 +631,13 @@ class Node:
                     nursery.start_soon(one, peer)
 
     async def _sync_loop(self) -> None:
-        """Anti-entropy: sync with a random peer every interval, and with every
-        newly connected peer at once."""
+        """Anti-entropy: sync with a random live peer every interval, and with
+        every newly connected peer at once. Peers that left are forgotten, and a
+        peer whose stream would not open is skipped for a while, so churn
+        cannot fill the sync slots with peers that will never answer."""
         seen: set[str] = set()
         while True:
-            peers = self.connected_peers()
+            peers = self.live_peers()
             for p in peers:
                 if p not in seen:
                     self.request_sync(p)
@@ -474,7 +647,21 @@ class Node:
             if self.ledger.replica.pending and peers:
                 self.request_sync(random.choice(peers), urgent=False)
             self._unban_expired()
+            self._forget_gone(set(self.connected_peers()))
             await trio.sleep(self.settings.sync_interval)
+
+    def _forget_gone(self, connected: set[str]) -> None:
+        """Drop bookkeeping of peers that are gone and hold no ban or penalty."""
+        now = time.monotonic()
+        for peer in [p for p in self._peers if p not in connected]:
+            ps = self._peers[peer]
+            if ps.banned_until <= now and ps.score - (now - ps.updated) <= 0:
+                del self._peers[peer]
+        for peer in [p for p, t in self._dead.items() if t <= now]:
+            del self._dead[peer]
+        for peer in [p for p in self._last_sync if p not in connected]:
+            del self._last_sync[peer]
+        self._sync_wanted &= connected
 
     def _unban_expired(self) -> None:
         now = time.monotonic()
@@ -491,8 +678,15 @@ class Node:
             return 0
         got = 0
         try:
-            with trio.fail_after(_ASK_TIMEOUT):
-                stream = await self.p2p.open_stream(peer, sync_protocol(self.network))
+            try:
+                with trio.fail_after(_OPEN_TIMEOUT):
+                    stream = await self.p2p.open_stream(peer, sync_protocol(self.network))
+            except (P2PError, trio.TooSlowError):
+                # Gone or hanging: skip it for a while, and drop the connection if
+                # it is still listed, so anti-entropy goes to peers that answer.
+                self._dead[peer] = time.monotonic() + _DEAD_SECONDS
+                self._spawn(self.p2p.disconnect, peer)
+                raise
             try:
                 got = await self._sync_session(stream)
             finally:
@@ -521,13 +715,20 @@ class Node:
             raise P2PError(f"peer refused {t}: {reply.get('reason')}")
         return reply
 
-    def _decode_all(self, raws: Any) -> list[Event]:
+    def _take(self, raws: Any, peer: str) -> int:
+        """Admit a sync reply's events (each on its own, as every entrance does);
+        a peer that serves bad events is penalised. Returns how many were valid."""
         if not isinstance(raws, list):
             raise RemoteProtocolError("sync", "events must be a list")
-        limit = self.genesis.params.max_event_bytes
-        return [decode_event(r, limit, self.network) for r in raws]
+        events, bad = self.decode_raws(raws)
+        if bad:
+            self.penalise(peer, f"sync: {bad[0].code}: {bad[0].reason}")
+        if events:
+            self.admit(events, peer)
+        return len(events)
 
     async def _sync_session(self, stream: P2PStream) -> int:
+        peer = stream.remote_peer
         got = 0
         # A peer's reply is remote data: a missing field or a wrong type is its
         # fault (RemoteProtocolError, penalised), never a KeyError/TypeError that
@@ -550,11 +751,10 @@ class Node:
             mine = replica.heads.get(author, 0)
             while seq > mine:
                 reply = await self._ask(stream, "range", author=author, start=mine + 1, limit=_PAGE)
-                events = self._decode_all(reply.get("events"))
-                if not events:
+                n = self._take(reply.get("events"), peer)
+                if not n:
                     break
-                self.ingest(events)
-                got += len(events)
+                got += n
                 new = replica.heads.get(author, 0)
                 if new <= mine:  # nothing applied (waiting on deps): fetch those next
                     break
@@ -563,15 +763,13 @@ class Node:
             missing = sorted(replica.missing_deps())[:256]
             if not missing:
                 break
-            events = self._decode_all((await self._ask(stream, "get", ids=missing)).get("events"))
-            if not events:
+            n = self._take((await self._ask(stream, "get", ids=missing)).get("events"), peer)
+            if not n:
                 break
-            self.ingest(events)
-            got += len(events)
+            got += n
         proofs = (await self._ask(stream, "forks")).get("proofs")
         for pair in proofs if isinstance(proofs, list) else []:
-            events = self._decode_all(pair)
-            self.ingest(events)
+            self._take(pair, peer)
         return got
 
     async def _serve_sync(self, stream: P2PStream) -> None:
@@ -695,9 +893,18 @@ class Node:
 
     # -- writing our own chain -------------------------------------------------------------
 
-    async def author(self, kind: str, body: dict[str, Any], refs: Iterable[bytes] = ()) -> Event:
+    async def author(
+        self,
+        kind: str,
+        body: dict[str, Any],
+        refs: Iterable[bytes] = (),
+        *,
+        claims: bool = False,
+    ) -> Event:
         """Sign, check, store and publish the next event of our chain. A rule the
-        event would break is refused here, before it enters the chain."""
+        event would break is refused here, before it enters the chain. With
+        `claims`, the credits to claim are read inside the same critical section
+        that signs: two spends at once never claim one credit twice."""
         if self.key_imported and not self._synced_once.is_set():
             with trio.move_on_after(30):
                 await self._synced_once.wait()
@@ -713,7 +920,7 @@ class Node:
             seq, head = replica.head(self.key.public_key)
             last = self.stored_event(head).timestamp if head is not None else 0
             ts = max(self.now_ms(), last + 1)  # our own chain's times never go backwards
-            refs = sorted(set(refs))
+            refs = sorted({*refs, *(self._claims() if claims else ())})
             missing = [r for r in refs if r not in replica.raw]
             if missing:
                 raise UserError(
@@ -726,10 +933,12 @@ class Node:
             void = replica.state.would_void(ev)
             if void is not None:
                 raise UserError(void[1], status=409, code=void[0])
-            results = self.ingest([ev])
-            if results[0].status != "applied":
+            result = self.admit([ev])[0]
+            if result.status != "applied":
                 raise UserError(
-                    f"event not applied: {results[0].status}", status=500, code="internal"
+                    f"event not applied: {result.status} {result.reason or ''}".strip(),
+                    status=500,
+                    code="internal",
                 )
             self.publish(ev.raw)
             return ev
@@ -739,11 +948,11 @@ class Node:
         return sorted(c for c, _ in credits)[:64]
 
     async def post_bounty(self, body: dict[str, Any]) -> Event:
-        return await self.author("bounty", body, self._claims())
+        return await self.author("bounty", body, claims=True)
 
     async def transfer(self, to: bytes, amount: int, memo: str = "") -> Event:
         return await self.author(
-            "transfer", {"to": to, "amount": amount, "memo": memo}, self._claims()
+            "transfer", {"to": to, "amount": amount, "memo": memo}, claims=True
         )
 
     async def submit(self, bounty: bytes, text: str, files: list[tuple[str, bytes]]) -> Event:
@@ -814,6 +1023,16 @@ class Node:
                     for a in e.body["attachments"]:
                         if not self.blobs.has(a["hash"]):
                             self._spawn(self.fetch_blob, a["hash"], a["size"])
+        self._after_apply_credentials(applied)
+
+    def _after_apply_credentials(self, applied: list[Event]) -> None:
+        """Credentials (node/_credentials.py): fetch the blobs `credential` events
+        name; on start, sign those our own awards still lack."""
+        from ._credentials import fetch_credential_blobs, issue_missing_credentials
+
+        fetch_credential_blobs(self, applied)
+        if not applied:
+            self._spawn(issue_missing_credentials, self)
 
     _spawner: trio.Nursery | None = None
 
@@ -912,7 +1131,11 @@ class Node:
             *(w["submission"] for w in body["winners"]),
             *(r["review"] for r in body["reviewers"]),
         ]
-        return await self.author("award", body, refs)
+        ev = await self.author("award", body, refs)
+        from ._credentials import issue_credentials  # each winner's signed Open Badge
+
+        await issue_credentials(self, ev)
+        return ev
 
     async def refund(self, bounty: bytes) -> Event:
         return await self.author("refund", {"bounty": bounty}, [bounty])

@@ -89,7 +89,10 @@ class Replica:
         return seq, (self._by_slot.get((author, seq)) if seq else None)
 
     def missing_deps(self) -> set[bytes]:
-        return set(self._waiters)
+        """Ids that waiting events need and this replica does not hold at all
+        (a dependency that is itself waiting is not missing: its own missing
+        dependencies are listed instead)."""
+        return {d for d in self._waiters if d not in self.pending}
 
     def digest(self) -> bytes:
         return self.state.digest()
@@ -146,6 +149,20 @@ class Replica:
             if any(a == ev.author and s >= ev.seq for a, s in self._slot.values()):
                 self.rebuild()
                 out.rebuilt = True
+
+    def add_proof(self, proof: EquivocationProof) -> bool:
+        """Record a fork from its proof alone (the evidence need not be held):
+        True when it lowered the author's fork seq. Raises RemoteProtocolError
+        for a proof that does not verify."""
+        author, seq = proof.verify(self.network, self.max_event_bytes)
+        known = self.state.forks.get(author)
+        if known is not None and known <= seq:
+            return False
+        self.proofs[author] = proof
+        self.state.forks[author] = seq
+        if any(a == author and s >= seq for a, s in self._slot.values()):
+            self.rebuild()
+        return True
 
     def _apply_ready(self, ev: Event, out: Outcome) -> None:
         queue = [ev]

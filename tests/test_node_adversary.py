@@ -5,7 +5,8 @@ own identity, connected to node A only; node C sits behind A. The attacker
 publishes on the network's gossip topic: garbage, a forged signature (an event
 claiming A's account), another network's events (in our framing and in its
 own), a valid-looking batch with one bad signature in it, and then a flood
-from a second identity. Nothing is accepted on A, nothing is forwarded to C,
+from a second identity. Nothing bad is accepted on A or forwarded to C (the
+valid events of the mixed batch are admitted one by one and reach C by sync),
 both attackers end banned, and honest events still propagate both ways.
 """
 
@@ -176,14 +177,21 @@ async def test_hostile_gossip_is_refused_not_forwarded_and_banned(net: Network) 
         )
         assert sent > 0
 
-    # Nothing was accepted on a, nothing reached c (not forwarded, not even seen).
+    # Nothing bad was accepted on a or reached c (not forwarded, not even seen).
+    # Admission is per event (PROTOCOL.md §6.5): the two valid events of the
+    # batch with one bad signature were admitted on a, the batch itself was not
+    # forwarded, and c has them from a by sync, so both hold the same state.
+    digest = await await_for(
+        lambda: net.wait_converged(["a", "c"], min_events=base["a"]["events"] + 2),
+        "the batch's two valid events on both nodes",
+    )
     for n in (a, c):
         st = n.status()
-        assert st["events"] == base[n.name]["events"], (n.name, st["events"])
-        assert st["digest"] == base[n.name]["digest"], n.name
-    for n in (a, c):
-        heads = n.status()["heads"]
-        assert heads.get(mallory.account) is None and heads.get(honest_key.account) is None
+        assert st["events"] == base[n.name]["events"] + 2, (n.name, st["events"])
+        assert st["digest"] == digest, n.name
+        heads = st["heads"]
+        assert heads.get(mallory.account) is None, n.name
+        assert heads.get(honest_key.account) == 2, (n.name, heads.get(honest_key.account))
     c_view = _peers_view(c)
     assert c.status()["stats"]["gossip_rejected"] == 0, c_view
     assert not c_view["rejections"], c_view
@@ -192,7 +200,7 @@ async def test_hostile_gossip_is_refused_not_forwarded_and_banned(net: Network) 
     a.post("/api/profile", {"name": "a again"})
     c.post("/api/transfer", {"to": a.account, "amount": 7})
     digest = await await_for(
-        lambda: net.wait_converged(["a", "c"], min_events=4), "honest events after the attack"
+        lambda: net.wait_converged(["a", "c"], min_events=6), "honest events after the attack"
     )
     assert digest
     assert a.get("/api/balances")["balances"][a.account] == 100_007
