@@ -90,7 +90,7 @@ def strict_unpack(data: bytes, max_size: int) -> Any:
         value = msgpack.unpackb(
             data,
             raw=False,
-            strict_map_key=True,
+            strict_map_key=False,  # non-str keys are refused below, as map_key
             use_list=True,
             ext_hook=_no_ext,
         )

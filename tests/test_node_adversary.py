@@ -178,7 +178,7 @@ async def test_hostile_gossip_is_refused_not_forwarded_and_banned(net: Network) 
         assert sent > 0
 
     # Nothing bad was accepted on a or reached c (not forwarded, not even seen).
-    # Admission is per event (PROTOCOL.md §6.5): the two valid events of the
+    # Admission is per event (PROTOCOL.md §10): the two valid events of the
     # batch with one bad signature were admitted on a, the batch itself was not
     # forwarded, and c has them from a by sync, so both hold the same state.
     digest = await await_for(
