@@ -42,6 +42,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ._api_credentials import credential_routes
 from ._service import Node, UserError
 from ._web_session import (
     LOGIN_TTL_S,
@@ -799,7 +800,7 @@ def make_app(node: Node, token: str) -> Starlette:
         ("GET", "/api/drafts", drafts),
         ("GET", "/api/me", me_view),
         ("GET", "/api/profiles/{account}", profile_of),
-        ("GET", "/api/credentials/{sid}", credential),
+        *credential_routes(node),  # node/_api_credentials.py (list, get, verify)
         ("GET", "/api/blobs/{h}", get_blob),
         ("POST", "/api/bounties", post_bounty),
         ("POST", "/api/submit", submit),

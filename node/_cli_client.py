@@ -329,28 +329,6 @@ def cmd_profile(args: argparse.Namespace) -> int:
     return _out(args, r, f"profile published: {r['id']}")
 
 
-def cmd_credential(args: argparse.Namespace) -> int:
-    data = _client(args).call("GET", f"/api/credentials/{args.submission}")
-    Path(args.out).write_bytes(data)
-    return _out(args, {"file": args.out, "bytes": len(data)}, f"credential written to {args.out}")
-
-
-def cmd_credential_verify(args: argparse.Namespace) -> int:
-    from learnmesh.protocol import RemoteProtocolError, verify_credential
-
-    try:
-        cred = verify_credential(Path(args.file).read_bytes())
-    except OSError as exc:
-        raise CliError(f"cannot read {args.file}: {exc.strerror}") from None
-    except RemoteProtocolError as exc:
-        raise CliError(f"credential does NOT verify: {exc.reason}") from None
-    j = cred.to_json()
-    t = Table(title="credential verified", show_header=False)
-    for k, v in j.items():
-        t.add_row(k, str(v))
-    return _out(args, j, t)
-
-
 def cmd_web(args: argparse.Namespace) -> int:
     """A one-time login link for the node's web page (the page trades it for a
     session cookie; the API token itself never reaches the browser)."""
@@ -439,13 +417,4 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--bio")
     p.add_argument("--skill", action="append")
     p.set_defaults(func=cmd_profile)
-    c = sub.add_parser("credential", help="fetch or verify credentials").add_subparsers(
-        dest="cred_cmd", required=True
-    )
-    p = c.add_parser("get", help="write the credential for an awarded submission")
-    p.add_argument("submission")
-    p.add_argument("--out", required=True)
-    p.set_defaults(func=cmd_credential)
-    p = c.add_parser("verify", help="verify a credential file offline")
-    p.add_argument("file")
-    p.set_defaults(func=cmd_credential_verify)
+    # `credential list | get | verify`: node/_cli_credentials.py

@@ -17,6 +17,7 @@ import datetime as _dt
 import hashlib
 import importlib.resources
 import json
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -90,6 +91,7 @@ class Canonicalizer:
         self._contexts = {u: json.loads(b) for u, b in contexts.items()}
         self._cache: LRUCache[str, Any] = LRUCache(maxsize=64)
         self.refused: list[str] = []
+        self._lock = threading.Lock()  # pyld's resolver cache is not thread-safe
 
     def _loader(self, url: str, options: Any = None) -> dict[str, Any]:
         doc = self._contexts.get(url)
@@ -111,7 +113,8 @@ class Canonicalizer:
 
     def _run(self, fn: Any, *args: Any) -> Any:
         try:
-            return fn(*args)
+            with self._lock:
+                return fn(*args)
         except ContextRefused as exc:
             raise VCError(f"the context {exc.url} is not bundled; it is never fetched") from None
         except jsonld.JsonLdError as exc:

@@ -29,6 +29,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "learnmesh.node._cli_offline",
     "learnmesh.node._cli_node",
     "learnmesh.node._cli_client",
+    "learnmesh.node._cli_credentials",
     "learnmesh.devnet.cli",
 )
 
