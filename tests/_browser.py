@@ -13,6 +13,8 @@ node whose session is gone).
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -79,9 +81,24 @@ class Browser:
         self.driver.set_page_load_timeout(WAIT)
         self.driver.set_script_timeout(WAIT)
         self.node: Node | None = None
+        self.downloads = Path(tempfile.mkdtemp(prefix="lm-downloads-"))
+        self.driver.execute_cdp_cmd(
+            "Browser.setDownloadBehavior",
+            {"behavior": "allow", "downloadPath": str(self.downloads)},
+        )
 
     def close(self) -> None:
         self.driver.quit()
+        shutil.rmtree(self.downloads, ignore_errors=True)
+
+    def downloaded(self, name: str) -> bytes:
+        """Wait for a finished download called `name`; its bytes."""
+        path = self.downloads / name
+        self.wait(
+            lambda: path.exists() and not any(self.downloads.glob("*.crdownload")),
+            f"the download {name} (have {sorted(p.name for p in self.downloads.iterdir())})",
+        )
+        return path.read_bytes()
 
     # -- waiting -----------------------------------------------------------------------
 
@@ -114,8 +131,10 @@ class Browser:
         self.driver.get(link)
         self.node = node
         self.wait(
-            lambda: self.driver.current_url.rstrip("/") == node.api.rstrip("/")
-            or self.driver.current_url.startswith(node.api + "/#/"),
+            lambda: (
+                self.driver.current_url.rstrip("/") == node.api.rstrip("/")
+                or self.driver.current_url.startswith(node.api + "/#/")
+            ),
             "the login link to leave the address bar",
         )
         self.wait(lambda: self.find("#balance").text != "", "the header to show my balance")

@@ -478,7 +478,8 @@
         deadline ? h("span", {}, deadline) : null,
         h("span", { class: "muted" }, `${b.commits} committed · ${b.submissions} revealed`)),
       chips(b.skills),
-      b.next_action ? h("p", { class: "next" }, "Waiting on you: " + (ACTIONS[b.next_action] || b.next_action)) : null,
+      b.next_action === "submit" ? h("p", { class: "hint" }, "Open to you: submit your work before the deadline.")
+        : b.next_action ? h("p", { class: "next" }, "Waiting on you: " + (ACTIONS[b.next_action] || b.next_action)) : null,
     );
   }
 
@@ -644,6 +645,7 @@
     const actions = h("div", { class: "actions-area" });
     const body = h("div", {});
     let actionKey = null;
+    const reviewForms = new Map();
 
     async function refresh() {
       let b;
@@ -684,7 +686,7 @@
       const myCommit = typeof b.my_commit === "object" && b.my_commit ? b.my_commit
         : Object.entries(b.commit_ids || {}).filter(([, a]) => a === me).map(([c]) => ({ id: c }))[0] || null;
       const reviewedByMe = new Set(subs.filter((s) => (s.reviews || []).some((r) => r.reviewer === me)).map((s) => s.id));
-      const key = JSON.stringify([b.phase, b.status, mentor, myCommit && myCommit.id, subs.map((s) => s.id), [...reviewedByMe]]);
+      const key = JSON.stringify([b.phase, b.status, b.commits, mentor, myCommit && myCommit.id, subs.map((s) => s.id), [...reviewedByMe]]);
       if (key !== actionKey) {
         actionKey = key;
         put(actions, drawActions(b, mentor, myCommit, subs));
@@ -819,7 +821,7 @@
             h("span", { class: "muted" }, " " + bytes(a.size) + (a.have === false ? " · not fetched yet" : ""))))) : null,
         reviews.length ? h("div", { class: "reviews" }, reviews.map((r) => drawReview(rubric, r))) : null,
         reviewedByMe ? h("p", { class: "done" }, "You reviewed this submission.") : null,
-        canReview ? reviewForm(b, s) : null);
+        canReview ? keptReviewForm(b, s) : null);
     }
 
     function drawReview(rubric, r) {
@@ -831,6 +833,13 @@
           h("tbody", {}, rubric.map((c) => h("tr", {}, h("td", {}, c.name),
             h("td", { class: "num" }, `${sc[c.name] ?? "–"} / ${c.max}`))))),
         r.comment ? h("p", { class: "text comment" }, r.comment) : null);
+    }
+
+    // A review form outlives the redraws of its submission (live updates), so
+    // what the reviewer typed stays.
+    function keptReviewForm(b, s) {
+      if (!reviewForms.has(s.id)) reviewForms.set(s.id, reviewForm(b, s));
+      return reviewForms.get(s.id);
     }
 
     function reviewForm(b, s) {
@@ -849,7 +858,7 @@
           body = { submission: s.id, scores, comment: readText(comment, "Comment", 0, 2000) };
         } catch (e) { showErr(box, e.message); return; }
         const res = await act(btn, box, () => api("POST", "/api/review", body));
-        if (res) { toast("Review sent."); actionKey = null; await refresh(); }
+        if (res) { toast("Review sent."); reviewForms.delete(s.id); actionKey = null; await refresh(); }
       }
       return h("form", { class: "review-form", novalidate: true, listen: { submit: (e) => { e.preventDefault(); send(); } } },
         h("h3", {}, "Your review"),
@@ -1082,14 +1091,24 @@
     file.addEventListener("change", () => { if (file.files[0]) verify(file.files[0]); });
 
     function drawReport(r) {
-      const ok = r && (r.valid === true || r.ok === true || r.verified === true);
-      const rows = [];
-      for (const [k, v] of Object.entries(r || {})) {
-        if (["valid", "ok", "verified"].includes(k)) continue;
-        rows.push(h("dt", {}, k.replace(/_/g, " ")), h("dd", {}, flat(v)));
-      }
+      const ok = r && r.valid === true;
+      const facts = [];
+      const fact = (k, v) => { if (v !== null && v !== undefined && v !== "") facts.push(h("dt", {}, k), h("dd", {}, v)); };
+      fact("Achievement", r.achievement || r.name);
+      fact("Issued by", r.issuer && typeof r.issuer === "object" ? [r.issuer.name || "", r.issuer.name ? " " : "", h("code", { class: "account" }, String(r.issuer.id || ""))] : r.issuer);
+      fact("Awarded to", r.subject ? h("code", { class: "account" }, String(r.subject)) : null);
+      fact("Valid from", r.valid_from);
+      fact("Valid until", r.valid_until);
+      fact("Network", r.network && typeof r.network === "object" ? r.network.name : r.network);
+      if (r.issuer_fork && r.issuer_fork.forked) fact("Warning", h("span", { class: "err" }, "this node holds proof that the issuer signed conflicting events"));
+      const checks = Array.isArray(r.checks) ? r.checks : [];
       return card(h("p", { class: ok ? "verdict ok" : "verdict bad", id: "verify-verdict" },
-        ok ? "Valid: this credential checks out." : "Not valid."), h("dl", { class: "facts" }, rows));
+        ok ? "Valid: this credential checks out." : "Not valid: see the failed checks below."),
+        h("dl", { class: "facts" }, facts),
+        checks.length ? h("table", { class: "scores checks" },
+          h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Check"), h("th", { scope: "col" }, "Result"), h("th", { scope: "col" }, "Why"))),
+          h("tbody", {}, checks.map((c) => h("tr", { class: c.ok ? "pass" : "fail" },
+            h("td", {}, String(c.check)), h("td", {}, c.ok ? "passed" : "FAILED"), h("td", {}, String(c.reason || "")))))) : null);
     }
     function flat(v) {
       if (v === null || v === undefined) return "–";
@@ -1108,12 +1127,15 @@
       put(mine, list.length ? h("ul", { class: "creds" }, list.map((c) => {
         const sid = c.submission || c.id;
         const title = c.bounty_title || c.title || (typeof c.bounty === "string" && !/^[0-9a-f]{64}$/.test(c.bounty) ? c.bounty : "Awarded work");
+        const ready = c.status === undefined || c.status === "ready";
         return h("li", { class: "cred" },
           h("div", {}, h("strong", {}, title),
             c.amount ? h("span", { class: "muted" }, " · " + amount(c.amount)) : null,
-            c.awarded_at_ms || c.awarded_at ? h("span", { class: "muted" }, " · " + when(c.awarded_at_ms || c.awarded_at)) : null),
+            c.awarded_at_ms || c.awarded_at ? h("span", { class: "muted" }, " · " + when(c.awarded_at_ms || c.awarded_at)) : null,
+            c.mentor ? h("div", { class: "muted" }, "issued by ", who(c.mentor)) : null),
           chips(c.skills),
-          h("a", { href: `/api/credentials/${enc(sid)}`, download: `credential-${String(sid).slice(0, 12)}.json`, class: "button secondary small cred-download" }, "Download"));
+          ready ? h("a", { href: `/api/credentials/${enc(sid)}`, download: `credential-${String(sid).slice(0, 12)}.json`, class: "button secondary small cred-download" }, "Download")
+            : h("span", { class: "muted" }, c.status === "fetching" ? "on its way from the mentor's node…" : "not issued by the mentor's node yet"));
       })) : empty("No credentials yet: they come with awarded work."));
     }
     const el = h("div", { class: "page" }, h("h1", {}, "Credentials"),
