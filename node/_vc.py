@@ -145,8 +145,34 @@ class Canonicalizer:
             if prop is not None and prop not in dropped:
                 dropped.append(prop)
 
-        self._run(lambda: jsonld.expand(document, self._options(), on_property_dropped=note))
+        expanded = self._run(
+            lambda: jsonld.expand(document, self._options(), on_property_dropped=note)
+        )
+        # A type no context defines stays a relative IRI, which RDF drops too.
+        for t in _relative_types(expanded):
+            note(t)
         return dropped
+
+
+def _relative_types(node: Any) -> list[str]:
+    """Relative IRIs in an expanded document: types and ids no context defines.
+    (pyld resolves them against a placeholder base where jsonld.js leaves them
+    relative; either way a standard verifier refuses them.)"""
+    base = getattr(jsonld, "DEFAULT_BASE_IRI", "http://example.org/base/")
+    out: list[str] = []
+    if isinstance(node, list):
+        for x in node:
+            out += _relative_types(x)
+    elif isinstance(node, dict):
+        for k, v in node.items():
+            if k in ("@type", "@id"):
+                for t in v if isinstance(v, list) else [v]:
+                    if isinstance(t, str) and (":" not in t or t.startswith(base)):
+                        what = "type" if k == "@type" else "relative id"
+                        out.append(f"{what} {t.removeprefix(base)}")
+            else:
+                out += _relative_types(v)
+    return out
 
 
 def _jsonld_reason(exc: Exception) -> str:
