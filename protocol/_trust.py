@@ -31,12 +31,14 @@ import hashlib
 import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from itertools import repeat
 from math import isqrt
-from operator import mul
-from typing import TYPE_CHECKING
+from operator import floordiv, mul
+from typing import TYPE_CHECKING, NamedTuple
 
-from ._encoding import canonical_pack
-from ._reputation import _median, honest_reviews
+import msgpack
+
+from ._reputation import _median
 
 if TYPE_CHECKING:
     from ._state import Bounty, State
@@ -71,18 +73,21 @@ TRUST_DOMAIN = b"learnmesh/trust\x00"
 
 WORK, REVIEW, VOUCH = "work", "review", "vouch"
 
+# (src, dst, kind, weight, amount, bounty, skills): TrustEdge's fields, kept as
+# plain tuples in the cache (cheaper to build by the hundred thousand).
+_EdgeTuple = tuple[bytes, bytes, str, int, int, bytes | None, tuple[str, ...]]
 
-@dataclass(frozen=True, slots=True)
-class TrustEdge:
+
+class TrustEdge(NamedTuple):
     """One reason `src` passes trust to `dst`."""
 
     src: bytes
     dst: bytes
     kind: str  # "work" | "review" | "vouch"
     weight: int
-    amount: int = 0  # tokens paid (work, review)
-    bounty: bytes | None = None
-    skills: tuple[str, ...] = ()
+    amount: int  # tokens paid (work, review); 0 for a vouch
+    bounty: bytes | None  # the bounty it arose in (work, review)
+    skills: tuple[str, ...]  # that bounty's skills
 
 
 @dataclass(slots=True)
@@ -92,11 +97,19 @@ class TrustView:
 
     overall: dict[bytes, int]
     skills: dict[str, dict[bytes, int]]
-    edges: list[TrustEdge]
+    _edges: list[_EdgeTuple]
     seeds: tuple[bytes, ...]
+    rates: dict[bytes, int]  # trust an account passes per unit of edge weight
     penalties: dict[bytes, dict[str, int]] = field(default_factory=dict)  # "" = overall
     no_shows: dict[bytes, int] = field(default_factory=dict)
-    digest: bytes = b""
+    _digest: bytes | None = None
+
+    @property
+    def digest(self) -> bytes:
+        """`trust_digest` of this view (computed once)."""
+        if self._digest is None:
+            self._digest = trust_digest(self)
+        return self._digest
 
     def score(self, account: bytes, skill: str | None = None) -> int:
         if skill is None:
@@ -110,36 +123,52 @@ class TrustView:
             return self.overall.get(account, 0)
         return sum(self.skills.get(s, {}).get(account, 0) for s in sk)
 
+    def all_edges(self) -> list[TrustEdge]:
+        """Every edge, sorted by (dst, src, kind, bounty)."""
+        return sorted((TrustEdge._make(e) for e in self._edges), key=_edge_order)
+
     def edges_to(self, account: bytes) -> list[TrustEdge]:
-        return [e for e in self.edges if e.dst == account]
+        return sorted((TrustEdge._make(e) for e in self._edges if e[1] == account), key=_edge_order)
 
     def edges_from(self, account: bytes) -> list[TrustEdge]:
-        return [e for e in self.edges if e.src == account]
+        return sorted((TrustEdge._make(e) for e in self._edges if e[0] == account), key=_edge_order)
+
+    @property
+    def edge_count(self) -> int:
+        return len(self._edges)
+
+
+def _edge_order(e: TrustEdge) -> tuple[bytes, bytes, str, bytes]:
+    return (e.dst, e.src, e.kind, e.bounty or b"")
 
 
 # -- edges ------------------------------------------------------------------------------
 
 
-def trust_edges(state: State) -> list[TrustEdge]:
-    """Every trust edge the state holds, sorted by (dst, src, kind, bounty)."""
+def _edge_tuples(state: State) -> list[_EdgeTuple]:
     forked = state.forks
-    honest = honest_reviews(state)
-    out: list[TrustEdge] = []
+    reviews = state.reviews
+    tol = state.params.honest_review_tolerance_pm
+    out: list[_EdgeTuple] = []
+    add = out.append
     for b in state.bounties.values():
         if b.phase != "awarded" or b.author in forked:
             continue
-        m = b.author
+        m, bid, sk = b.author, b.id, b.skills
+        mx = b.max_score
         for sub in b.submissions.values():
             if sub.awarded > 0 and sub.learner not in forked and sub.learner != m:
-                out.append(
-                    TrustEdge(m, sub.learner, WORK, isqrt(sub.awarded), sub.awarded, b.id, b.skills)
-                )
-            for rid in sub.reviews:
-                rv = state.reviews[rid]
-                if rv.paid > 0 and rid in honest and rv.reviewer not in forked:
-                    out.append(
-                        TrustEdge(m, rv.reviewer, REVIEW, isqrt(rv.paid), rv.paid, b.id, b.skills)
-                    )
+                add((m, sub.learner, WORK, isqrt(sub.awarded), sub.awarded, bid, sk))
+            if len(sub.reviews) < 2:
+                continue  # a lone review is never honest (§6.4)
+            rvs = [reviews[rid] for rid in sub.reviews]
+            if not any(rv.paid > 0 for rv in rvs):
+                continue
+            totals = [sum(rv.scores) * 1000 // mx for rv in rvs]
+            med = _median(totals)
+            for rv, t in zip(rvs, totals, strict=True):
+                if rv.paid > 0 and abs(t - med) <= tol and rv.reviewer not in forked:
+                    add((m, rv.reviewer, REVIEW, isqrt(rv.paid), rv.paid, bid, sk))
     for k, a in state.accounts.items():
         if not a.vouches or k in forked:
             continue
@@ -148,43 +177,47 @@ def trust_edges(state: State) -> list[TrustEdge]:
             continue
         for v in a.vouches:
             if v not in forked and v != k:
-                out.append(TrustEdge(k, v, VOUCH, w))
-    out.sort(key=lambda e: (e.dst, e.src, e.kind, e.bounty or b""))
+                add((k, v, VOUCH, w, 0, None, ()))
     return out
+
+
+def trust_edges(state: State) -> list[TrustEdge]:
+    """Every trust edge the state holds, sorted by (dst, src, kind, bounty)."""
+    return sorted((TrustEdge._make(e) for e in _edge_tuples(state)), key=_edge_order)
 
 
 # -- propagation ------------------------------------------------------------------------
 
 
-def propagate(adj: Mapping[bytes, Mapping[bytes, int]], seeds: Iterable[bytes]) -> dict[bytes, int]:
-    """Personalised PageRank in integers. `adj[src][dst]` is a positive weight.
-    Returns the trust of every account with non-zero trust (sums to at most ONE)."""
+def propagate(
+    weights: Mapping[tuple[bytes, bytes], int], seeds: Iterable[bytes]
+) -> dict[bytes, int]:
+    """Personalised PageRank in integers. `weights[(src, dst)]` is a positive
+    weight. Returns the trust of every account with non-zero trust (the total
+    is at most ONE)."""
     seed_set = set(seeds)
     if not seed_set:
         return {}
     names: set[bytes] = set(seed_set)
-    for u, outs in adj.items():
+    for u, v in weights:
         names.add(u)
-        names.update(outs)
+        names.add(v)
     order = sorted(names)
     idx = {k: i for i, k in enumerate(order)}
     n = len(order)
-    den = [1000 * MIN_OUT_WEIGHT] * n
+    out_w = [0] * n
     ins_src: list[list[int]] = [[] for _ in range(n)]
     ins_w: list[list[int]] = [[] for _ in range(n)]
-    for u, outs in adj.items():
-        ui = idx[u]
-        total = 0
-        for v, w in outs.items():
-            if w <= 0 or v == u:
-                continue
-            vi = idx[v]
-            ins_src[vi].append(ui)
-            ins_w[vi].append(w)
-            total += w
-        den[ui] = 1000 * max(total, MIN_OUT_WEIGHT)
-    pull = [(tuple(s), tuple(w)) for s, w in zip(ins_src, ins_w, strict=True) if s]
+    for (u, v), w in weights.items():
+        if w <= 0 or u == v:
+            continue
+        ui, vi = idx[u], idx[v]
+        ins_src[vi].append(ui)
+        ins_w[vi].append(w)
+        out_w[ui] += w
+    den = [1000 * max(x, MIN_OUT_WEIGHT) for x in out_w]
     targets = [i for i in range(n) if ins_src[i]]
+    pull = [(ins_src[i], ins_w[i]) for i in targets]
     seed_idx = sorted(idx[s] for s in seed_set)
     ns = len(seed_idx)
     each = ONE // ns
@@ -194,25 +227,41 @@ def propagate(adj: Mapping[bytes, Mapping[bytes, int]], seeds: Iterable[bytes]) 
     for i in seed_idx:
         t[i] = each
     for _ in range(ITERATIONS):
-        q = [x * keep // d for x, d in zip(t, den, strict=True)]
+        # q[u] = t[u] * 850 // (1000 * W_u), in a C-level loop; then each
+        # target pulls sum(q[u] * w) over its in-edges.
+        q = list(map(floordiv, map(mul, t, repeat(keep)), den))
         get = q.__getitem__
         flows = [sum(map(mul, map(get, s), w)) for s, w in pull]
-        new = [0] * n
+        t = [0] * n
         for i, f in zip(targets, flows, strict=True):
-            new[i] = f
+            t[i] = f
         share = (mass - sum(flows)) // ns
         for i in seed_idx:
-            new[i] += share
-        t = new
+            t[i] += share
     return {order[i]: x for i, x in enumerate(t) if x}
+
+
+def _rates(
+    trust: Mapping[bytes, int], weights: Mapping[tuple[bytes, bytes], int]
+) -> dict[bytes, int]:
+    """What each account passes per unit of edge weight in one more round:
+    `trust * (1000 - BLEND_PM) // (1000 * max(out-weight, MIN_OUT_WEIGHT))`."""
+    out_w: dict[bytes, int] = {}
+    for (u, v), w in weights.items():
+        if w > 0 and u != v:
+            out_w[u] = out_w.get(u, 0) + w
+    keep = 1000 - BLEND_PM
+    return {u: x * keep // (1000 * max(out_w.get(u, 0), MIN_OUT_WEIGHT)) for u, x in trust.items()}
 
 
 @dataclass(slots=True)
 class _Raw:
     overall: dict[bytes, int]
     skills: dict[str, dict[bytes, int]]
-    edges: list[TrustEdge]
+    rates: dict[bytes, int]
+    edges: list[_EdgeTuple]
     seeds: tuple[bytes, ...]
+    clock_free: TrustView | None = None
 
 
 _CACHE: weakref.WeakKeyDictionary[State, tuple[tuple[object, ...], _Raw]] = (
@@ -229,19 +278,30 @@ def _raw(state: State) -> _Raw:
     hit = _CACHE.get(state)
     if hit is not None and hit[0] == key:
         return hit[1]
-    edges = trust_edges(state)
+    edges = _edge_tuples(state)
     seeds = tuple(sorted(k for k in state.genesis.trusted if k not in state.forks))
-    overall: dict[bytes, dict[bytes, int]] = {}
-    per_skill: dict[str, dict[bytes, dict[bytes, int]]] = {}
-    for e in edges:
-        o = overall.setdefault(e.src, {})
-        o[e.dst] = o.get(e.dst, 0) + e.weight
-        for s in e.skills:
-            g = per_skill.setdefault(s, {}).setdefault(e.src, {})
-            g[e.dst] = g.get(e.dst, 0) + e.weight
+    overall: dict[tuple[bytes, bytes], int] = {}
+    for src, dst, _, w, _, _, _ in edges:
+        pair = (src, dst)
+        overall[pair] = overall.get(pair, 0) + w
+    trust = propagate(overall, seeds)
+    rates = _rates(trust, overall)
+    # Trust in a skill: the trust that reaches an account through edges that
+    # arose in bounties of that skill (one more round of the propagation).
+    skills: dict[str, dict[bytes, int]] = {}
+    for src, dst, _, w, _, _, edge_skills in edges:
+        r = rates.get(src, 0)
+        if not r or src == dst:
+            continue
+        for s in edge_skills:
+            g = skills.get(s)
+            if g is None:
+                g = skills[s] = {}
+            g[dst] = g.get(dst, 0) + r * w
     raw = _Raw(
-        overall=propagate(overall, seeds),
-        skills={s: propagate(per_skill[s], seeds) for s in sorted(per_skill)},
+        overall=trust,
+        skills={s: skills[s] for s in sorted(skills)},
+        rates=rates,
         edges=edges,
         seeds=seeds,
     )
@@ -264,6 +324,8 @@ def trust_view(state: State, now_ms: int | None = None) -> TrustView:
     """The trust view. Without `now_ms` nothing depends on a clock, and the
     digest is the one nodes compare."""
     raw = _raw(state)
+    if now_ms is None and raw.clock_free is not None:
+        return raw.clock_free
     pen: dict[bytes, dict[str, int]] = {}
     no_shows: dict[bytes, int] = {}
     for b in state.bounties.values():
@@ -281,6 +343,8 @@ def trust_view(state: State, now_ms: int | None = None) -> TrustView:
                     no_shows[learner] = no_shows.get(learner, 0) + 1
 
     def cut(scores: dict[bytes, int], skill: str) -> dict[bytes, int]:
+        if not pen:
+            return scores
         out = {}
         for k, x in scores.items():
             n = pen.get(k, {}).get(skill, 0)
@@ -291,23 +355,26 @@ def trust_view(state: State, now_ms: int | None = None) -> TrustView:
 
     overall = cut(raw.overall, "")
     skills = {s: cut(sc, s) for s, sc in raw.skills.items()}
-    view = TrustView(overall, skills, raw.edges, raw.seeds, pen, no_shows)
-    view.digest = trust_digest(view)
+    view = TrustView(overall, skills, raw.edges, raw.seeds, raw.rates, pen, no_shows)
+    if now_ms is None:
+        raw.clock_free = view
     return view
 
 
 def trust_digest(view: TrustView) -> bytes:
     """sha256 over the canonical encoding of every non-zero score."""
+    # Keys inserted in canonical order and no nested map: msgpack's own bytes
+    # are canonical_pack's (§1), without its slower recursive walk.
     m = {
-        "v": 1,
         "overall": sorted([k, x] for k, x in view.overall.items() if x),
         "skills": [
             [s, sorted([k, x] for k, x in view.skills[s].items() if x)]
             for s in sorted(view.skills)
             if any(view.skills[s].values())
         ],
+        "v": 1,
     }
-    return hashlib.sha256(TRUST_DOMAIN + canonical_pack(m)).digest()
+    return hashlib.sha256(TRUST_DOMAIN + msgpack.packb(m, use_bin_type=True)).digest()
 
 
 # -- review quality that rests on trust ------------------------------------------------
