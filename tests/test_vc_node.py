@@ -6,12 +6,14 @@ node that fetched its blob); the file verifies offline with no node at all."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from _nodes import ApiError, Network, Node, cli, wait_for
+from learnmesh.protocol import ChainWriter
 
 pytestmark = pytest.mark.slow
 
@@ -140,3 +142,49 @@ def test_learner_gets_the_credential_after_the_mentor_left(net: Network, tmp_pat
     assert not json.loads(bad.stdout)["valid"]
     with pytest.raises(ApiError):
         learner.get(f"/api/credentials/{'00' * 32}")
+
+
+def test_a_mentor_node_issues_missing_credentials_when_it_starts(net: Network) -> None:
+    """An award whose credential was never issued (the mentor's node stopped in
+    between; here: an award signed elsewhere and posted raw) gets it on restart."""
+    m, learner = net["mentor"], net["learner"]
+    net.start(["mentor", "learner"], edges=[("learner", "mentor")])
+    bid = m.post("/api/bounties", {"title": "Sort a list", "reward": 500, "skills": []})["id"]
+    wait_for(lambda: _bounty(learner, bid), "the learner to see the bounty", describe=net.describe)
+    learner.post("/api/submit", {"bounty": bid, "text": "merge sort"})
+    wait_for(lambda: _bounty(m, bid)["commit_ids"], "the commit", describe=net.describe)
+    m.post(f"/api/bounties/{bid}/close", {})
+    wait_for(lambda: _bounty(m, bid)["submissions"] == 1, "the reveal", describe=net.describe)
+    sid = _bounty(m, bid)["submissions_detail"][0]["id"]
+
+    head = m.get(f"/api/accounts/{m.account}/events")["events"][0]
+    w = ChainWriter(m.key, net.network_id)
+    w.resume(head["seq"], bytes.fromhex(head["id"]))
+    body = {
+        "bounty": bytes.fromhex(bid),
+        "winners": [{"submission": bytes.fromhex(sid), "amount": 500}],
+        "reviewers": [],
+    }
+    award = w.sign(
+        "award",
+        body,
+        max(int(time.time() * 1000), head["timestamp"] + 1),
+        sorted([bytes.fromhex(bid), bytes.fromhex(sid)]),
+    )
+    r = m.post_raw(award.raw)
+    assert r.status_code == 200 and r.json()["status"] == "applied", r.text
+    missing = m.request("GET", f"/api/credentials/{sid}")
+    assert missing.status_code == 404 and missing.json()["error"] == "not_issued"
+
+    code, _ = m.stop()
+    assert code == 0
+    m.start(bootstrap=[learner.addr])
+    m.wait_ready()
+    vc = wait_for(
+        lambda: _vc_or_none(learner, sid),
+        "the learner to get the credential issued on restart",
+        describe=net.describe,
+    )
+    report = learner.call("POST", "/api/credentials/verify", raw=vc)
+    assert report["valid"], report
+    assert report["learnmesh"]["award"] == award.id.hex()
