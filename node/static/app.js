@@ -180,6 +180,7 @@
     names: new Map(),  // account -> Promise<name|null>
     down: false,
     loggedIn: false,
+    loginError: null,  // a spent login link's message, shown once
   };
 
   async function loadMe() {
@@ -307,8 +308,10 @@
     try {
       await api("POST", "/api/session", { code });
     } catch (e) {
+      // A spent link: say so, and keep a session this browser may still hold.
       history.replaceState(null, "", "/");
-      showLogin(e.message);
+      S.loginError = e.message;
+      start();
       return true;
     }
     location.replace("/");
@@ -1204,6 +1207,7 @@
     else if (name === "credentials") v = viewCredentials();
     else if (name === "network") v = viewNetwork();
     else v = viewBounties();
+    v.route = location.hash;
     S.view = v;
     document.title = v.title + " · learnmesh";
     drawHeader();
@@ -1216,7 +1220,7 @@
     try {
       await loadMe();
     } catch (e) {
-      if (e instanceof ApiError && e.status === 401) { showLogin(null); return; }
+      if (e instanceof ApiError && e.status === 401) { showLogin(S.loginError || null); S.loginError = null; return; }
       put($("main"), h("section", { class: "card narrow" }, h("h1", {}, "The node is not answering"),
         h("p", {}, e.message), h("p", { class: "muted" }, "This page retries by itself.")));
       setTimeout(start, 3000);
@@ -1226,11 +1230,13 @@
     drawHeader();
     openStream();
     route();
+    if (S.loginError) { toast(S.loginError); S.loginError = null; }
   }
 
   async function onHash() {
     if (await tryLogin()) return;
     if (!S.loggedIn) { start(); return; }
+    if (S.view && S.view.route === location.hash) return;
     route();
   }
 
