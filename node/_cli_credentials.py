@@ -152,7 +152,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
         return 0 if report.valid else 1
     c = Console(emoji=False, highlight=False, soft_wrap=True)
     who = report.issuer_name or "?"
-    lm_issuer, lm_subject = _account_of(report.issuer), _account_of(report.subject)
+    lm_issuer, lm_subject = (
+        (_account_of(report.issuer), _account_of(report.subject))
+        if report.learnmesh
+        else (None, None)
+    )
     rows = [
         ("issued by", f"{who}, {report.issuer}"),
         ("", f"learnmesh account {lm_issuer}" if lm_issuer else None),

@@ -304,6 +304,17 @@ def test_a_badge_from_elsewhere_verifies() -> None:
     assert "issuer must be a Profile object" in _failed(_verify(issuer_string))["fields"]
 
 
+def test_a_badge_signed_by_digital_bazaars_stack_verifies() -> None:
+    """Signed by jsonld-signatures + @digitalbazaar/eddsa-rdfc-2022-cryptosuite
+    (tests/vectors/vc-interop/sign.mjs), the stack of the DCC's verifier."""
+    doc = json.loads((DIR / "vc-interop" / "signed-by-digitalbazaar.json").read_text())
+    r = _verify(doc)
+    assert r.valid, r.failures
+    assert r.issuer_name == "Elsewhere Academy" and r.learnmesh is None
+    doc["credentialSubject"]["id"] = "did:example:someone-else"
+    assert set(_failed(_verify(doc))) == {"proof"}
+
+
 def test_no_network_access_during_verify(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*a: Any, **k: Any) -> Any:
         raise AssertionError("network access during verification")
