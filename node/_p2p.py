@@ -1,17 +1,10 @@
 """Thin trio wrapper over py-libp2p 0.8.1: Noise-only host, GossipSub, framed streams.
 
-It moves bytes and knows nothing about learnmesh events; every libp2p quirk stays here.
-
-py-libp2p spends several milliseconds of CPU per gossip message per node; three
-process-wide adjustments, installed by the first P2PHost and applied only to our
-own hosts' connections (see _install_libp2p_patches), cut that about fourfold:
-yamux credit returned per half window instead of on every read, each neighbour's
-signed peer record verified once instead of on every RPC, our own record built
-once every few seconds instead of per RPC. IDONTWANT is limited to large
-messages and libp2p's peer scoring is off (_GossipSub); received messages are
-handled in their stream's reader, which reads whatever the muxer has buffered
-instead of a byte at a time (_Pubsub); the mesh is 3 neighbours, not 6
-(P2PConfig). libp2p's per-message signature is optional (P2PConfig.sign_messages).
+It moves bytes and knows nothing about learnmesh events. Every change to
+py-libp2p's own behaviour (CPU per message, content-addressed message ids,
+reporting oversize RPCs) lives in _libp2p_patches, which checks the installed
+libp2p before it patches anything. Here: the mesh is 3 neighbours, not 6
+(P2PConfig); libp2p's per-message signature is optional (P2PConfig.sign_messages).
 """
 
 from __future__ import annotations
@@ -19,17 +12,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, cast
 
-import libp2p.pubsub.gossipsub as _gossipsub_mod
-import libp2p.pubsub.pubsub as _pubsub_mod
 import multiaddr
 import trio
-from google.protobuf.message import DecodeError
 from libp2p import new_host
 from libp2p.abc import (
     IHost,
@@ -42,20 +31,17 @@ from libp2p.abc import (
 )
 from libp2p.crypto import ed25519, x25519
 from libp2p.custom_types import TProtocol
-from libp2p.io.exceptions import IOException, MessageTooLarge
 from libp2p.network.swarm import Swarm
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import info_from_p2p_addr
-from libp2p.peer.peerstore import env_to_send_in_RPC
-from libp2p.pubsub.gossipsub import PROTOCOL_ID, PROTOCOL_ID_V11, PROTOCOL_ID_V12, GossipSub
+from libp2p.pubsub.gossipsub import PROTOCOL_ID, PROTOCOL_ID_V11, PROTOCOL_ID_V12
 from libp2p.pubsub.pb import rpc_pb2
-from libp2p.pubsub.pubsub import Pubsub
-from libp2p.pubsub.utils import maybe_consume_signed_record
 from libp2p.security.exceptions import HandshakeFailure
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
 from libp2p.security.noise.transport import Transport as NoiseTransport
-from libp2p.stream_muxer.yamux.yamux import YamuxStream
 from libp2p.tools.anyio_service import background_trio_service
+
+from . import _libp2p_patches as patches
 
 __all__ = ["P2PConfig", "P2PError", "P2PHost", "P2PStream", "Validator"]
 
@@ -154,262 +140,6 @@ class P2PStream:
         return bytes(buf)
 
 
-# ---- py-libp2p CPU per message ------------------------------------------------------
-#
-# Measured (10 node processes, 5 msgs/s of 400 B): about 13-23 ms CPU per message per
-# node before, 4-5 ms after. Each piece only touches connections and hosts of ours
-# (_OUR_PEERS, _RECORD_CACHE) and falls through to libp2p's code for anything else.
-
-_OUR_PEERS: set[ID] = set()  # local peer ids of every P2PHost in this process
-_RECORD_RECHECK_S = 300.0  # re-run the full check (and peerstore TTL refresh) this often
-_LOCAL_RECORD_TTL_S = 5.0  # our own record is rebuilt at most this often
-_RECORD_CACHE_MAX = 4096
-# host -> {neighbour: (its last verified senderRecord bytes, when)}
-_RECORD_CACHE: weakref.WeakKeyDictionary[IHost, dict[ID, tuple[bytes, float]]] = (
-    weakref.WeakKeyDictionary()
-)
-# host -> (our own senderRecord bytes, when built)
-_LOCAL_RECORD: weakref.WeakKeyDictionary[IHost, tuple[bytes, float]] = weakref.WeakKeyDictionary()
-_patched = False
-
-
-def _install_libp2p_patches() -> None:
-    """Replace three hot spots of py-libp2p 0.8.1, once per process.
-
-    - Yamux: ``YamuxStream._auto_tune_and_send_window_update`` sends a WINDOW_UPDATE
-      frame (a Noise encryption and a socket write here, a decryption there) after
-      nearly every read, and pubsub reads each RPC in 2-3 reads (the varint prefix
-      byte by byte). For our connections credit is returned once half the window is
-      consumed, as go-yamux does; the 256 KiB window still bounds what a peer can send
-      ahead of our reads.
-    - GossipSub puts a signed peer record (``senderRecord``) in every RPC, and both
-      ``Pubsub.continuously_read_stream`` and ``GossipSub.handle_rpc`` verify it
-      (Ed25519, envelope and multiaddr parsing, a peerstore rewrite) on every RPC.
-      For our hosts, a record byte-identical to the one last verified from the same
-      neighbour is accepted without redoing that, for up to _RECORD_RECHECK_S; any
-      other record gets libp2p's full check. The names are swapped in the two pubsub
-      modules that call them, not in libp2p.pubsub.utils / libp2p.peer.peerstore.
-    - ``env_to_send_in_RPC`` rebuilds our listen multiaddrs on every RPC sent just to
-      see that our record is still current; for our hosts it is reused for
-      _LOCAL_RECORD_TTL_S.
-    """
-    global _patched
-    if _patched:
-        return
-    _patched = True
-    consume = maybe_consume_signed_record
-    envelope_for = env_to_send_in_RPC
-    autotune = YamuxStream._auto_tune_and_send_window_update
-
-    def consume_cached(msg: rpc_pb2.RPC, host: IHost, peer_id: ID) -> bool:
-        seen = _RECORD_CACHE.get(host)
-        if seen is None or not msg.HasField("senderRecord"):
-            return consume(msg, host, peer_id)
-        record = msg.senderRecord
-        now = time.monotonic()
-        hit = seen.get(peer_id)
-        if hit is not None and hit[0] == record and now - hit[1] < _RECORD_RECHECK_S:
-            return True
-        if not consume(msg, host, peer_id):
-            return False
-        if len(seen) >= _RECORD_CACHE_MAX:
-            seen.clear()
-        seen[peer_id] = (record, now)
-        return True
-
-    def envelope_cached(host: IHost) -> tuple[bytes, bool]:
-        if host not in _RECORD_CACHE:
-            return envelope_for(host)
-        now = time.monotonic()
-        hit = _LOCAL_RECORD.get(host)
-        if hit is not None and now - hit[1] < _LOCAL_RECORD_TTL_S:
-            return hit[0], False
-        envelope, fresh = envelope_for(host)
-        _LOCAL_RECORD[host] = (envelope, now)
-        return envelope, fresh
-
-    async def credit_at_half_window(self: YamuxStream, *, bytes_read: int = 0) -> None:
-        conn: Any = self.conn
-        ours = getattr(conn, "_learnmesh_ours", None)
-        if ours is None:
-            try:
-                ours = conn.secured_conn.get_local_peer() in _OUR_PEERS
-            except Exception:
-                ours = False
-            conn._learnmesh_ours = ours
-        if not ours:
-            await autotune(self, bytes_read=bytes_read)
-            return
-
-        def consumed_credit() -> tuple[int, int]:
-            buffered = len(conn.stream_buffers.get(self.stream_id, b""))
-            return self.target_recv_window - (self.recv_window + buffered), buffered
-
-        consumed, _ = consumed_credit()
-        if consumed < max(1, self._grow_threshold()):
-            return  # the common case: no lock, no checkpoint
-        async with self.window_lock:
-            consumed, buffered = consumed_credit()
-            if consumed < max(1, self._grow_threshold()):
-                return
-            self.recv_window += consumed
-            consumed += self._apply_autotune_epoch(buffered)  # grows a busy window
-        await self.send_window_update(consumed, skip_lock=True)
-
-    for mod in (_pubsub_mod, _gossipsub_mod):
-        mod.maybe_consume_signed_record = consume_cached  # type: ignore[attr-defined]
-        mod.env_to_send_in_RPC = envelope_cached  # type: ignore[attr-defined]
-    YamuxStream._auto_tune_and_send_window_update = credit_at_half_window  # type: ignore[method-assign]
-
-
-_GOSSIP_PROTOCOLS = frozenset({PROTOCOL_ID_V12, PROTOCOL_ID_V11, PROTOCOL_ID})
-
-
-class _GossipSub(GossipSub):
-    """GossipSub whose IDONTWANT (v1.2) goes only with payloads of at least
-    ``idontwant_min_bytes``, and never to the peer that forwarded the message or
-    its origin. libp2p sends one to every mesh peer for every message: for small
-    messages that is an extra RPC per peer costing as much as the message itself."""
-
-    def __init__(self, *args: Any, idontwant_min_bytes: int, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        # libp2p's peer scoring runs on every message and every mesh peer; the node
-        # keeps its own scores (penalties and bans for invalid data), so it is off.
-        self.scorer = None
-        self._idontwant_min = idontwant_min_bytes
-        self._idontwant_skip: dict[bytes, tuple[ID, ID]] = {}
-
-    async def publish(self, msg_forwarder: ID, pubsub_msg: rpc_pb2.Message) -> None:
-        big = len(pubsub_msg.data) >= self._idontwant_min and self.pubsub is not None
-        if big:
-            assert self.pubsub is not None
-            msg_id = self.pubsub.get_message_id(pubsub_msg)
-            self._idontwant_skip[msg_id] = (msg_forwarder, ID(pubsub_msg.from_id))
-        try:
-            await super().publish(msg_forwarder, pubsub_msg)
-        finally:
-            if big:
-                self._idontwant_skip.pop(msg_id, None)
-
-    def _get_peers_to_send(
-        self,
-        topic_ids: Iterable[str],
-        msg_forwarder: ID,
-        origin: ID,
-        msg_id: bytes | None = None,
-    ) -> Iterable[ID]:
-        """Our own messages go to every neighbour in the topic, mesh or not (go-libp2p's
-        flood publish); forwarded ones follow the mesh. A node that just connected has
-        an empty mesh until its next heartbeat grafts one: without this its first
-        events would reach nobody until a sync round."""
-        topic_ids = list(topic_ids)
-        peers = set(super()._get_peers_to_send(topic_ids, msg_forwarder, origin, msg_id))
-        if self.pubsub is not None and msg_forwarder == self.pubsub.my_id:
-            for topic in topic_ids:
-                for peer in self.pubsub.peer_topics.get(topic, ()):
-                    if self.peer_protocol.get(peer) in _GOSSIP_PROTOCOLS:
-                        peers.add(peer)
-            peers.discard(msg_forwarder)
-        return peers
-
-    async def _emit_idontwant_for_message(self, msg_id: bytes, topic_ids: Any) -> None:
-        skip = self._idontwant_skip.pop(msg_id, None)
-        if skip is None:
-            return  # small message (or one libp2p publishes some other way)
-        peers: set[ID] = set()
-        for topic in topic_ids:
-            peers.update(self.mesh.get(topic, ()))
-        for peer in peers.difference(skip):
-            # We offer at most v1.2, so no peer negotiates a later version.
-            if self.peer_protocol.get(peer) == PROTOCOL_ID_V12:
-                await self.emit_idontwant([msg_id], peer)
-
-
-class _Pubsub(Pubsub):
-    """Pubsub that handles each received message in its stream's reader task.
-
-    libp2p 0.8.1 spawns a service task per received message (``manager.run_task``)
-    just to run ``push_msg``, whose only wait is the send queue; that spawn and
-    its bookkeeping cost about as much as the message's validation. Here the
-    reader awaits ``push_msg`` itself: messages from one neighbour are handled in
-    order, and a slow one holds back only that neighbour's stream. Otherwise the
-    loop is libp2p's ``continuously_read_stream``.
-    """
-
-    async def continuously_read_stream(self, stream: INetStream) -> None:
-        peer_id = stream.muxed_conn.peer_id
-        buf = bytearray()
-        limit = self.max_inbound_rpc_size
-        try:
-            while self.manager.is_running:
-                frame = _take_frame(buf, limit)
-                if frame is None:
-                    # Whatever the muxer has buffered, in one read: libp2p reads the
-                    # varint prefix byte by byte, a lock and a checkpoint per byte.
-                    chunk = await stream.read(_READ_BYTES)
-                    if not chunk:
-                        return
-                    buf += chunk
-                    continue
-                rpc_incoming = rpc_pb2.RPC()
-                rpc_incoming.ParseFromString(frame)
-                # Looked up at call time: _install_libp2p_patches swaps this name.
-                consume = _pubsub_mod.maybe_consume_signed_record  # type: ignore[attr-defined]
-                if not consume(rpc_incoming, self.host, peer_id):
-                    log.debug("invalid signed record from %s: RPC ignored", peer_id)
-                    continue
-                for msg in rpc_incoming.publish:
-                    if self._is_subscribed_to_msg(msg) and self.manager.is_running:
-                        try:
-                            await self.push_msg(peer_id, msg)
-                        except (trio.Cancelled, KeyboardInterrupt):
-                            raise
-                        except Exception:  # one bad message must not end the stream
-                            log.debug("push_msg from %s failed", peer_id, exc_info=True)
-                subs = rpc_incoming.subscriptions
-                if subs and len(subs) <= self.max_subscriptions_per_rpc:
-                    for sub in subs:
-                        self.handle_subscription(peer_id, sub)
-                if rpc_incoming.HasField("control"):
-                    await self.router.handle_rpc(rpc_incoming, peer_id)
-        except (MessageTooLarge, _FrameError, DecodeError) as exc:
-            log.debug("bad pubsub RPC from %s (%s): stream reset", peer_id, exc)
-            with contextlib.suppress(Exception):
-                await stream.reset()
-            self._handle_dead_peer(peer_id)
-        except IOException:  # EOF, reset, closed connection: the peer is gone
-            log.debug("pubsub stream from %s ended", peer_id)
-
-
-_READ_BYTES = 256 * 1024
-
-
-class _FrameError(Exception):
-    pass
-
-
-def _take_frame(buf: bytearray, limit: int) -> bytes | None:
-    """Remove and return one uvarint-length-prefixed frame from the front of
-    `buf`, or None if it is not all there yet."""
-    size = shift = 0
-    for i in range(min(len(buf), 10)):
-        b = buf[i]
-        size |= (b & 0x7F) << shift
-        if not b & 0x80:
-            if size > limit:
-                raise MessageTooLarge(f"RPC of {size} bytes exceeds {limit}")
-            end = i + 1 + size
-            if len(buf) < end:
-                return None
-            frame = bytes(buf[i + 1 : end])
-            del buf[:end]
-            return frame
-        shift += 7
-    if len(buf) >= 10:
-        raise _FrameError("length prefix longer than 10 bytes")
-    return None
-
-
 class _GatedNoise(NoiseTransport):
     """Noise that refuses blocked peers right after the handshake, in both directions.
 
@@ -451,7 +181,8 @@ class _BlockNotifee(INotifee):
     async def disconnected(self, network: INetwork, conn: INetConn) -> None:
         peer = conn.muxed_conn.peer_id
         if not network.get_connections(peer):
-            _RECORD_CACHE.get(self._host._host, {}).pop(peer, None)
+            patches.forget_peer(self._host._host, peer)
+            self._host._unsupported = {u for u in self._host._unsupported if u[0] != peer}
 
     async def opened_stream(self, network: INetwork, stream: INetStream) -> None: ...
     async def closed_stream(self, network: INetwork, stream: INetStream) -> None: ...
@@ -476,7 +207,18 @@ class P2PHost:
         except ValueError as exc:
             raise P2PError(f"unusable identity seed: {exc}") from exc
         self.config = config
-        _install_libp2p_patches()
+        try:
+            patches.install()
+        except patches.Libp2pMismatch as exc:
+            raise P2PError(str(exc)) from exc
+        # Called as on_misbehaviour(peer_id, reason) when a neighbour sends gossip
+        # that libp2p or this host drops before the validator sees it: data over
+        # max_message_bytes, an RPC over libp2p's frame cap, an unparsable RPC. The
+        # node sets it to its penalise function, so such traffic is not free.
+        self.on_misbehaviour: Callable[[str, str], None] | None = None
+        # (peer, protocol) pairs whose stream would not negotiate: the peer does not
+        # speak it. Forgotten when the peer disconnects.
+        self._unsupported: set[tuple[ID, str]] = set()
         self.dropped = 0  # accepted messages lost because the messages() consumer lagged
         self._blocked: set[ID] = set()
         self._listen = multiaddr.Multiaddr(f"/ip4/{config.listen_host}/tcp/{config.listen_port}")
@@ -490,7 +232,7 @@ class P2PHost:
         )
         self._id: ID = self._host.get_id()
         self.peer_id: str = self._id.to_base58()
-        self._router = _GossipSub(
+        self._router = patches.LearnmeshGossipSub(
             idontwant_min_bytes=config.idontwant_min_bytes,
             protocols=[PROTOCOL_ID_V12, PROTOCOL_ID_V11, PROTOCOL_ID],
             degree=config.mesh_degree,
@@ -505,12 +247,14 @@ class P2PHost:
             # All local peers share 127.0.0.1, which eclipse protection rejects.
             eclipse_protection_enabled=False,
         )
-        # Message ids stay libp2p's default (origin + seqno): GossipSub's mcache
-        # hard-codes that form for IHAVE, so a content-hash id would make every
-        # IHAVE look unseen and trigger redundant IWANTs.
-        self._pubsub = _Pubsub(
+        self._pubsub = patches.LearnmeshPubsub(
             self._host,
             self._router,
+            # Content-addressed: SHA-256 of the data, the same in every
+            # implementation (libp2p's default is origin + seqno, js-libp2p's key +
+            # seqno, so IHAVE ids never matched). LearnmeshGossipSub's message cache
+            # uses the same id for IHAVE/IWANT.
+            msg_id_constructor=patches.message_id,
             max_inbound_rpc_size=max(1024 * 1024, config.max_message_bytes + _RPC_OVERHEAD),
             # libp2p caches each verdict by message id for 300 s, so a message refused
             # because of who forwarded it would be refused from every other neighbour
@@ -527,9 +271,21 @@ class P2PHost:
         self._send, self._recv = trio.open_memory_channel[tuple[str, str, bytes]](config.inbox_size)
         self._nursery: trio.Nursery | None = None
         self._topics: set[str] = set()
+        self._pubsub.on_bad_rpc = self._bad_rpc
         self._host.get_network().register_notifee(_BlockNotifee(self))
-        _OUR_PEERS.add(self._id)
-        _RECORD_CACHE[self._host] = {}
+        patches.register_host(self._host, self._id)
+
+    def _report(self, peer: ID, reason: str) -> None:
+        report = self.on_misbehaviour
+        if report is None or peer == self._id:
+            return
+        try:
+            report(peer.to_base58(), reason)
+        except Exception:  # the node's bookkeeping must not break libp2p's reader
+            log.exception("on_misbehaviour for %s raised", peer)
+
+    def _bad_rpc(self, peer: ID, reason: str) -> None:
+        self._report(peer, reason)
 
     # ---- lifecycle -------------------------------------------------------
 
@@ -697,7 +453,10 @@ class P2PHost:
         def check(forwarder: ID, msg: rpc_pb2.Message) -> bool:
             if forwarder == self._id:
                 return True  # our own publish: libp2p validates those too
-            if len(msg.data) > cap or forwarder in self._blocked:
+            if forwarder in self._blocked:
+                return False
+            if len(msg.data) > cap:
+                self._report(forwarder, f"gossip: message of {len(msg.data)} bytes exceeds {cap}")
                 return False
             try:
                 return bool(validator(forwarder.to_base58(), msg.data))
@@ -781,8 +540,31 @@ class P2PHost:
         except trio.TooSlowError as exc:
             raise P2PError(f"opening {protocol_id} to {peer_id} timed out") from exc
         except Exception as exc:
+            if patches.protocol_refused(exc):
+                self._unsupported.add((peer, protocol_id))
+                raise P2PError(f"{peer_id} does not speak {protocol_id}") from exc
             raise P2PError(f"opening {protocol_id} to {peer_id} failed: {exc}") from exc
         return P2PStream(stream, self.config.max_frame_bytes)
+
+    def peer_protocols(self, peer_id: str) -> list[str] | None:
+        """The protocols ``peer_id`` announced by identify (libp2p runs it on every
+        new connection), or None while that has not completed."""
+        try:
+            protocols = self._host.get_peerstore().get_protocols(_parse_id(peer_id))
+        except Exception:  # not in the peerstore yet
+            return None
+        return [str(p) for p in protocols] or None
+
+    def speaks(self, peer_id: str, protocol_id: str) -> bool:
+        """False if ``peer_id`` is known not to speak ``protocol_id``: identify
+        listed its protocols without it, or a stream for it was refused during
+        negotiation on the current connection. True otherwise, including while
+        identify has not completed (then the first try settles it)."""
+        peer = _parse_id(peer_id)
+        if (peer, protocol_id) in self._unsupported:
+            return False
+        announced = self.peer_protocols(peer_id)
+        return announced is None or protocol_id in announced
 
 
 def _conn_closed(conn: Any) -> bool:
