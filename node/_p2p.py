@@ -566,6 +566,17 @@ class P2PHost:
         announced = self.peer_protocols(peer_id)
         return announced is None or protocol_id in announced
 
+    async def supports(self, peer_id: str, protocol_id: str, wait: float) -> bool:
+        """``speaks``, after waiting up to ``wait`` seconds for identify to tell
+        (it runs in the background after every new connection, so a sync asked
+        for the moment a peer connects would otherwise race it). A peer that has
+        not identified by then is presumed to speak the protocol: the first
+        stream settles it."""
+        with trio.move_on_after(wait):
+            while self.peer_protocols(peer_id) is None and peer_id in self.connected_peers():
+                await trio.sleep(0.05)
+        return self.speaks(peer_id, protocol_id)
+
 
 def _conn_closed(conn: Any) -> bool:
     try:

@@ -207,6 +207,7 @@ class Node:
         )
         async with P2PHost.open(cfg) as host:
             self.p2p = host
+            host.on_misbehaviour = self.penalise  # oversize or unparsable gossip costs its sender
             host.set_stream_handler(sync_protocol(self.network), self._serve_sync)
             host.set_stream_handler(blob_protocol(self.network), self._serve_blob)
             await host.subscribe(self.topic, self._validate_gossip)
@@ -676,6 +677,8 @@ class Node:
         """Pull what `peer` has and we lack. Returns the number of events taken in."""
         if self.p2p is None or peer in self._partitioned:
             return 0
+        if not await self.p2p.supports(peer, sync_protocol(self.network), wait=_OPEN_TIMEOUT):
+            return 0  # it announced (identify) or answered that it has no sync: not a failure
         got = 0
         try:
             try:
