@@ -43,6 +43,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ._api_credentials import credential_routes
+from ._api_trust import trust_routes
 from ._service import Node, UserError
 from ._web_session import (
     LOGIN_TTL_S,
@@ -801,6 +802,7 @@ def make_app(node: Node, token: str) -> Starlette:
         ("GET", "/api/me", me_view),
         ("GET", "/api/profiles/{account}", profile_of),
         *credential_routes(node),  # node/_api_credentials.py (list, get, verify)
+        *trust_routes(node),  # node/_api_trust.py (ranking, one account, review quality)
         ("GET", "/api/blobs/{h}", get_blob),
         ("POST", "/api/bounties", post_bounty),
         ("POST", "/api/submit", submit),

@@ -184,6 +184,9 @@ def _jsonld_reason(exc: Exception) -> str:
 
 _DEFAULT: Canonicalizer | None = None
 
+# Issuers' clocks drift: a validFrom this little ahead of ours is not "in the future".
+CLOCK_SKEW = _dt.timedelta(minutes=5)
+
 
 def canonicalize(document: dict[str, Any]) -> str:
     """Canonical N-Quads with the bundled contexts only."""
@@ -353,7 +356,7 @@ def verify_vc(
         if "validUntil" in doc:
             vu = parse_time(doc["validUntil"], "validUntil")
             r.valid_until = doc["validUntil"]
-        if vf > now:
+        if vf > now + CLOCK_SKEW:
             r.check("dates", False, f"not valid yet: validFrom {doc['validFrom']} is in the future")
         elif vu is not None and vu < vf:
             r.check("dates", False, "validUntil is before validFrom")

@@ -247,6 +247,8 @@ def test_dates_against_the_callers_clock() -> None:
     d = _doc()
     early = dt.datetime(2023, 11, 1, tzinfo=dt.UTC)  # before validFrom
     assert "not valid yet" in _failed(_verify(d, early))["dates"]
+    valid_from = dt.datetime.fromisoformat(d["validFrom"].replace("Z", "+00:00"))
+    assert _verify(d, valid_from - dt.timedelta(minutes=4)).valid  # the issuer's clock ran ahead
     d["validUntil"] = "2025-01-01T00:00:00Z"
     r = _verify(_resign(d))
     assert set(_failed(r)) == {"dates"} and "expired" in _failed(r)["dates"]
@@ -260,6 +262,26 @@ def _reorder(v: Any, key: str = "") -> Any:
     if isinstance(v, list) and key != "@context":  # JSON-LD arrays are sets
         return [_reorder(x) for x in reversed(v)]
     return v
+
+
+def test_online_fork_answer() -> None:
+    """What `verify --online` and POST /api/credentials/verify report about the
+    issuer: whether the node holds an equivocation proof against its key."""
+    from types import SimpleNamespace
+
+    from learnmesh.node._api_credentials import issuer_fork
+
+    forks: dict[bytes, int] = {MENTOR.public_key: 7}
+    node: Any = SimpleNamespace(
+        ledger=SimpleNamespace(replica=SimpleNamespace(state=SimpleNamespace(forks=forks)))
+    )
+    assert issuer_fork(node, did_key(MENTOR.public_key)) == {
+        "checked": True,
+        "forked": True,
+        "fork_seq": 7,
+    }
+    assert issuer_fork(node, OTHER_DID) == {"checked": True, "forked": False}
+    assert issuer_fork(node, "https://example.org/issuer")["checked"] is False
 
 
 def test_a_reordered_equivalent_document_still_verifies() -> None:
