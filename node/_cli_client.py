@@ -300,19 +300,93 @@ def cmd_balance(args: argparse.Namespace) -> int:
 
 
 def cmd_reputation(args: argparse.Namespace) -> int:
+    """Trust (per skill and overall, PROTOCOL.md §6.5) beside today's points."""
+    client = _client(args)
     path = f"/api/reputation?account={args.account}" if args.account else "/api/reputation"
-    r = _client(args).call("GET", path)
-    t = Table("account", "score", "points", "abandoned", "trusted", "equivocated")
-    for k, v in sorted(r["reputation"].items(), key=lambda kv: -kv[1]["score"]):
+    r = client.call("GET", path)
+    skill = getattr(args, "skill", None)
+    if args.account:
+        tr = client.call("GET", f"/api/trust/{args.account}")
+        return _out(args, {"reputation": r["reputation"], "trust": tr}, _trust_of(tr, skill))
+    from urllib.parse import quote
+
+    q = f"?skill={quote(skill)}&limit={args.limit}" if skill else f"?limit={args.limit}"
+    tr = client.call("GET", "/api/trust" + q)
+    pts = r["reputation"]
+    t = Table(
+        "rank",
+        "account",
+        f"trust in {skill}" if skill else "trust",
+        "overall",
+        "top skills",
+        "points",
+        "flags",
+        title=f"trust digest {tr['trust_digest'][:16]}… at {tr['events']} events",
+    )
+    for row in tr["accounts"]:
+        top = sorted(row["skills"].items(), key=lambda kv: -kv[1])[:3]
+        p = pts.get(row["account"], {})
+        flags = [
+            *(["seed"] if row["seed"] else []),
+            *([f"{row['penalties']} penalised"] if row["penalties"] else []),
+            *([f"{row['no_shows']} no-show"] if row["no_shows"] else []),
+            *(["forked"] if p.get("equivocated") else []),
+        ]
         t.add_row(
-            k,
-            str(v["score"]),
-            str(v["points"]),
-            str(v["abandoned"]),
-            str(v["trusted"]),
-            str(v["equivocated"]),
+            str(row["rank"]),
+            row["account"],
+            _pct(row["ppm"]),
+            _pct(row["overall_ppm"]),
+            ", ".join(f"{s} {_pct(v)}" for s, v in top),
+            str(p.get("points", 0)),
+            " ".join(flags),
         )
-    return _out(args, r, t)
+    if not tr["accounts"]:
+        t.add_row("", "(no account holds trust" + (f" in {skill})" if skill else ")"), *[""] * 5)
+    return _out(args, {"reputation": pts, "trust": tr}, t)
+
+
+def _pct(ppm: int) -> str:
+    return f"{ppm / 10_000:.2f} %"
+
+
+def _trust_of(tr: dict[str, Any], skill: str | None) -> Table:
+    o = tr["overall"]
+    t = Table(
+        "skill",
+        "trust",
+        "rank",
+        title=(
+            f"{tr['account']}: overall {_pct(o['ppm'])}"
+            + (f", rank {o['rank']} of {o['of']}" if o["rank"] else ", no trust")
+            + (" (seed)" if tr["seed"] else "")
+            + (" (forked: no trust)" if tr["forked"] else "")
+        ),
+        caption=(
+            f"penalised bounties {tr['penalties']['bounties']}, no-shows {tr['no_shows']}, "
+            f"reviews near the trust-weighted median {tr['calibration']['near']}"
+            f"/{tr['calibration']['judged']}; trust digest {tr['trust_digest'][:16]}…"
+        ),
+    )
+    for s, v in tr["skills"].items():
+        if skill is None or s == skill:
+            t.add_row(s, _pct(v["ppm"]), f"{v['rank']} of {v['of']}")
+    if skill is not None and skill not in tr["skills"]:
+        t.add_row(skill, _pct(0), "-")
+    e = Table("from", "kind", "skills", "amount", "gives", title="edges that gave it")
+    for edge in tr["edges_in"]:
+        if skill is None or skill in edge["skills"]:
+            e.add_row(
+                edge["from"][:16] + "…",
+                edge["kind"],
+                ", ".join(edge["skills"]) or "-",
+                str(edge["amount"]) if edge["amount"] else "-",
+                _pct(edge["gives_ppm"]),
+            )
+    outer = Table.grid()
+    outer.add_row(t)
+    outer.add_row(e)
+    return outer
 
 
 def cmd_vouch(args: argparse.Namespace) -> int:
@@ -406,8 +480,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("balance", help="an account's balance (yours by default)")
     p.add_argument("account", nargs="?")
     p.set_defaults(func=cmd_balance)
-    p = sub.add_parser("reputation", help="reputation of every account, or one")
+    p = sub.add_parser(
+        "reputation", help="trust per skill and points, of every account or one (and why)"
+    )
     p.add_argument("account", nargs="?")
+    p.add_argument("--skill", help="rank by trust in this skill")
+    p.add_argument("--limit", type=int, default=50, help="accounts to list (default 50)")
     p.set_defaults(func=cmd_reputation)
     p = sub.add_parser("vouch", help="vouch for an account (a trust edge)")
     p.add_argument("account")

@@ -1,0 +1,295 @@
+"""API routes for trust (PROTOCOL.md §6.5; the page and the CLI use them):
+
+- `GET /api/trust?skill=S&limit=N`: accounts ranked by trust in skill S (or
+  overall without `skill`), each with its overall and per-skill scores.
+- `GET /api/trust/{account}`: one account's trust per skill with its rank, the
+  edges that gave it (paid work, honest paid reviews, vouches) and what each
+  passed, its penalties, no-shows and review calibration.
+- `GET /api/trust/reviews/{bid}?min_trust=N`: for each submission of a bounty,
+  the trust-weighted median of its reviews and each review's judgement (what a
+  mentor may pay as honest; the award stays the mentor's signed choice).
+
+Every answer carries `trust_digest` (the clock-free digest nodes compare) and
+`events` (the applied events it was computed at). Scores are integers in units
+of `one` (all trust); `ppm` is parts per million of all trust. The view is
+recomputed when the state changed, at most every `REFRESH_S` seconds (a busy
+node may answer from a view a few seconds old: `events` says which).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from learnmesh.protocol import State, account_from_text, account_text
+from learnmesh.protocol._errors import RemoteProtocolError
+from learnmesh.protocol._trust import (
+    BLEND_PM,
+    ITERATIONS,
+    ONE,
+    TrustEdge,
+    TrustView,
+    review_judgements,
+    reviewer_calibration,
+    trust_view,
+)
+from starlette.requests import Request
+
+from ._service import Node, UserError
+
+__all__ = ["REFRESH_S", "TrustCache", "account_trust", "trust_ranking", "trust_routes"]
+
+Handler = Callable[[Request], Awaitable[Any]]
+REFRESH_S = 3.0
+_MAX_LIMIT = 10_000
+
+
+@dataclass
+class _Snapshot:
+    key: tuple[int, int, int]
+    events: int
+    at: float
+    view: TrustView  # with now: penalties for abandoned bounties, no-shows
+    clock_free: TrustView  # its digest is the one nodes compare
+    calibration: dict[bytes, tuple[int, int]]
+
+
+class TrustCache:
+    """The trust view of a state, recomputed when the state changed and the
+    last one is older than `refresh_s` seconds."""
+
+    def __init__(self, refresh_s: float = REFRESH_S) -> None:
+        self.refresh_s = refresh_s
+        self._snap: _Snapshot | None = None
+        self._state_id = 0
+
+    def get(self, state: State, now_ms: int) -> _Snapshot:
+        key = (state.event_count, len(state.void), len(state.forks))
+        snap = self._snap
+        fresh = time.monotonic()
+        if (
+            snap is not None
+            and self._state_id == id(state)
+            and (snap.key == key or fresh - snap.at < self.refresh_s)
+        ):
+            return snap
+        clock_free = trust_view(state)
+        view = trust_view(state, now_ms)
+        snap = _Snapshot(
+            key, state.event_count, fresh, view, clock_free, reviewer_calibration(state, view)
+        )
+        self._snap, self._state_id = snap, id(state)
+        return snap
+
+
+def _ppm(x: int, total: int) -> int:
+    return x * 1_000_000 // total if total > 0 else 0
+
+
+def _rank(scores: dict[bytes, int], account: bytes) -> int | None:
+    mine = scores.get(account, 0)
+    if mine <= 0:
+        return None
+    return 1 + sum(1 for k, x in scores.items() if x > mine or (x == mine and k < account))
+
+
+def _edge_json(e: TrustEdge, view: TrustView, total: int, inbound: bool) -> dict[str, Any]:
+    gives = view.rates.get(e.src, 0) * e.weight
+    return {
+        ("from" if inbound else "to"): account_text(e.src if inbound else e.dst),
+        "kind": e.kind,
+        "bounty": e.bounty.hex() if e.bounty else None,
+        "skills": list(e.skills),
+        "amount": e.amount,
+        "weight": e.weight,
+        "gives": gives,
+        "gives_ppm": _ppm(gives, total),
+    }
+
+
+def trust_ranking(
+    state: State, snap: _Snapshot, skill: str | None, limit: int = 100
+) -> dict[str, Any]:
+    view = snap.view
+    if skill is not None and skill not in view.skills:
+        scores: dict[bytes, int] = {}
+    else:
+        scores = view.overall if skill is None else view.skills[skill]
+    total = sum(scores.values())
+    overall_total = sum(view.overall.values())
+    skill_totals = {s: sum(sc.values()) for s, sc in view.skills.items()}
+    ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+    rows = []
+    for i, (k, x) in enumerate(ranked):
+        near, judged = snap.calibration.get(k, (0, 0))
+        rows.append(
+            {
+                "rank": i + 1,
+                "account": account_text(k),
+                "score": x,
+                "ppm": _ppm(x, total),
+                "overall": view.overall.get(k, 0),
+                "overall_ppm": _ppm(view.overall.get(k, 0), overall_total),
+                "skills": {
+                    s: _ppm(sc[k], skill_totals[s])
+                    for s, sc in sorted(view.skills.items())
+                    if sc.get(k)
+                },
+                "seed": k in view.seeds,
+                "penalties": view.penalties.get(k, {}).get("", 0),
+                "no_shows": view.no_shows.get(k, 0),
+                "calibration": {"near": near, "judged": judged},
+            }
+        )
+    return {
+        "trust_digest": snap.clock_free.digest.hex(),
+        "events": snap.events,
+        "skill": skill,
+        "skills": [
+            {"skill": s, "accounts": len(sc), "total": skill_totals[s]}
+            for s, sc in sorted(view.skills.items())
+        ],
+        "one": ONE,
+        "blend_pm": BLEND_PM,
+        "iterations": ITERATIONS,
+        "total": total,
+        "count": len(scores),
+        "accounts": rows,
+    }
+
+
+def account_trust(state: State, snap: _Snapshot, account: bytes) -> dict[str, Any]:
+    view = snap.view
+    overall_total = sum(view.overall.values())
+    skills = {}
+    for s, sc in sorted(view.skills.items()):
+        x = sc.get(account, 0)
+        if x:
+            skills[s] = {
+                "score": x,
+                "ppm": _ppm(x, sum(sc.values())),
+                "rank": _rank(sc, account),
+                "of": len(sc),
+            }
+    near, judged = snap.calibration.get(account, (0, 0))
+    pen = view.penalties.get(account, {})
+    return {
+        "account": account_text(account),
+        "trust_digest": snap.clock_free.digest.hex(),
+        "events": snap.events,
+        "one": ONE,
+        "overall": {
+            "score": view.overall.get(account, 0),
+            "ppm": _ppm(view.overall.get(account, 0), overall_total),
+            "rank": _rank(view.overall, account),
+            "of": len(view.overall),
+        },
+        "skills": skills,
+        "seed": account in view.seeds,
+        "forked": account in state.forks,
+        "penalties": {
+            "bounties": pen.get("", 0),
+            "by_skill": {s: n for s, n in sorted(pen.items()) if s},
+        },
+        "no_shows": view.no_shows.get(account, 0),
+        "calibration": {"near": near, "judged": judged},
+        "edges_in": [_edge_json(e, view, overall_total, True) for e in view.edges_to(account)],
+        "edges_out": [_edge_json(e, view, overall_total, False) for e in view.edges_from(account)],
+    }
+
+
+def review_quality(state: State, snap: _Snapshot, bid: bytes, min_trust: int) -> dict[str, Any]:
+    b = state.bounties.get(bid)
+    if b is None:
+        raise UserError("no such bounty", code="not_found", status=404)
+    out = []
+    for sid, (med, rows) in review_judgements(state, snap.view, bid, min_trust).items():
+        out.append(
+            {
+                "submission": sid.hex(),
+                "weighted_median": med,
+                "counted": sum(1 for j in rows if j.counts),
+                "reviews": [
+                    {
+                        "review": j.review.hex(),
+                        "reviewer": account_text(j.reviewer),
+                        "total": j.total,
+                        "weight": j.weight,
+                        "counts": j.counts,
+                        "near": j.near,
+                    }
+                    for j in rows
+                ],
+            }
+        )
+    return {
+        "bounty": bid.hex(),
+        "skills": list(b.skills),
+        "min_trust": min_trust,
+        "tolerance_pm": state.params.honest_review_tolerance_pm,
+        "quorum": b.quorum,
+        "trust_digest": snap.clock_free.digest.hex(),
+        "events": snap.events,
+        "submissions": out,
+    }
+
+
+def _account_arg(text: str) -> bytes:
+    try:
+        return account_from_text(text)
+    except RemoteProtocolError as exc:
+        raise UserError(exc.reason, code="bad_request") from None
+
+
+def _int_arg(request: Request, name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        v = int(raw)
+    except ValueError:
+        raise UserError(f"{name} must be an integer", code="bad_request") from None
+    if not lo <= v <= hi:
+        raise UserError(f"{name} must be between {lo} and {hi}", code="bad_request")
+    return v
+
+
+def trust_routes(node: Node) -> list[tuple[str, str, Handler]]:
+    cache = TrustCache()
+
+    def snapshot() -> tuple[State, _Snapshot]:
+        state = node.ledger.replica.state  # the live state: a rebuild replaces it
+        return state, cache.get(state, node.now_ms())
+
+    async def ranking(request: Request) -> Any:
+        skill = request.query_params.get("skill") or None
+        if skill is not None and len(skill) > 32:
+            raise UserError("a skill is at most 32 characters", code="bad_request")
+        limit = _int_arg(request, "limit", 100, 1, _MAX_LIMIT)
+        state, snap = snapshot()
+        return trust_ranking(state, snap, skill, limit)
+
+    async def one(request: Request) -> Any:
+        acct = _account_arg(request.path_params["account"])
+        state, snap = snapshot()
+        return account_trust(state, snap, acct)
+
+    async def reviews(request: Request) -> Any:
+        text = request.path_params["bid"]
+        try:
+            bid = bytes.fromhex(text)
+        except ValueError:
+            bid = b""
+        if len(bid) != 32:
+            raise UserError("a bounty id is 64 hex characters", code="bad_request")
+        min_trust = _int_arg(request, "min_trust", 0, 0, ONE)
+        state, snap = snapshot()
+        return review_quality(state, snap, bid, min_trust)
+
+    return [
+        ("GET", "/api/trust", ranking),
+        ("GET", "/api/trust/reviews/{bid}", reviews),
+        ("GET", "/api/trust/{account}", one),
+    ]
