@@ -205,6 +205,7 @@ def test_learner_finds_by_search_and_submits_with_an_attachment(story: Story) ->
     path.write_bytes(ATTACHMENT)
     b.fill("#submit-text", "CRDTs merge concurrent edits without coordination.")
     b.find("#submit-files").send_keys(str(path))
+    b.full_screenshot("action-submit-desktop", 1280)
     b.click("#submit-button")
     b.wait(lambda: "You committed at" in b.find("#committed").text, "the commit to be acknowledged")
     assert not b.finds("#submit-form")
@@ -238,8 +239,11 @@ def test_reviewer_reviews_with_one_integer_per_criterion(story: Story) -> None:
         "the reviewer's node to see the work",
     )
     b.login(story.reviewer)
-    b.go(f"bounty/{bid}")
+    b.go("work")
+    b.wait_text("Waiting on you: review a submission")
+    b.find("a.bounty-title").click()
     b.wait(lambda: b.find("form.review-form"), "the review form")
+    b.full_screenshot("action-review-desktop", 1280)
     labels = [el.text for el in b.finds("form.review-form label")]
     assert labels[:3] == ["correctness (0–10)", "clarity (0–10)", "depth (0–5)"], labels
     assert not b.finds("#submit-form") and not b.finds("#award-button")
@@ -275,6 +279,7 @@ def test_mentor_awards_and_every_node_shows_the_result(story: Story) -> None:
     b.login(story.mentor)
     b.go(f"bounty/{bid}")
     b.wait_text("Review by")
+    b.full_screenshot("action-award-desktop", 1280)
     b.click("#award-button")
     b.wait_text("This bounty is settled")
     assert not b.finds("#award-button") and not b.finds("#refund-button")
@@ -355,6 +360,54 @@ def test_learner_downloads_the_attachment_and_the_credential(story: Story) -> No
     b.wait(
         lambda: b.find("#verify-verdict").text.startswith("Not valid"), "the tampered copy to fail"
     )
+
+
+def test_account_forms(story: Story) -> None:
+    """Transfer, vouch and profile through the learner's account page."""
+    story.need("award")
+    b, learner, m = story.browser, story.learner, story.mentor
+    b.login(learner)
+    b.go("account")
+    b.wait(lambda: b.find("#my-account").text == learner.account, "the full account id")
+    start = b.balance()
+    b.fill("#transfer-form input[name=to]", learner.account)
+    b.fill("#transfer-form input[name=amount]", "5")
+    b.click("#transfer-button")
+    assert "cannot transfer to yourself" in _error(b, "#transfer-form")
+    b.fill("#transfer-form input[name=to]", m.account)
+    for bad in ("1e3", "2.5", "0"):
+        b.fill("#transfer-form input[name=amount]", bad)
+        b.click("#transfer-button")
+        b.wait(
+            lambda: "Amount must be an integer ≥ 1" in _error(b, "#transfer-form"),
+            f"the amount {bad!r} to be refused",
+        )
+    b.fill("#transfer-form input[name=amount]", "5")
+    b.fill("#transfer-form input[name=memo]", "for the review tips")
+    b.click("#transfer-button")
+    b.wait(lambda: b.balance() == start - 5, "the balance to drop by 5")
+    assert not b.find("#transfer-form .err").is_displayed()  # the error is cleared
+
+    b.fill("#vouch-form input[name=account]", story.reviewer.account)
+    b.click("#vouch-button")
+    b.wait(
+        lambda: story.reviewer.account in learner.get("/api/me")["vouches_by_me"],
+        "the vouch to be published",
+    )
+    b.wait(lambda: "Rui Reviewer" in b.main_text(), "the vouch listed by name")
+
+    b.wait(lambda: b.find("#profile-form input[name=name]").get_attribute("value"), "the profile")
+    b.fill("#profile-form input[name=name]", "   ")
+    b.click("#profile-button")
+    assert "Name must not be blank" in _error(b, "#profile-form")
+    b.fill("#profile-form input[name=name]", "Lea L.")
+    b.fill("#profile-form input[name=skills]", "crdts, writing")
+    b.click("#profile-button")
+    wait_for(
+        lambda: m.get(f"/api/profiles/{learner.account}")["name"] == "Lea L.",
+        "the new profile to reach the mentor's node",
+    )
+    b.wait(lambda: "Lea L." in b.find("#wallet").text, "the header to show the new name")
 
 
 # -- 2. live updates and the node-down banner ----------------------------------------------------
