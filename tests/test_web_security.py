@@ -331,6 +331,8 @@ def test_hostile_text_never_runs_in_the_victims_page(hostile: Hostile, csp: str)
             hrefs = [el.get_attribute("href") for el in b.finds("a.file")]
             assert len(hrefs) == len(FILE_NAMES)
             assert all("/api/blobs/" in h for h in hrefs), hrefs
+        if csp == "enforced":  # for a person to look at: hostile text, drawn as text
+            b.full_screenshot(f"hostile-{routes.index(route):02d}-{route.split('/')[0]}", 1280)
         bad = b.js(DOM_CHECK)
         assert bad == [], f"{route}: {bad}"
         assert b.js("return window.__pwned") is None, f"{route}: a payload ran"
