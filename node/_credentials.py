@@ -8,14 +8,13 @@ mentor's node has gone offline.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import logging
 from typing import TYPE_CHECKING, Any
 
 import trio
 from learnmesh.ledger import BlobError
-from learnmesh.protocol import Event, RemoteProtocolError, account_text, make_credential
+from learnmesh.protocol import Event, KeyPair, RemoteProtocolError, account_text, make_credential
 from learnmesh.protocol._vc import build_credential, iso_time, sign_credential, vc_bytes
 
 from ._vc import VCReport, default_canonicalizer, verify_vc
@@ -47,8 +46,9 @@ def _profile_name(node: Node, account: bytes) -> str | None:
     return None
 
 
-def _sign_one(node: Node, award: Event, submission: bytes) -> bytes:
-    """The signed credential's bytes for one winner (CPU only: run in a thread)."""
+def _inputs(node: Node, award: Event, submission: bytes) -> tuple[Any, ...]:
+    """The events one winner's credential is built from (read on the node's own
+    thread: the state changes under any other)."""
     state = node.ledger.replica.state
     ev = node.stored_event
     found = state.find_submission(submission)
@@ -57,19 +57,23 @@ def _sign_one(node: Node, award: Event, submission: bytes) -> bytes:
     b, sub = found
     if b.close_id is None:
         raise RemoteProtocolError("vc", "the bounty has no close")
-    reviews = [ev(r) for r in sub.reviews]
-    doc = build_credential(
+    return (
         node.genesis,
         ev(b.id),
         ev(sub.commit),
         ev(b.close_id),
         ev(submission),
         award,
-        reviews,
+        [ev(r) for r in sub.reviews],
         _profile_name(node, award.author),
     )
-    signed = sign_credential(doc, node.key, iso_time(award.timestamp), default_canonicalizer())
-    return vc_bytes(signed)
+
+
+def _sign(key: KeyPair, inputs: tuple[Any, ...]) -> bytes:
+    """Build and sign (pure CPU, no shared state: run in a worker thread)."""
+    award = inputs[5]
+    doc = build_credential(*inputs)
+    return vc_bytes(sign_credential(doc, key, iso_time(award.timestamp), default_canonicalizer()))
 
 
 async def issue_credentials(
@@ -85,7 +89,8 @@ async def issue_credentials(
         if only is not None and sid not in only:
             continue
         try:
-            data = await trio.to_thread.run_sync(_sign_one, node, award, sid)
+            inputs = _inputs(node, award, sid)
+            data = await trio.to_thread.run_sync(_sign, node.key, inputs)
             h = node.blobs.put(data)
             body = {"award": award.id, "submission": sid, "vc": h, "size": len(data)}
             out.append(await node.author(CREDENTIAL_KIND, body, [award.id]))
@@ -221,7 +226,3 @@ def credential_bundle(node: Node, submission: bytes) -> bytes | None:
 
 def verify_document(doc: Any, now_s: float) -> VCReport:
     return verify_vc(doc, _dt.datetime.fromtimestamp(now_s, tz=_dt.UTC))
-
-
-def blob_hash(data: bytes) -> bytes:
-    return hashlib.sha256(data).digest()
