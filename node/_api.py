@@ -347,18 +347,14 @@ def make_app(node: Node, token: str) -> Starlette:
             "balance": state().balance(me()),
             "stats": node.stats,
             "uptime_s": round(node.clock() - node.started_at, 1),
+            "web": {"streams": open_streams[0], "sessions": len(sessions)},
         }
 
     async def peers(request: Request) -> Any:
         return {
             "peers": node.connected_peers(),
             "mesh_peers": node.mesh_peers(),
-            "partitioned": sorted(node._partitioned),
-            "scores": {
-                p: {"score": round(s.score, 1), "reasons": list(s.reasons)}
-                for p, s in node._peers.items()
-            },
-            "rejections": list(node.last_rejections),
+            **node.peers.view(node.monotonic()),
         }
 
     async def bounties(request: Request) -> Any:
@@ -775,7 +771,7 @@ def make_app(node: Node, token: str) -> Starlette:
         if not isinstance(peers, list) or not all(isinstance(p, str) for p in peers):
             raise UserError("peers is a list of peer ids")
         node.partition(peers)
-        return {"partitioned": sorted(node._partitioned)}
+        return {"partitioned": sorted(node.peers.partitioned)}
 
     async def admin_heal(request: Request) -> Any:
         node.heal()
@@ -965,6 +961,7 @@ def make_app(node: Node, token: str) -> Starlette:
     # -- live updates --------------------------------------------------------------
 
     digest_cache: dict[str, Any] = {"key": None, "digest": ""}
+    open_streams = [0]  # live /api/stream responses (a closed client must end its own)
 
     def change_key() -> tuple[Any, ...]:
         rep = node.ledger.replica
@@ -992,20 +989,24 @@ def make_app(node: Node, token: str) -> Starlette:
 
     async def stream(request: Request) -> Any:
         async def events() -> AsyncIterator[bytes]:
-            yield b"retry: 3000\n\n"
-            last: tuple[Any, ...] | None = None
-            quiet_since = trio.current_time()
-            while True:
-                key = change_key()
-                now = trio.current_time()
-                if key != last:
-                    last = key
-                    quiet_since = now
-                    yield f"event: change\ndata: {json.dumps(snapshot(key))}\n\n".encode()
-                elif now - quiet_since >= 15.0:
-                    quiet_since = now
-                    yield b": ping\n\n"
-                await trio.sleep(0.25)  # coalesces bursts: at most 4 changes a second
+            open_streams[0] += 1
+            try:
+                yield b"retry: 3000\n\n"
+                last: tuple[Any, ...] | None = None
+                quiet_since = trio.current_time()
+                while True:
+                    key = change_key()
+                    now = trio.current_time()
+                    if key != last:
+                        last = key
+                        quiet_since = now
+                        yield f"event: change\ndata: {json.dumps(snapshot(key))}\n\n".encode()
+                    elif now - quiet_since >= 15.0:
+                        quiet_since = now
+                        yield b": ping\n\n"
+                    await trio.sleep(0.25)  # coalesces bursts: at most 4 changes a second
+            finally:
+                open_streams[0] -= 1
 
         return StreamingResponse(
             events(), media_type="text/event-stream", headers={"X-Accel-Buffering": "no"}
