@@ -22,6 +22,15 @@ from ._state import (
     commitment_of,
     content_hash,
 )
+from ._trust import (
+    TrustEdge,
+    TrustView,
+    review_judgements,
+    reviewer_calibration,
+    trust_digest,
+    trust_view,
+    weighted_median,
+)
 
 __all__ = [
     "BOUNTY_PHASES",
@@ -48,6 +57,8 @@ __all__ = [
     "Review",
     "State",
     "Submission",
+    "TrustEdge",
+    "TrustView",
     "account_from_text",
     "account_text",
     "award_body",
@@ -61,8 +72,13 @@ __all__ = [
     "make_event",
     "reputation",
     "reveal_body",
+    "review_judgements",
+    "reviewer_calibration",
     "strict_unpack",
+    "trust_digest",
+    "trust_view",
     "trusted_accounts",
     "verify_credential",
     "verify_signature",
+    "weighted_median",
 ]
