@@ -187,6 +187,7 @@ def my_credentials(node: Node) -> list[dict[str, Any]]:
                 "submission": sid.hex(),
                 "bounty": b.id.hex(),
                 "title": b.title,
+                "skills": list(b.skills),
                 "mentor": account_text(b.author),
                 "amount": sub.awarded,
                 "awarded_at_ms": node.stored_event(b.settled_by).timestamp

@@ -96,6 +96,8 @@ def test_learner_gets_the_credential_after_the_mentor_left(net: Network, tmp_pat
     )
     listed = json.loads(cli("--data", str(learner.data), "--json", "credential", "list").stdout)
     assert [(c["submission"], c["status"], c["amount"]) for c in listed] == [(sid, "ready", 800)]
+    assert listed[0]["title"] == "Explain Merkle trees"
+    assert listed[0]["skills"] == ["cryptography", "writing"]
     out = tmp_path / "badge.json"
     cli("--data", str(learner.data), "credential", "get", sid, "--out", str(out))
     assert out.read_bytes() == vc
