@@ -3,7 +3,8 @@
 from ._archive import ExportSummary, ImportReport, read_header
 from ._blobs import BlobStore
 from ._errors import BlobError, CorruptLedgerError, LedgerBusyError, LedgerError, WrongNetworkError
-from ._ledger import AppendResult, AppendResults, Ledger, StoredEvent, VerifyReport
+from ._ledger import Ledger
+from ._results import AppendResult, AppendResults, StoredEvent, VerifyReport
 
 __all__ = [
     "AppendResult",

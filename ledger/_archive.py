@@ -8,14 +8,14 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
 from learnmesh.protocol import Genesis, ProtocolError, canonical_pack, strict_unpack
 
+from ._decode import Decoder
 from ._errors import LedgerError, WrongNetworkError
-
-if TYPE_CHECKING:
-    from ._ledger import Ledger
+from ._replay import Record, Target, replay
+from ._store import Store
 
 # Format: a magic line, then frames of 4-byte big-endian length + canonical msgpack.
 # Frame 1 is the header (format, version, network id, genesis bytes); then one frame
@@ -87,7 +87,7 @@ class _Writer:
         self.n += 4 + len(data)
 
 
-def export_ledger(ledger: Ledger, path: str | os.PathLike[str]) -> ExportSummary:
+def export_ledger(store: Store, genesis: Genesis, path: str | os.PathLike[str]) -> ExportSummary:
     """Write the whole log to `path` atomically (temp file, then rename)."""
     dest = Path(path)
     out = ExportSummary(dest)
@@ -99,21 +99,21 @@ def export_ledger(ledger: Ledger, path: str | os.PathLike[str]) -> ExportSummary
                 {
                     "format": FORMAT,
                     "v": VERSION,
-                    "network": ledger.network,
-                    "name": ledger.genesis.name,
-                    "genesis": ledger.genesis.encode(),
+                    "network": genesis.network_id,
+                    "name": genesis.name,
+                    "genesis": genesis.encode(),
                 }
             )
-            for row in _all_events(ledger):
-                w.frame(["e", row])
+            for row in store.stream_events():
+                w.frame(["e", row[6]])
                 out.events += 1
-            for raw in ledger.rejected_raws():
+            for _n, _id, raw in store.stream_rejected():
                 w.frame(["r", raw])
                 out.rejected += 1
-            for raw in ledger.pending_raws():
+            for _n, _id, raw in store.stream_pending():
                 w.frame(["p", raw])
                 out.pending += 1
-            for p in ledger.fork_proofs():
+            for p in store.fork_proofs():
                 w.frame(["f", p.first, p.second])
                 out.forks += 1
             counts = {"e": out.events, "r": out.rejected, "p": out.pending, "f": out.forks}
@@ -126,17 +126,6 @@ def export_ledger(ledger: Ledger, path: str | os.PathLike[str]) -> ExportSummary
         tmp.unlink(missing_ok=True)
         raise LedgerError(f"cannot write {dest}: {exc.strerror}") from None
     return out
-
-
-def _all_events(ledger: Ledger) -> Iterator[bytes]:
-    last = 0
-    while True:
-        page = ledger.events_after(last, 2000)
-        if not page:
-            return
-        for ev in page:
-            yield ev.raw
-        last = page[-1].idx
 
 
 class _Reader:
@@ -199,8 +188,59 @@ def read_header(path: str | os.PathLike[str]) -> Genesis:
         raise LedgerError(f"cannot read {path}: {exc.strerror}") from None
 
 
-def import_ledger(ledger: Ledger, path: str | os.PathLike[str]) -> ImportReport:
-    """Verify and append everything in an export of the same network."""
+_SECTIONS = {"e": "event", "r": "rejected", "p": "pending", "f": "proof"}
+
+
+class _Records:
+    """The records of an export file after its header, as replay records. A
+    damaged or truncated file ends the stream and leaves its error in `error`,
+    so everything read before it is still imported (then the error is raised)."""
+
+    def __init__(self, r: _Reader) -> None:
+        self.r = r
+        self.count = 0
+        self.error: LedgerError | None = None
+
+    def __iter__(self) -> Iterator[Record]:
+        try:
+            yield from self._read()
+        except LedgerError as exc:
+            self.error = exc
+
+    def _read(self) -> Iterator[Record]:
+        name = self.r.name
+        counts: dict[str, int] = {"e": 0, "r": 0, "p": 0, "f": 0}
+        while True:
+            v = self.r.frame()
+            if v is None:
+                raise LedgerError(
+                    f"{name} is truncated (no end marker); the {self.count} records "
+                    "read were verified and imported"
+                )
+            if not isinstance(v, list) or not v or v[0] not in ("e", "r", "p", "f", "end"):
+                raise LedgerError(f"{name} is damaged (an unknown record)")
+            tag = v[0]
+            if tag == "end":
+                if len(v) != 4 or v[1] != counts or v[2] != v[3]:
+                    raise LedgerError(f"{name} is damaged: the end marker does not match")
+                if self.r.f.read(1):
+                    raise LedgerError(f"{name} has data after its end marker")
+                return
+            raws = v[1:]
+            if len(raws) != (2 if tag == "f" else 1) or not all(isinstance(x, bytes) for x in raws):
+                raise LedgerError(f"{name} is damaged (a malformed {_SECTIONS[tag]} record)")
+            self.count += 1
+            counts[tag] += 1
+            yield Record(_SECTIONS[tag], self.count, *raws)
+
+
+def import_ledger(
+    target: Target, decoder: Decoder, genesis: Genesis, path: str | os.PathLike[str]
+) -> ImportReport:
+    """Verify and append everything in an export of the same network: the
+    file's records are replayed (signatures checked) into `target`, a ledger
+    that stores them. Fork proofs are their two events: the ledger finds and
+    stores the fork again."""
     rep = ImportReport()
     name = str(path)
     try:
@@ -210,49 +250,25 @@ def import_ledger(ledger: Ledger, path: str | os.PathLike[str]) -> ImportReport:
     with f:
         r = _Reader(f, name)
         _, g = _header(r)
-        if g.network_id != ledger.network:
+        if g.network_id != genesis.network_id:
             raise WrongNetworkError(
                 f"{name} is from network {g.name!r} ({g.network_id.hex()[:16]}…), "
-                f"not this ledger's {ledger.genesis.name!r} ({ledger.network.hex()[:16]}…)"
+                f"not this ledger's {genesis.name!r} ({genesis.network_id.hex()[:16]}…)"
             )
-        batch: list[bytes] = []
-
-        def flush() -> None:
-            for res in ledger.append(batch):
-                if res.status == "applied":
-                    rep.applied += 1
-                elif res.status == "duplicate":
-                    rep.duplicate += 1
-                elif res.status == "pending":
-                    rep.pending += 1
-                else:
-                    rep.rejected += 1
-                    if len(rep.problems) < 20:
-                        rep.problems.append(f"{res.id.hex()[:12]}: {res.code}: {res.reason}")
-            batch.clear()
-
-        counts: dict[str, int] = {"e": 0, "r": 0, "p": 0, "f": 0}
-        while True:
-            v = r.frame()
-            if v is None:
-                flush()
-                raise LedgerError(
-                    f"{name} is truncated (no end marker); the {rep.records} records "
-                    "read were verified and imported"
-                )
-            if not isinstance(v, list) or not v or v[0] not in ("e", "r", "p", "f", "end"):
-                raise LedgerError(f"{name} is damaged (an unknown record)")
-            tag = v[0]
-            if tag == "end":
-                flush()
-                if len(v) != 4 or v[1] != counts or v[2] != v[3]:
-                    raise LedgerError(f"{name} is damaged: the end marker does not match")
-                if f.read(1):
-                    raise LedgerError(f"{name} has data after its end marker")
-                return rep
-            rep.records += 1
-            counts[tag] += 1
-            # Fork proofs are two events: feeding both finds and stores the fork again.
-            batch.extend(x for x in v[1:] if isinstance(x, bytes))
-            if len(batch) >= _BATCH:
-                flush()
+        records = _Records(r)
+        for o in replay(records, decoder, target, verify=True, batch=_BATCH):
+            res = o.result
+            if res.status == "applied":
+                rep.applied += 1
+            elif res.status == "duplicate":
+                rep.duplicate += 1
+            elif res.status == "pending":
+                rep.pending += 1
+            else:
+                rep.rejected += 1
+                if len(rep.problems) < 20:
+                    rep.problems.append(f"{res.id.hex()[:12]}: {res.code}: {res.reason}")
+        rep.records = records.count
+        if records.error is not None:
+            raise records.error
+        return rep

@@ -23,8 +23,8 @@ from learnmesh.ledger import (
     LedgerError,
     WrongNetworkError,
 )
-from learnmesh.ledger._ledger import _StoredRaw
 from learnmesh.ledger._schema import LATEST_VERSION
+from learnmesh.ledger._store import StoredRaw as _StoredRaw
 from learnmesh.protocol import ChainWriter, Event, Genesis, Replica
 from learnmesh.protocol._workload import Workload
 

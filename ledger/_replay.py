@@ -1,0 +1,165 @@
+"""The one replay: records in order (applied events, kept rejects, pending
+events, fork proofs), decoded (signatures checked if asked), fed to a target,
+one outcome out per record. Opening a ledger, `verify` and import all use it;
+they differ only in their source, their target and what they do with outcomes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from learnmesh.protocol import EquivocationProof, Event, RemoteProtocolError, Replica
+
+from ._decode import Decoder, Refused
+from ._results import AppendResult
+from ._store import Store
+
+__all__ = [
+    "EXPECTED",
+    "Outcome",
+    "Record",
+    "ReplicaTarget",
+    "Target",
+    "mismatch",
+    "replay",
+    "stored_records",
+]
+
+# What each kind of record must do when a ledger's own records are replayed in order.
+EXPECTED = {"event": "applied", "rejected": "rejected", "pending": "pending", "proof": "applied"}
+_MISSING = "its prev or refs are missing"
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One thing to replay. `section` is event, rejected, pending or proof; `n`
+    names it in messages (apply index, row or record number); a proof's two
+    events are `raw` and `second`; `columns` are what the store says about an
+    event (id, author, seq, kind code, timestamp), checked against its bytes."""
+
+    section: str
+    n: int
+    raw: bytes
+    second: bytes = b""
+    columns: tuple[bytes, bytes, int, int, int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    record: Record
+    event: Event | None  # None when the bytes did not decode (or for a proof)
+    result: AppendResult
+
+
+class Target(Protocol):
+    """Where replayed records go: a bare replica, or a ledger that stores them."""
+
+    def add(self, events: Sequence[Event]) -> list[AppendResult]:
+        """One result per event, in order."""
+        ...
+
+    def add_proof(self, proof: EquivocationProof) -> list[AppendResult]:
+        """At least one result; status applied when the proof was taken."""
+        ...
+
+
+class ReplicaTarget:
+    """Folds into a replica in memory (opening a ledger, verify)."""
+
+    def __init__(self, replica: Replica) -> None:
+        self.replica = replica
+
+    def add(self, events: Sequence[Event]) -> list[AppendResult]:
+        out = []
+        for ev in events:
+            o = self.replica.add(ev)
+            if o.status == "applied":
+                code, reason = o.void.get(ev.id, (None, None))
+            else:
+                why = _MISSING if o.status == "pending" else "it was already there"
+                code, reason = o.rejected.get(ev.id, (o.status, why))
+            out.append(AppendResult(o.status, ev.id, code, reason))
+        return out
+
+    def add_proof(self, proof: EquivocationProof) -> list[AppendResult]:
+        # A proof whose evidence is no longer held (a waiting event dropped from
+        # the bounded pool) still proves the fork: the state must not forget it.
+        try:
+            self.replica.add_proof(proof)
+        except RemoteProtocolError as exc:
+            return [AppendResult("rejected", b"", exc.code, exc.reason)]
+        return [AppendResult("applied", b"")]
+
+
+def stored_records(
+    store: Store, *, after_idx: int = 0, after_rejected: int = 0, columns: bool = False
+) -> Iterator[Record]:
+    """A ledger's own records in replay order: applied events after `after_idx`,
+    kept rejects after row `after_rejected`, every pending event, every proof."""
+    for idx, eid, author, seq, kind, ts, raw in store.stream_events(after_idx):
+        yield Record("event", idx, raw, columns=(eid, author, seq, kind, ts) if columns else None)
+    for n, _id, raw in store.stream_rejected(after_rejected):
+        yield Record("rejected", n, raw)
+    for n, _id, raw in store.stream_pending():
+        yield Record("pending", n, raw)
+    for n, p in enumerate(store.fork_proofs(), 1):
+        yield Record("proof", n, p.first, p.second)
+
+
+def replay(
+    records: Iterable[Record],
+    decoder: Decoder,
+    target: Target,
+    *,
+    verify: bool,
+    batch: int = 1,
+) -> Iterator[Outcome]:
+    """Decode each record (on the decoder's threads), feed events to `target`
+    in batches of up to `batch` (never across a change of section), and yield
+    one outcome per record, in order (a proof may yield more than one)."""
+    pending: list[tuple[Record, Event]] = []
+
+    def flush() -> Iterator[Outcome]:
+        if pending:
+            results = target.add([ev for _, ev in pending])
+            for (rec, ev), res in zip(pending, results, strict=True):
+                yield Outcome(rec, ev, res)
+            pending.clear()
+
+    pairs = ((rec, rec.raw if rec.section != "proof" else b"") for rec in records)
+    for rec, item in decoder.decode_tagged(pairs, verify=verify):
+        if pending and (pending[-1][0].section != rec.section or len(pending) >= batch):
+            yield from flush()
+        if rec.section == "proof":
+            yield from flush()
+            for res in target.add_proof(EquivocationProof(rec.raw, rec.second)):
+                yield Outcome(rec, None, res)
+        elif isinstance(item, Refused):
+            yield from flush()
+            yield Outcome(rec, None, AppendResult("rejected", item.id, item.code, item.reason))
+        else:
+            pending.append((rec, item))
+    yield from flush()
+
+
+def mismatch(o: Outcome) -> str | None:
+    """Why a ledger's own record did not replay as it was stored, or None."""
+    rec, res = o.record, o.result
+    if rec.section == "proof":
+        if res.status == "applied":
+            return None
+        return f"a stored fork proof does not verify: {res.reason}"
+    if o.event is None:
+        what = {"event": "event #", "rejected": "rejected row ", "pending": "pending row "}
+        eid = res.id.hex()[:12]
+        return f"{what[rec.section]}{rec.n} ({eid}) fails verification: {res.reason}"
+    if res.status == EXPECTED[rec.section]:
+        return None
+    short = o.event.short()
+    if rec.section == "event":
+        return f"event #{rec.n} ({short}) does not apply in order: {res.reason}"
+    if rec.section == "rejected":
+        return f"rejected row {rec.n} ({short}) is not a bad-prev event"
+    return f"pending row {rec.n} ({short}) should not be pending"
