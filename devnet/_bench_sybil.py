@@ -427,6 +427,12 @@ def run_sybil_bench(
         s.attack(k)
         scan.append(_shares(s))
     head = next(r for r in scan if r["k"] == attack_edges)
+    # The worst case: a genesis seed itself pays one ring member's work and
+    # vouches for another (on top of the largest K).
+    c = s.community
+    c.bounty(0, [s.ring[-1]], [], 10_000, [SKILLS[0]])
+    c.vouch(0, s.ring[-1])
+    worst = _shares(s)
     base = scan[0]["ring_trust_ppm"]
     for r in scan:
         r["ring_trust_ppm_per_edge"] = (r["ring_trust_ppm"] - base) // r["k"] if r["k"] else 0
@@ -445,6 +451,12 @@ def run_sybil_bench(
         "ring_best_skill_ppm": head["ring_best_skill_ppm"],
         "compute_s": head["compute_s"],
         "goal_ring_at_most_5pct": head["ring_trust_ppm"] <= 50_000,
+        "seed_edges": {
+            "k": worst["k"],
+            "ring_trust_ppm": worst["ring_trust_ppm"],
+            "ring_best_skill_ppm": worst["ring_best_skill_ppm"],
+            "ring_keys_trusted_today": worst["ring_keys_trusted_today"],
+        },
         "scan": scan,
         "machine": {
             "cpu_count": os.cpu_count(),
@@ -500,6 +512,13 @@ def _print_human(r: dict[str, Any]) -> None:
     con.print(
         f"K={r['attack_edges']}: ring holds {r['ring_trust_ppm'] / 10_000:.3f} % of trust "
         f"(goal <= 5 %: {verdict}); today's points give it {r['ring_points_ppm'] / 10_000:.2f} %"
+    )
+    w = r["seed_edges"]
+    con.print(
+        f"worst case, a genesis seed pays one ring key's work and vouches for it too: ring "
+        f"{w['ring_trust_ppm'] / 10_000:.3f} % (best skill {w['ring_best_skill_ppm'] / 10_000:.3f}"
+        f" %); today's vouch rule would trust {w['ring_keys_trusted_today']} of "
+        f"{r['sybils']} ring keys"
     )
     if "large" in r:
         g = r["large"]

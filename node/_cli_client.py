@@ -350,43 +350,38 @@ def _pct(ppm: int) -> str:
     return f"{ppm / 10_000:.2f} %"
 
 
-def _trust_of(tr: dict[str, Any], skill: str | None) -> Table:
+def _trust_of(tr: dict[str, Any], skill: str | None) -> Any:
+    from rich.console import Group
+
     o = tr["overall"]
-    t = Table(
-        "skill",
-        "trust",
-        "rank",
-        title=(
-            f"{tr['account']}: overall {_pct(o['ppm'])}"
-            + (f", rank {o['rank']} of {o['of']}" if o["rank"] else ", no trust")
-            + (" (seed)" if tr["seed"] else "")
-            + (" (forked: no trust)" if tr["forked"] else "")
-        ),
-        caption=(
-            f"penalised bounties {tr['penalties']['bounties']}, no-shows {tr['no_shows']}, "
-            f"reviews near the trust-weighted median {tr['calibration']['near']}"
-            f"/{tr['calibration']['judged']}; trust digest {tr['trust_digest'][:16]}…"
-        ),
+    head = (
+        f"{tr['account']}\ntrust overall {_pct(o['ppm'])}"
+        + (f", rank {o['rank']} of {o['of']}" if o["rank"] else " (none)")
+        + (" — a genesis seed" if tr["seed"] else "")
+        + (" — forked: no trust" if tr["forked"] else "")
     )
+    t = Table("skill", "trust", "rank")
     for s, v in tr["skills"].items():
         if skill is None or s == skill:
             t.add_row(s, _pct(v["ppm"]), f"{v['rank']} of {v['of']}")
     if skill is not None and skill not in tr["skills"]:
         t.add_row(skill, _pct(0), "-")
+    foot = (
+        f"penalised bounties {tr['penalties']['bounties']}, no-shows {tr['no_shows']}, "
+        f"reviews near the trust-weighted median {tr['calibration']['near']}"
+        f"/{tr['calibration']['judged']}\ntrust digest {tr['trust_digest']}"
+    )
     e = Table("from", "kind", "skills", "amount", "gives", title="edges that gave it")
     for edge in tr["edges_in"]:
-        if skill is None or skill in edge["skills"]:
+        if skill is None or skill in edge["skills"] or edge["kind"] == "vouch":
             e.add_row(
-                edge["from"][:16] + "…",
+                edge["from"],
                 edge["kind"],
                 ", ".join(edge["skills"]) or "-",
                 str(edge["amount"]) if edge["amount"] else "-",
                 _pct(edge["gives_ppm"]),
             )
-    outer = Table.grid()
-    outer.add_row(t)
-    outer.add_row(e)
-    return outer
+    return Group(head, t, e, foot)
 
 
 def cmd_vouch(args: argparse.Namespace) -> int:
