@@ -91,6 +91,11 @@ def _bounty(node: Node, bid: str) -> dict[str, Any]:
     return b
 
 
+def _transfers(node: Node) -> int:
+    events = node.get(f"/api/accounts/{node.account}/events")["events"]
+    return sum(1 for e in events if e["kind"] == "transfer")
+
+
 def _local(dt: datetime) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M")
 
@@ -384,9 +389,27 @@ def test_account_forms(story: Story) -> None:
         )
     b.fill("#transfer-form input[name=amount]", "5")
     b.fill("#transfer-form input[name=memo]", "for the review tips")
+    # The node acts but the answer is lost on the way (the page's fetch fails
+    # after the request went through); the user clicks again: the same
+    # idempotency key makes the node replay its first answer, not pay twice.
+    sent = _transfers(learner)
+    b.js(
+        "const real = window.fetch; let n = 0;"
+        "window.fetch = async (u, o) => { const r = await real(u, o);"
+        " if (String(u).includes('/api/transfer') && n++ === 0) throw new TypeError('lost');"
+        " return r; };"
+    )
+    b.click("#transfer-button")
+    assert "The node is not answering" in _error(b, "#transfer-form")
+    wait_for(lambda: _transfers(learner) == sent + 1, "the first attempt to be authored")
     b.click("#transfer-button")
     b.wait(lambda: b.balance() == start - 5, "the balance to drop by 5")
-    assert not b.find("#transfer-form .err").is_displayed()  # the error is cleared
+    b.wait(lambda: not b.find("#transfer-form .err").is_displayed(), "the error to clear")
+    b.wait(
+        lambda: not b.find("#banner").is_displayed() or "again" in b.find("#banner").text,
+        "the unreachable banner to clear",
+    )
+    assert _transfers(learner) == sent + 1
 
     b.fill("#vouch-form input[name=account]", story.reviewer.account)
     b.click("#vouch-button")

@@ -155,6 +155,7 @@
       nodeDown();
       throw new ApiError(0, "unreachable", "The node is not answering (is it running?). Try again in a moment.");
     }
+    if (S.down && (!stream || stream.readyState === 1)) nodeUp();
     let data = null;
     if ((r.headers.get("content-type") || "").startsWith("application/json")) {
       try { data = await r.json(); } catch (e) { data = null; }
@@ -169,6 +170,7 @@
     return data;
   }
   const get = (path) => api("GET", path);
+  const post = (keyFor, path, body) => api("POST", path, body, keyFor(path + " " + JSON.stringify(body)));
   const missing = (e) => e instanceof ApiError && (e.status === 404 || e.status === 405) && !/no such/i.test(e.message);
 
   // ---------------------------------------------------------------- state
@@ -408,14 +410,27 @@
 
   // Run one user action: the button is disabled while it runs; the error box
   // says what went wrong in the node's words.
+  //
+  // Each action has one idempotency key until it succeeds: a retry of the same
+  // request (say, after the connection dropped before the answer came) gets
+  // the node's first answer instead of acting twice; a changed request is a
+  // new action with a new key.
+  const keys = new WeakMap();  // button -> {fp, key}
   async function act(btn, box, fn) {
     if (btn.disabled || btn.lmBusy) return undefined;
     btn.lmBusy = true;
     btn.disabled = true;
     btn.classList.add("busy");
     clearErr(box);
+    const keyFor = (fp) => {
+      let k = keys.get(btn);
+      if (!k || k.fp !== fp) { k = { fp, key: newKey() }; keys.set(btn, k); }
+      return k.key;
+    };
     try {
-      return await fn();
+      const res = await fn(keyFor);
+      keys.delete(btn);
+      return res;
     } catch (e) {
       showErr(box, e.message || String(e));
       return undefined;
@@ -581,7 +596,7 @@
     explain();
     balanceNote.textContent = S.me ? `You hold ${amount(S.me.balance)}; the reward is locked in escrow until you award or refund.` : "";
 
-    const post = h("button", { type: "submit", class: "primary", id: "post-button" }, "Post bounty");
+    const postBtn = h("button", { type: "submit", class: "primary", id: "post-button" }, "Post bounty");
     const form = h("form", { class: "card form", novalidate: true, listen: { submit: (e) => { e.preventDefault(); send(); } } },
       field("Title", title),
       field("Description", desc, "What should the learner do? Plain text."),
@@ -601,7 +616,7 @@
         field("Submission deadline", submitBy, "Learners commit their work before this."),
         field("Review deadline", reviewBy, "Reviews are accepted until this; award before it.")),
       box,
-      h("div", { class: "actions" }, post));
+      h("div", { class: "actions" }, postBtn));
 
     async function send() {
       let body;
@@ -632,7 +647,7 @@
           review_by: rb,
         };
       } catch (e) { showErr(box, e.message); return; }
-      const res = await act(post, box, () => api("POST", "/api/bounties", body));
+      const res = await act(postBtn, box, (key) => post(key, "/api/bounties", body));
       if (res && res.id) {
         toast("Bounty posted; its reward is in escrow.");
         location.hash = "#/bounty/" + enc(res.id);
@@ -742,9 +757,9 @@
           if (!t.trim() && !fl.length) throw new FormError("Write something or attach a file");
           payload = { t, fl };
         } catch (e) { showErr(box, e.message); return; }
-        const res = await act(btn, box, async () => {
+        const res = await act(btn, box, async (key) => {
           const enc64 = await Promise.all(payload.fl.map(async (f) => ({ name: f.name, data_b64: await readFileB64(f) })));
-          return api("POST", "/api/submit", { bounty: b.id, text: payload.t, files: enc64 });
+          return post(key, "/api/submit", { bounty: b.id, text: payload.t, files: enc64 });
         });
         if (res) { toast("Committed. Your work stays sealed until the mentor closes submissions."); actionKey = null; await refresh(); }
       }
@@ -763,14 +778,14 @@
       let armed = false;
       refundBtn.addEventListener("click", async () => {
         if (!armed) { armed = true; refundBtn.textContent = "Confirm refund"; return; }
-        const res = await act(refundBtn, box, () => api("POST", `/api/bounties/${enc(b.id)}/refund`, {}));
+        const res = await act(refundBtn, box, (key) => post(key, `/api/bounties/${enc(b.id)}/refund`, {}));
         if (res) { toast("Refunded: the escrow is back in your balance."); actionKey = null; await refreshAll(); }
       });
       if (b.phase === "open") {
         const closeBtn = h("button", { type: "button", class: "primary", id: "close-button" },
           b.commits ? `Close submissions (${b.commits} committed)` : "Close submissions");
         closeBtn.addEventListener("click", async () => {
-          const res = await act(closeBtn, box, () => api("POST", `/api/bounties/${enc(b.id)}/close`, {}));
+          const res = await act(closeBtn, box, (key) => post(key, `/api/bounties/${enc(b.id)}/close`, {}));
           if (res) { toast("Closed. Learners' nodes now reveal their work."); actionKey = null; await refresh(); }
         });
         parts.push(h("p", { class: "hint" }, "Closing accepts every commit so far; each learner's node then reveals its work for review. Refunding cancels the bounty and returns the escrow."),
@@ -799,7 +814,7 @@
           const winners = {};
           for (const x of boxes) if (x.cb.checked) winners[x.s.id] = null;
           if (!Object.keys(winners).length) { showErr(box, "Choose at least one submission to award."); return; }
-          const res = await act(awardBtn, box, () => api("POST", `/api/bounties/${enc(b.id)}/award`, { winners }));
+          const res = await act(awardBtn, box, (key) => post(key, `/api/bounties/${enc(b.id)}/award`, { winners }));
           if (res) { toast("Awarded. The learners and reviewers are paid."); actionKey = null; await refreshAll(); }
         });
         parts.push(subs.length ? h("div", { class: "winners" }, boxes.map((x) => x.row)) : empty("No work is revealed yet; award once it is, or refund."),
@@ -860,7 +875,7 @@
           for (const { c, inp } of inputs) scores[c.name] = readInt(inp, `The score for “${c.name}”`, 0, c.max);
           body = { submission: s.id, scores, comment: readText(comment, "Comment", 0, 2000) };
         } catch (e) { showErr(box, e.message); return; }
-        const res = await act(btn, box, () => api("POST", "/api/review", body));
+        const res = await act(btn, box, (key) => post(key, "/api/review", body));
         if (res) { toast("Review sent."); reviewForms.delete(s.id); actionKey = null; await refresh(); }
       }
       return h("form", { class: "review-form", novalidate: true, listen: { submit: (e) => { e.preventDefault(); send(); } } },
@@ -944,7 +959,7 @@
         if (n > S.me.balance) throw new FormError(`not enough balance: sending ${n} but you hold ${S.me.balance}`);
         body = { to, amount: n, memo: readText(tMemo, "Memo", 0, 200) };
       } catch (err) { showErr(tBox, err.message); return; }
-      const res = await act(tBtn, tBox, () => api("POST", "/api/transfer", body));
+      const res = await act(tBtn, tBox, (key) => post(key, "/api/transfer", body));
       if (res) { toast(`Sent ${amount(body.amount)}.`); tAmount.value = ""; tMemo.value = ""; await refreshAll(); }
     } } }, h("h2", {}, "Send tokens"), field("Recipient account", tTo), field("Amount", tAmount),
       field("Memo (optional)", tMemo), tBox, h("div", { class: "actions" }, tBtn));
@@ -959,7 +974,7 @@
         acct = readAccount(vAcct, "Account");
         if (acct === S.me.account) throw new FormError("cannot vouch for yourself");
       } catch (err) { showErr(vBox, err.message); return; }
-      const res = await act(vBtn, vBox, () => api("POST", "/api/vouch", { account: acct }));
+      const res = await act(vBtn, vBox, (key) => post(key, "/api/vouch", { account: acct }));
       if (res) { toast("Vouch published."); vAcct.value = ""; await refreshAll(); }
     } } }, h("h2", {}, "Vouch for someone"),
       h("p", { class: "hint" }, "A vouch says you know this person is real; it feeds their reputation."),
@@ -977,7 +992,7 @@
       try {
         body = { name: readText(pName, "Name", 1, 64, { blank: false }), bio: readText(pBio, "Bio", 0, 500), skills: readSkills(pSkills) };
       } catch (err) { showErr(pBox, err.message); return; }
-      const res = await act(pBtn, pBox, () => api("POST", "/api/profile", body));
+      const res = await act(pBtn, pBox, (key) => post(key, "/api/profile", body));
       if (res) { toast("Profile published."); S.names.delete(S.me.account); await refreshAll(); }
     } } }, h("h2", {}, "Your profile"),
       h("p", { class: "hint" }, "Everyone on the network sees your profile."),
@@ -1039,7 +1054,7 @@
       const vBox = errBox();
       const vBtn = h("button", { type: "button", class: "secondary", id: "vouch-profile" }, "Vouch for this person");
       vBtn.addEventListener("click", async () => {
-        const res = await act(vBtn, vBox, () => api("POST", "/api/vouch", { account: acct }));
+        const res = await act(vBtn, vBox, (key) => post(key, "/api/vouch", { account: acct }));
         if (res) toast("Vouch published.");
       });
       put(area,
