@@ -90,7 +90,7 @@ _IDEMPOTENT = {
 _FIELD_LABELS = {
     "submit_by": "submission deadline",
     "review_by": "review deadline",
-    "reviewer_share_bp": "reviewer share",
+    "reviewer_share_bp": "reviewer share (in basis points: 1000 = 10 %)",
     "data_b64": "file content",
 }
 _FIELD_RE = re.compile(r"\b(" + "|".join(map(re.escape, _FIELD_LABELS)) + r")\b")
@@ -988,13 +988,15 @@ def make_app(node: Node, token: str) -> Starlette:
         }
 
     async def stream(request: Request) -> Any:
+        sid = request.cookies.get(SESSION_COOKIE) if request.state.by_cookie else None
+
         async def events() -> AsyncIterator[bytes]:
             open_streams[0] += 1
             try:
                 yield b"retry: 3000\n\n"
                 last: tuple[Any, ...] | None = None
                 quiet_since = trio.current_time()
-                while True:
+                while sid is None or sessions.valid(sid):  # a logout ends its streams
                     key = change_key()
                     now = trio.current_time()
                     if key != last:

@@ -521,6 +521,11 @@ def test_stream_says_when_the_state_changed(shared: Shared) -> None:
         k = len(s.changes())
         wait_for(lambda: ("comment", "ping") in s.events, "a ping comment", timeout=60)
         assert len(s.changes()) == k
+        # Logging out ends the session's open streams.
+        r = req(a, "POST", "/api/logout", token="", headers=cookie(sid, **CSRF))
+        assert r.status_code == 200
+        s.thread.join(WAIT)
+        assert not s.thread.is_alive(), "the stream ended with its session"
     finally:
         s.close()
 
