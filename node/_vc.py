@@ -48,7 +48,15 @@ __all__ = [
     "verify_vc",
 ]
 
-# URL -> (file in node/contexts, SHA-256 of the published bytes).
+VC1_CONTEXT = "https://www.w3.org/2018/credentials/v1"
+DI_CONTEXT = "https://w3id.org/security/data-integrity/v2"
+_OB = "https://purl.imsglobal.org/spec/ob/v3p0/"
+
+# URL -> (file in node/contexts, SHA-256 of its bytes). The W3C ones are the
+# digests their specifications publish (VC 2.0, VC 1.1, Data Integrity 1.0); the
+# Open Badges ones are 1EdTech's files, whose content equals the Digital
+# Credentials Consortium's copies. Ours use VC 2.0 and OB 3.0.3; the VC 1.1 set
+# (with OB 3.0.1/3.0.2 and Data Integrity v2) is for badges issued elsewhere.
 CONTEXT_SHA256 = {
     VC_CONTEXT: (
         "credentials-v2.jsonld",
@@ -57,6 +65,22 @@ CONTEXT_SHA256 = {
     OB_CONTEXT: (
         "ob-context-3.0.3.json",
         "ef2fa9c7846dce233cc166b43639027278be4ee44f00bb1d45c75de2dd0cd761",
+    ),
+    VC1_CONTEXT: (
+        "credentials-v1.jsonld",
+        "ab4ddd9a531758807a79a5b450510d61ae8d147eab966cc9a200c07095b0cdcc",
+    ),
+    DI_CONTEXT: (
+        "data-integrity-v2.jsonld",
+        "67f21e6e33a6c14e5ccfd2fc7865f7474fb71a04af7e94136cb399dfac8ae8f4",
+    ),
+    _OB + "context-3.0.2.json": (
+        "ob-context-3.0.2.json",
+        "00666ad080ba407687ed1846b7f5e7495f5019042b202a727de47c48a1755c53",
+    ),
+    _OB + "context-3.0.1.json": (
+        "ob-context-3.0.1.json",
+        "d582f3564282fb3b709136d28412e78e70b678b4dbc2f0221f67d84932748355",
     ),
 }
 
@@ -262,11 +286,9 @@ def _id_of(v: Any) -> Any:
 def _required_fields(doc: dict[str, Any]) -> str | None:
     """The first missing or malformed Open Badges 3.0 / VC 2.0 required field."""
     ctx = doc.get("@context")
-    if not isinstance(ctx, list) or not ctx or ctx[0] != VC_CONTEXT:
-        return f"@context must be a list starting with {VC_CONTEXT}"
-    if OB_CONTEXT not in ctx and not any(
-        isinstance(c, str) and c.startswith("https://purl.imsglobal.org/spec/ob/v3p0/") for c in ctx
-    ):
+    if not isinstance(ctx, list) or not ctx or ctx[0] not in (VC_CONTEXT, VC1_CONTEXT):
+        return f"@context must be a list starting with {VC_CONTEXT} (or {VC1_CONTEXT})"
+    if not any(isinstance(c, str) and c.startswith(_OB) for c in ctx):
         return "@context must include the Open Badges 3.0 context"
     types = _types(doc.get("type"))
     if "VerifiableCredential" not in types:
@@ -348,22 +370,25 @@ def verify_vc(
     missing = _required_fields(doc)
     r.check("fields", missing is None, missing or "the Open Badges 3.0 required fields are present")
 
-    # Dates.
+    # Dates (VC 1.1 names them issuanceDate and expirationDate).
+    ctx = doc.get("@context")
+    v1 = isinstance(ctx, list) and bool(ctx) and ctx[0] == VC1_CONTEXT
+    start, end = ("issuanceDate", "expirationDate") if v1 else ("validFrom", "validUntil")
     try:
-        vf = parse_time(doc.get("validFrom"), "validFrom")
-        r.valid_from = doc["validFrom"]
+        vf = parse_time(doc.get(start), start)
+        r.valid_from = doc[start]
         vu = None
-        if "validUntil" in doc:
-            vu = parse_time(doc["validUntil"], "validUntil")
-            r.valid_until = doc["validUntil"]
+        if end in doc:
+            vu = parse_time(doc[end], end)
+            r.valid_until = doc[end]
         if vf > now + CLOCK_SKEW:
-            r.check("dates", False, f"not valid yet: validFrom {doc['validFrom']} is in the future")
+            r.check("dates", False, f"not valid yet: {start} {doc[start]} is in the future")
         elif vu is not None and vu < vf:
-            r.check("dates", False, "validUntil is before validFrom")
+            r.check("dates", False, f"{end} is before {start}")
         elif vu is not None and vu < now:
-            r.check("dates", False, f"expired: validUntil {doc['validUntil']} has passed")
+            r.check("dates", False, f"expired: {end} {doc[end]} has passed")
         else:
-            r.check("dates", True, f"valid from {doc['validFrom']}")
+            r.check("dates", True, f"valid from {doc[start]}")
     except VCError as exc:
         r.check("dates", False, exc.reason)
 
