@@ -839,6 +839,8 @@ def make_app(node: Node, token: str) -> Starlette:
             out = await fn(request)
         except UserError as exc:
             return _error(exc.code, _humanise(exc.message), exc.status)
+        except RecursionError:  # a handler's own JSON parsing of a body nested too deep
+            return _error("bad_json", "the request body is nested too deeply", 400)
         except Exception:
             log.exception("API %s %s failed", request.method, request.url.path)
             return _error("internal", "the node hit an internal error; see its log", 500)
