@@ -91,7 +91,6 @@ _FIELD_LABELS = {
     "submit_by": "submission deadline",
     "review_by": "review deadline",
     "reviewer_share_bp": "reviewer share (in basis points: 1000 = 10 %)",
-    "data_b64": "file content",
 }
 _FIELD_RE = re.compile(r"\b(" + "|".join(map(re.escape, _FIELD_LABELS)) + r")\b")
 
@@ -627,6 +626,8 @@ def make_app(node: Node, token: str) -> Starlette:
     async def submit(request: Request) -> Any:
         d = await body_of(request)
         files = []
+        if not isinstance(d.get("files", []), list):
+            raise UserError("files is a list of {name, data_b64} objects")
         for f in d.get("files", []):
             if (
                 not isinstance(f, dict)
@@ -635,15 +636,26 @@ def make_app(node: Node, token: str) -> Starlette:
             ):
                 raise UserError("files are {name, data_b64} objects")
             try:
-                files.append((f["name"], base64.b64decode(f["data_b64"], validate=True)))
+                data = base64.b64decode(f["data_b64"], validate=True)
             except ValueError:
                 raise UserError(f"file {f['name']!r} is not valid base64") from None
+            limit = node.genesis.params.max_blob_bytes
+            if len(data) > limit:
+                raise UserError(
+                    f"{f['name']!r} is {len(data):,} bytes, over the network's attachment "
+                    f"limit of {limit:,} bytes ({limit / 1048576:.1f} MiB)",
+                    status=413,
+                    code="too_large",
+                )
+            files.append((f["name"], data))
         ev = await node.submit(_hex(d.get("bounty"), "bounty"), _str(d, "text", ""), files)
         return event_json(ev.id)
 
     async def close(request: Request) -> Any:
         d = await body_of(request)
         accept = d.get("accept")
+        if accept is not None and not isinstance(accept, list):
+            raise UserError("accept is a list of commit ids (or absent to accept every commit)")
         acc = None if accept is None else [_hex(a, "commit") for a in accept]
         ev = await node.close(_hex(request.path_params["bid"], "bounty"), acc)
         return event_json(ev.id)

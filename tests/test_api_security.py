@@ -36,7 +36,7 @@ from learnmesh.ledger import BlobStore, Ledger
 from learnmesh.node._api import CSP, make_app, safe_filename
 from learnmesh.node._service import Node as ServiceNode
 from learnmesh.node._service import NodeSettings
-from learnmesh.protocol import ChainWriter, Genesis, KeyPair, decode_event
+from learnmesh.protocol import ChainWriter, Genesis, KeyPair, Params, decode_event
 
 STATIC = Path(__file__).resolve().parent.parent / "node" / "static"
 CSRF = {"X-Learnmesh-CSRF": "1"}
@@ -643,6 +643,7 @@ async def trio_locals(tmp_path: Path) -> AsyncIterator[tuple[list[Local], Clock]
         name="inproc",
         created_ms=int(clock.t * 1000) - 60_000,
         allocations=tuple(sorted((k.public_key, 10_000) for k in keys.values())),
+        params=Params(max_blob_bytes=4096),
     )
     nodes = [Local(tmp_path, n, k, genesis, clock) for n, k in keys.items()]
     try:
@@ -746,6 +747,20 @@ async def test_roles_next_actions_filters_and_me(trio_locals: tuple[list[Local],
     assert r.status_code == 400 and "minimum reward" in r.json()["message"]
     r = await learner.http.get("/api/bounties", params={"author": "nobody"})
     assert r.status_code == 400
+
+    # Wrong shapes and an attachment over the limit are plain 4xx answers, with the limit.
+    big = base64.b64encode(b"x" * 5000).decode()
+    r = await learner.http.post(
+        "/api/submit", json={"bounty": bid, "files": [{"name": "big.bin", "data_b64": big}]}
+    )
+    assert r.status_code == 413, r.text
+    assert "attachment limit of 4,096 bytes" in r.json()["message"]
+    for wrong in ({"bounty": bid, "files": 5}, {"bounty": bid, "files": "abc"}):
+        r = await learner.http.post("/api/submit", json=wrong)
+        assert r.status_code == 400 and "files" in r.json()["message"], r.text
+    r = await m.http.post(f"/api/bounties/{bid}/close", json={"accept": 5})
+    assert r.status_code == 400 and "accept" in r.json()["message"], r.text
+    assert (await m.bounty(bid))["phase"] == "open"
 
     # The learner submits: then it has a commit and nothing more to do.
     commit = (
