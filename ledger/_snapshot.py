@@ -267,7 +267,15 @@ def to_plain(replica: Replica) -> dict[str, Any]:
         "forks": [[a, s] for a, s in st.forks.items()],
         "proofs": [[a, p.first, p.second] for a, p in replica.proofs.items()],
         "claims": claims,
+        # Sums of the applied and kept-reject ids: restoring checks them against
+        # the tables, so a snapshot never joins another database's events.
+        "applied_sum": _id_sum(replica.raw).to_bytes(32, "big"),
+        "rejected_sum": _id_sum(replica.rejected).to_bytes(32, "big"),
     }
+
+
+def _id_sum(ids: Iterable[bytes]) -> int:
+    return sum(int.from_bytes(k, "big") for k in ids) % _MOD
 
 
 def _b(x: Any) -> bytes:
@@ -321,12 +329,17 @@ def from_plain(
             rep.heads[author] = seq
         set_acc += int.from_bytes(eid, "big")
     rep.raw = raw
+    set_acc %= _MOD
+    if set_acc.to_bytes(32, "big") != body["applied_sum"]:
+        raise SnapshotError("it was not made from the events in this database")
     for a, s, eid in body["claims"]:
         if eid is None:
             rep._by_slot.pop((_b(a), _i(s)), None)
         else:
             rep._by_slot[(_b(a), _i(s))] = _b(eid)
     rep.rejected = {_b(k): _b(v) for k, v in rejected}
+    if _id_sum(rep.rejected).to_bytes(32, "big") != body["rejected_sum"]:
+        raise SnapshotError("it was not made from the kept rejects in this database")
     rep.proofs = {_b(a): EquivocationProof(_b(f), _b(s)) for a, f, s in body["proofs"]}
 
     accounts = {}
@@ -405,8 +418,8 @@ def from_plain(
     st.forks = {_b(a): _i(s) for a, s in body["forks"]}
     # Derived: rebuilt, not stored.
     st.event_count = len(rep._slot)
-    st._set_acc = set_acc % _MOD
-    st._void_acc = sum(int.from_bytes(k, "big") for k in st.void) % _MOD
+    st._set_acc = set_acc
+    st._void_acc = _id_sum(st.void)
     return rep
 
 
