@@ -198,6 +198,13 @@ def _int(v: Any, what: str, lo: int = 0) -> int:
     return v
 
 
+def _query_int(request: Request, key: str, default: int, lo: int = 0, what: str = "") -> int:
+    v = request.query_params.get(key) or str(default)
+    if not v.isascii() or not v.isdigit() or len(v) > 18 or int(v) < lo:
+        raise UserError(f"{what or key} must be a whole number ≥ {lo}")
+    return int(v)
+
+
 def _str(body: dict[str, Any], key: str, default: str | None = None) -> str:
     v = body.get(key, default)
     if not isinstance(v, str):
@@ -364,12 +371,7 @@ def make_app(node: Node, token: str) -> Starlette:
         phase = qp.get("phase")
         skill = qp.get("skill")
         text = (qp.get("q") or "").strip().casefold()
-        min_reward = 0
-        if qp.get("min_reward"):
-            try:
-                min_reward = int(qp["min_reward"])
-            except ValueError:
-                raise UserError("the minimum reward must be a whole number") from None
+        min_reward = _query_int(request, "min_reward", 0, what="the minimum reward")
         author = _account(qp["author"], "author") if qp.get("author") else None
         mine = qp.get("mine") in ("1", "true", "yes")
         st, now, who = state(), node.now_ms(), me()
@@ -489,7 +491,7 @@ def make_app(node: Node, token: str) -> Starlette:
 
     async def account_events(request: Request) -> Any:
         acct = _account(request.path_params["account"])
-        limit = min(int(request.query_params.get("limit", "100")), 1000)
+        limit = min(_query_int(request, "limit", 100, 1), 1000)
         rep = node.ledger.replica
         newest = rep.heads.get(acct, 0)
         rows = node.ledger.events_by_author(acct, limit=limit, offset=max(0, newest - limit))
@@ -508,7 +510,7 @@ def make_app(node: Node, token: str) -> Starlette:
 
     async def applied(request: Request) -> Any:
         """Event id, creation time and local apply time: devnet's propagation figures."""
-        since = int(request.query_params.get("since", "0"))
+        since = _query_int(request, "since", 0)
         rows = [(i.hex(), t, a) for i, t, a in node.applied_log if a >= since]
         return {"applied": rows}
 

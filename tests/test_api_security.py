@@ -865,3 +865,57 @@ async def test_a_repeat_arriving_while_the_first_runs_waits_for_its_answer(
     assert started == 1, "the repeats did not author"
     assert len(m.node.ledger.replica.state.bounties) == 1
     assert (await m.call("GET", "/api/balance"))["balance"] == 10_000 - 77
+
+
+ODD: list[Any] = [None, True, -1, 0, 1.5, 2**70, "", "x", "ab" * 32, [], {}, [1], {"a": 1}, ["x"]]
+
+
+async def test_no_user_mistake_is_an_internal_error(trio_locals: tuple[list[Local], Clock]) -> None:
+    """Every field of every request, set to each odd value: always a 4xx or a
+    success, with a sentence; never a 500."""
+    (m, learner, _), clock = trio_locals
+    now = int(clock.t * 1000)
+    good_bounty = {
+        "title": "t",
+        "reward": 5,
+        "submit_by": now + 3_600_000,
+        "review_by": now + 7_200_000,
+    }
+    bid = (await m.call("POST", "/api/bounties", good_bounty))["id"]
+    forms: dict[str, dict[str, Any]] = {
+        "/api/bounties": {
+            **good_bounty,
+            "description": "",
+            "rubric": [{"name": "q", "max": 5}],
+            "skills": [],
+            "reviewer_share_bp": 0,
+            "quorum": 1,
+        },
+        "/api/submit": {"bounty": bid, "text": "t", "files": [{"name": "a", "data_b64": ""}]},
+        "/api/review": {"submission": "00" * 32, "scores": {"q": 1}, "comment": ""},
+        "/api/transfer": {"to": learner.key.account, "amount": 1, "memo": ""},
+        "/api/vouch": {"account": learner.key.account},
+        "/api/profile": {"name": "n", "bio": "", "skills": []},
+        f"/api/bounties/{bid}/close": {"accept": []},
+        f"/api/bounties/{bid}/award": {"winners": {"00" * 32: None}},
+        "/api/session": {"code": "x"},
+    }
+    seen = 0
+    for path, form in forms.items():
+        for field in form:
+            for value in ODD:
+                body = {**form, field: value}
+                r = await m.http.post(path, json=body, headers=CSRF)
+                assert r.status_code < 500, (path, field, value, r.status_code, r.text)
+                if r.status_code >= 400:
+                    err = r.json()
+                    assert set(err) == {"error", "message"} and err["message"], (path, err)
+                seen += 1
+    for path in ("/api/bounties", "/api/accounts/{a}/events", "/api/applied", "/api/reputation"):
+        path = path.replace("{a}", m.key.account)
+        for name in ("phase", "skill", "q", "min_reward", "author", "mine", "limit", "since"):
+            for value in ("", "x", "-1", "1e3", "lmnobody", "9" * 30):
+                r = await m.http.get(path, params={name: value, "account": value})
+                assert r.status_code < 500, (path, name, value, r.status_code, r.text)
+                seen += 1
+    assert seen > 500
