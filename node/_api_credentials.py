@@ -99,7 +99,7 @@ def credential_routes(node: Node) -> list[tuple[str, str, Handler]]:
             raise UserError("the credential is too large", status=413, code="too_large")
         try:
             doc = json.loads(raw)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise UserError(f"the body is not JSON: {exc}") from None
         report = await trio.to_thread.run_sync(verify_document, doc, node.clock())
         out = report.to_json()

@@ -135,7 +135,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         return _verify_bundle(args, data)
     try:
         doc = json.loads(data)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise CliError(f"{args.file} is neither JSON nor a learnmesh bundle: {exc}") from None
     from ._credentials import verify_document
 

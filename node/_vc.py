@@ -150,6 +150,8 @@ class Canonicalizer:
                     ) from None
                 cause = cause.__cause__ or cause.__context__
             raise VCError(f"not valid JSON-LD: {_jsonld_reason(exc)}") from None
+        except (ValueError, TypeError, ArithmeticError, RecursionError, KeyError) as exc:
+            raise VCError(f"cannot process the document: {type(exc).__name__}: {exc}") from None
 
     def canonicalize(self, document: dict[str, Any]) -> str:
         opts = {**self._options(), "algorithm": "URDNA2015", "format": "application/n-quads"}
@@ -275,6 +277,43 @@ class VCReport:
         }
 
 
+MAX_DEPTH = 64
+_PLAIN_KEYWORDS = {"@context", "@id", "@type", "@value", "@language", "@direction"}
+
+
+def _depth(v: Any) -> int:
+    """Nesting depth, without recursion (a hostile file may nest thousands deep)."""
+    deepest, stack = 0, [(v, 0)]
+    while stack:
+        x, d = stack.pop()
+        deepest = max(deepest, d)
+        if d > MAX_DEPTH:
+            break
+        if isinstance(x, dict):
+            stack += [(y, d + 1) for y in x.values()]
+        elif isinstance(x, list):
+            stack += [(y, d + 1) for y in x]
+    return deepest
+
+
+def _keywords(v: Any) -> list[str]:
+    """JSON-LD keywords other than the plain ones, outside the contexts."""
+    out: list[str] = []
+    stack = [v]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, dict):
+            for k, y in x.items():
+                if k == "@context":
+                    continue
+                if k.startswith("@") and k not in _PLAIN_KEYWORDS and k not in out:
+                    out.append(k)
+                stack.append(y)
+        elif isinstance(x, list):
+            stack += x
+    return out
+
+
 def _types(v: Any) -> list[Any]:
     return v if isinstance(v, list) else [v]
 
@@ -350,6 +389,9 @@ def verify_vc(
     if not isinstance(doc, dict):
         r.check("shape", False, "a credential is a JSON object")
         return r
+    if _depth(doc) > MAX_DEPTH:
+        r.check("shape", False, f"the document nests deeper than {MAX_DEPTH} levels")
+        return r
     r.id = doc.get("id") if isinstance(doc.get("id"), str) else None
     r.name = doc.get("name") if isinstance(doc.get("name"), str) else None
     issuer = doc.get("issuer")
@@ -393,15 +435,19 @@ def verify_vc(
         r.check("dates", False, exc.reason)
 
     # Terms the contexts do not define are not signed: refuse them, as standard
-    # verifiers do.
+    # verifiers do; and JSON-LD keywords beyond the plain ones, whose content
+    # need not reach the signed statements either.
     try:
-        dropped = c.undefined_terms(doc)
+        dropped, keywords = c.undefined_terms(doc), _keywords(doc)
+        problems = []
+        if dropped:
+            problems.append(f"terms no context defines: {', '.join(dropped)}")
+        if keywords:
+            problems.append(f"JSON-LD keywords a credential may not use: {', '.join(keywords)}")
         r.check(
             "terms",
-            not dropped,
-            f"terms no context defines: {', '.join(dropped)}"
-            if dropped
-            else "every term is defined by the bundled contexts",
+            not problems,
+            "; ".join(problems) or "every term is defined by the bundled contexts",
         )
     except VCError as exc:
         r.check("terms", False, exc.reason)

@@ -207,6 +207,12 @@ TAMPERS: list[tuple[str, Callable[[dict[str, Any]], None], set[str], str]] = [
         {"terms", "proof"},
         "type DoctoralDegree",
     ),
+    (
+        "an unsigned @graph",
+        _set("@graph", [{"@id": "urn:x:1", "https://schema.org/name": "PhD"}]),
+        {"terms", "proof"},
+        "JSON-LD keywords a credential may not use: @graph",
+    ),
     ("no proof", lambda d: d.pop("proof"), {"proof"}, "no proof"),
     ("not a badge", _set("type", ["VerifiableCredential"]), {"fields", "proof"}, "OpenBadge"),
 ]
@@ -282,6 +288,36 @@ def test_online_fork_answer() -> None:
     }
     assert issuer_fork(node, OTHER_DID) == {"checked": True, "forked": False}
     assert issuer_fork(node, "https://example.org/issuer")["checked"] is False
+
+
+def _nest(n: int) -> Any:
+    d: Any = "leaf"
+    for _ in range(n):
+        d = {"a": d}
+    return d
+
+
+@pytest.mark.parametrize(
+    ("doc", "check", "reason"),
+    [
+        ([1, 2], "shape", "a credential is a JSON object"),
+        ({**ORIGINAL, "credentialSubject": _nest(5000)}, "shape", "nests deeper than 64"),
+        ({**ORIGINAL, "name": 10**400}, "terms", "cannot process the document"),
+        ({**ORIGINAL, "@context": 5}, "fields", "@context must be a list"),
+        ({**ORIGINAL, "proof": [ORIGINAL["proof"]] * 2}, "proof", "exactly one proof"),
+        ({**ORIGINAL, "proof": {**ORIGINAL["proof"], "created": "yesterday"}}, "proof", "created"),
+        ({**ORIGINAL, "validFrom": "2020-13-01T00:00:00Z"}, "dates", "not a valid date"),
+        (
+            {**ORIGINAL, "evidence": [{"id": "data:application/x-learnmesh-credential;base64,@"}]},
+            "learnmesh",
+            "not valid base64",
+        ),
+    ],
+    ids=["list", "deep", "huge int", "context int", "two proofs", "created", "month 13", "b64"],
+)
+def test_hostile_documents_fail_with_a_reason(doc: Any, check: str, reason: str) -> None:
+    r = _verify(doc)
+    assert not r.valid and reason in _failed(r)[check], r.failures
 
 
 def test_a_reordered_equivalent_document_still_verifies() -> None:
