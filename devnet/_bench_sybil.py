@@ -419,6 +419,8 @@ def run_sybil_bench(
         raise SybilBenchError("--attack-edges must be 0 or more")
     if rounds < 1 or farm_rounds < 1:
         raise SybilBenchError("--rounds and --farm-rounds must be at least 1")
+    if large is not None and (large[0] < 16 or large[1] < 1):
+        raise SybilBenchError("--large-accounts must be at least 16 and --large-edges positive")
     t0 = time.process_time()
     s = build(honest, sybils, seed, rounds, farm_rounds)
     build_s = time.process_time() - t0
