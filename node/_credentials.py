@@ -113,12 +113,15 @@ async def issue_missing_credentials(node: Node) -> None:
             award = node.stored_event(b.settled_by)
             if award.kind.name != "award":
                 continue
-            if any((award.id, w["submission"]) not in have for w in award.body["winners"]):
-                missing = [
-                    w for w in award.body["winners"] if (award.id, w["submission"]) not in have
-                ]
+            missing = [
+                w["submission"]
+                for w in award.body["winners"]
+                if (award.id, w["submission"]) not in have
+            ]
+            if missing:
                 log.info("issuing %d missing credential(s) for our award", len(missing))
-                await issue_credentials(node, award, [w["submission"] for w in missing])
+                await issue_credentials(node, award, missing)
+        my_credentials(node)  # fetches the blobs of ours that are still missing
     except Exception as exc:  # never take the node down for a credential
         log.warning("could not check for missing credentials: %s", exc)
 
@@ -201,6 +204,8 @@ def my_credentials(node: Node) -> list[dict[str, Any]]:
                 e, data = found
                 item["sha256"] = e.body["vc"].hex()
                 item["status"] = "fetching" if data is None else "ready"
+                if data is None:  # the first fetch found no peer with it: try again
+                    node._spawn(node.fetch_blob, e.body["vc"], e.body["size"])
                 if data is not None:
                     try:
                         item["credential"] = json.loads(data)["id"]
