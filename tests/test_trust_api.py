@@ -14,7 +14,14 @@ from pathlib import Path
 import pytest
 from _nodes import Network, Node, cli, wait_for
 from learnmesh.node._datadir import DataDir
-from learnmesh.protocol import ChainWriter, KeyPair, account_text, commit_body, reveal_body
+from learnmesh.protocol import (
+    ChainWriter,
+    KeyPair,
+    Replica,
+    account_text,
+    commit_body,
+    reveal_body,
+)
 from learnmesh.protocol._trust import trust_view
 
 pytestmark = pytest.mark.slow
@@ -157,3 +164,28 @@ def test_trust_api_and_cli(solo: tuple[Network, list[KeyPair]]) -> None:
         assert trust_view(led.replica.state).digest.hex() == rank["trust_digest"]
     finally:
         led.close()
+
+
+def test_the_api_cache_recomputes_after_a_change_at_most_every_refresh() -> None:
+    from learnmesh.node._api_trust import TrustCache
+    from learnmesh.protocol._workload import Workload
+
+    w = Workload(seed=2, actors=8)
+    evs = list(w.events(80))
+    r = Replica(w.genesis)
+    for ev in evs[:40]:
+        r.add(ev)
+    eager, lazy = TrustCache(refresh_s=0.0), TrustCache(refresh_s=3600.0)
+    first = eager.get(r.state, 0)
+    assert eager.get(r.state, 0) is first  # unchanged state: the same snapshot
+    stale = lazy.get(r.state, 0)
+    for ev in evs[40:]:
+        r.add(ev)
+    assert lazy.get(r.state, 0) is stale  # changed, but refreshed less than an hour ago
+    fresh = eager.get(r.state, 0)
+    assert fresh is not first and fresh.events == r.state.event_count == 80
+    assert fresh.clock_free.digest == trust_view(r.state).digest
+    rebuilt = Replica(w.genesis)  # a rebuild replaces the state object: recomputed at once
+    for ev in evs:
+        rebuilt.add(ev)
+    assert lazy.get(rebuilt.state, 0).clock_free.digest == fresh.clock_free.digest
