@@ -263,11 +263,31 @@ def summary_table(report: Mapping[str, Any]) -> Table:
             or "none",
         ),
         ("equivocations detected", str(report.get("equivocations_detected"))),
+        ("fork sets equal", _yes(report.get("fork_sets_equal"))),
+    ]
+    adv = report.get("adversary")
+    if isinstance(adv, Mapping) and "attacks" in adv:
+        after = adv.get("converged_after_last_attack_s")
+        rows += [
+            (
+                "one digest after the last attack",
+                "NO"
+                if after is None
+                else f"{after:.1f} s ({'within' if after <= 10 else 'OVER'} 10 s)",
+            ),
+            ("fork sets equal after the attacks", _yes(adv.get("fork_sets_equal"))),
+            ("future timestamps: entrances agree", _yes(adv.get("future_entrances_agree"))),
+        ]
+    rows += [
         ("wall time", _secs(report.get("wall_s"))),
     ]
     for k, v in rows:
         t.add_row(k, v)
     return t
+
+
+def _yes(v: Any) -> str:
+    return "—" if v is None else ("yes" if v else "NO")
 
 
 def _secs(v: Any) -> str:

@@ -9,9 +9,11 @@ timings and the event ids that depend on them still differ between runs.)
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import hashlib
 import json
+import os
 import random
 import shutil
 import tempfile
@@ -23,7 +25,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from learnmesh.protocol import FINAL_PHASES, ChainWriter, KeyPair, account_from_text
+import trio
+from learnmesh.node._p2p import P2PConfig, P2PError, P2PHost
+from learnmesh.node._wire import encode_gossip, gossip_topic
+from learnmesh.protocol import (
+    FINAL_PHASES,
+    ChainWriter,
+    Event,
+    KeyPair,
+    account_from_text,
+    make_event,
+)
 from rich.console import Console
 
 from ._cluster import ApiError, Cluster, DevnetError, NodeProc, poll, sparse_topology
@@ -525,6 +537,192 @@ class _Run:
             stats["equivocation"]["branch_c"] = [(x if ra == 422 else y).name, rc]
         self.log(f"equivocation at seq {a.seq}: {x.name} -> {ra}, {y.name} -> {rb}")
         self.adv_stats = stats
+        self.hostile_inputs(net, honest, stats)
+
+    def hostile_inputs(self, net: bytes, honest: list[NodeProc], stats: dict[str, Any]) -> None:
+        """The hostile inputs of issue 9, through every entrance, then the verdict
+        that matters: every node on one digest and one fork set, and how many
+        seconds after the last attack that took.
+
+        - future timestamps (a year ahead, 2^48-1) through one node's raw-event API,
+          and the same times by gossip from a hostile peer at another node: the two
+          entrances must give the same fate;
+        - a bad_prev event (seq 2 whose prev is another author's event) published once
+          by gossip to one node;
+        - a fork with bad_prev evidence: a bad_prev event then a valid event at the
+          same (author, seq), both to one node's API only;
+        - peer churn: CHURN short-lived libp2p peers connect to the nodes and leave;
+        - a flood: presigned chains through one node's API while the hostile peer
+          publishes the same events to another node, newest first.
+        """
+        self.view.set_phase("adversary: future timestamps, bad_prev, fork evidence, churn, flood")
+        x, y = honest[0], honest[-1]
+        rng = random.Random(self.opts.seed * 7919)
+
+        def fresh(tag: str) -> KeyPair:
+            seed = f"learnmesh/devnet/hostile/{self.opts.seed}/{tag}".encode()
+            return KeyPair(hashlib.sha256(seed).digest())
+
+        def profile(k: KeyPair, seq: int, prev: bytes | None, ts: int, name: str) -> Event:
+            body = {"name": name, "bio": "hostile", "skills": []}
+            return make_event(k, net, seq, prev, ts, "profile", body)
+
+        def answer(node: NodeProc, raw: bytes) -> dict[str, Any]:
+            try:
+                out: dict[str, Any] = node.call("POST", "/api/events", raw=raw)
+                return {"http": 200, "status": out.get("status")}
+            except ApiError as exc:
+                if exc.status == 0:
+                    raise
+                body = exc.body if isinstance(exc.body, dict) else {}
+                return {
+                    "http": exc.status,
+                    "status": body.get("status"),
+                    "error": body.get("error"),
+                }
+
+        def seen_everywhere(k: KeyPair, seq: int) -> None:
+            poll(
+                lambda: all(
+                    s["heads"].get(k.account, 0) >= seq for s in self.c.statuses(honest).values()
+                ),
+                60,
+                f"every node to hold {k.account[:12]}…'s event {seq}",
+                0.3,
+            )
+
+        def now() -> int:
+            return int(time.time() * 1000)
+
+        attacks: list[dict[str, Any]] = []
+
+        # 1. future timestamps: the API entrance (x) and the gossip entrance (y).
+        times = {"year": now() + 365 * 24 * 3600 * 1000, "max": 2**48 - 1}
+        fut_api = {w: fresh(f"future-api-{w}") for w in times}
+        fut_gossip = {w: fresh(f"future-gossip-{w}") for w in times}
+        api_answers = {
+            w: answer(x, profile(fut_api[w], 1, None, ts, f"future-{w}").raw)
+            for w, ts in times.items()
+        }
+        gossip_future = [
+            profile(fut_gossip[w], 1, None, ts, f"future-{w}").raw for w, ts in times.items()
+        ]
+        attacks.append({"attack": "future timestamps", "api": x.name, "answers": api_answers})
+
+        # 2 and 3: authors with an applied first event.
+        k_bad, k_fork = fresh("bad-prev"), fresh("fork")
+        firsts = {}
+        for k in (k_bad, k_fork):
+            firsts[k.account] = profile(k, 1, None, now(), "first")
+            answer(x, firsts[k.account].raw)
+        for k in (k_bad, k_fork):
+            seen_everywhere(k, 1)
+        foreign = bytes.fromhex(x.post("/api/profile", {"name": f"{x.name}-again"})["id"])
+        bad_prev = profile(k_bad, 2, foreign, now(), "bad-prev")
+
+        # 5 (prepared): the flood's chains, and the hostile copy newest first.
+        flood_keys = [fresh(f"flood-{i}") for i in range(4)]
+        per = max(1, self.opts.flood // len(flood_keys))
+        chains = []
+        t = now()
+        for k in flood_keys:
+            w = ChainWriter(k, net)
+            chains.append(
+                [
+                    w.sign("profile", {"name": "flood", "bio": f"{i}", "skills": []}, t + i).raw
+                    for i in range(per)
+                ]
+            )
+        backwards = [raw for ch in chains for raw in reversed(ch[per // 2 :])]
+        gossip_flood = [backwards[i : i + 40] for i in range(0, len(backwards), 40)]
+
+        churn_targets = [
+            [self.c.addr_of(n) for n in rng.sample(honest, min(2, len(honest)))]
+            for _ in range(_CHURN)
+        ]
+        session = _Hostile(
+            net,
+            y_addr=self.c.addr_of(y),
+            y_peer=y.peer_id,
+            future=gossip_future,
+            bad_prev=bad_prev.raw,
+            flood=gossip_flood,
+            churn=churn_targets,
+        )
+
+        def post_flood() -> int:
+            with ThreadPoolExecutor(max_workers=2) as ex:
+                return sum(ex.map(lambda ch: sum(answer(x, r)["http"] == 200 for r in ch), chains))
+
+        # The hostile peer's own session (a libp2p host in this thread's trio loop):
+        # gossip to y, churn everywhere; the flood's API copy goes to x meanwhile.
+        with ThreadPoolExecutor(max_workers=1) as ex:
+            flood_api = ex.submit(post_flood)
+            trio.run(session.run)
+            flood_accepted = flood_api.result()
+        attacks.append({"attack": "bad_prev by gossip", "node": y.name, "author": k_bad.account})
+        attacks.append({"attack": "future timestamps by gossip", "node": y.name, **session.notes})
+        attacks.append({"attack": "peer churn", "peers": _CHURN, "left": session.churned})
+        attacks.append(
+            {
+                "attack": "flood",
+                "api": x.name,
+                "gossip": y.name,
+                "events": per * len(flood_keys),
+                "api_accepted": flood_accepted,
+                "gossip_messages": session.flood_sent,
+            }
+        )
+        # 3. the fork with bad_prev evidence, to y's API only (the last attack).
+        fork_bad = profile(k_fork, 2, foreign, now(), "fork-bad-prev")
+        fork_good = profile(k_fork, 2, firsts[k_fork.account].id, now() + 1, "fork-valid")
+        fork_answers = [answer(y, fork_bad.raw), answer(y, fork_good.raw)]
+        attacks.append(
+            {"attack": "fork with bad_prev evidence", "node": y.name, "answers": fork_answers}
+        )
+        t_last = time.monotonic()
+        stats["attacks"] = attacks
+        self.log("hostile inputs sent; waiting for one digest and one fork set")
+
+        def agreed() -> dict[str, Any] | None:
+            st = self.c.statuses(honest)
+            if len(st) != len(honest):
+                return None
+            if len({s["digest"] for s in st.values()}) != 1:
+                return None
+            if len({tuple(s["forks"]) for s in st.values()}) != 1:
+                return None
+            return st
+
+        after: float | None = None
+        try:
+            st = poll(agreed, self.opts.converge_timeout, "one digest and one fork set", 0.2)
+            after = round(time.monotonic() - t_last, 2)
+        except DevnetError as exc:
+            self.log(f"[red]{exc}[/]")
+            st = self.c.statuses(honest)
+        stats["converged_after_last_attack_s"] = after
+        stats["converged_within_10s"] = after is not None and after <= 10.0
+        stats["fork_sets"] = {k: v["forks"] for k, v in st.items()}
+        stats["fork_sets_equal"] = len({tuple(v["forks"]) for v in st.values()}) == 1
+        stats["digests_after_attacks"] = {k: v["digest"][:16] for k, v in st.items()}
+        # The two entrances give the same fate to the same kind of event.
+        fates = {
+            w: {
+                "api": sorted(n for n, v in st.items() if v["heads"].get(fut_api[w].account)),
+                "gossip": sorted(n for n, v in st.items() if v["heads"].get(fut_gossip[w].account)),
+            }
+            for w in times
+        }
+        stats["future_fates"] = fates
+        stats["future_entrances_agree"] = all(f["api"] == f["gossip"] for f in fates.values())
+        stats["bad_prev_fork_detected"] = sum(
+            1 for v in st.values() if k_fork.account in v["forks"]
+        )
+        self.log(
+            f"after the last attack: {'one digest' if after is not None else 'NO agreement'}"
+            + (f" in {after:.1f} s" if after is not None else "")
+        )
 
     # -- the verdict -------------------------------------------------------------------------
 
@@ -590,6 +788,8 @@ class _Run:
             "cpu_s": res["cpu_s"],
             "faults": self.faults,
             "equivocations_detected": detected,
+            "fork_sets": {k: s["forks"] for k, s in st.items()},
+            "fork_sets_equal": len({tuple(s["forks"]) for s in st.values()}) <= 1,
             "honest_nodes": len(live),
             "wall_s": round(time.time() - self.t0, 1),
             "dir": str(self.c.root),
@@ -597,6 +797,80 @@ class _Run:
         if self.adversary is not None:
             report["adversary"] = self.adv_stats
         return report
+
+
+_CHURN = 30  # short-lived peers in the adversarial scenario's churn
+
+
+class _Hostile:
+    """A hostile libp2p peer's session, run with trio.run: connect to one node,
+    publish what it is given there, and run the churn of short-lived peers."""
+
+    def __init__(
+        self,
+        net: bytes,
+        *,
+        y_addr: str,
+        y_peer: str,
+        future: list[bytes],
+        bad_prev: bytes,
+        flood: list[list[bytes]],
+        churn: list[list[str]],
+    ) -> None:
+        self.net = net
+        self.topic = gossip_topic(net)
+        self.y_addr, self.y_peer = y_addr, y_peer
+        self.future, self.bad_prev, self.flood, self.churn = future, bad_prev, flood, churn
+        self.notes: dict[str, Any] = {}
+        self.churned = 0
+        self.flood_sent = 0
+
+    @staticmethod
+    def _accept(_peer: str, _data: bytes) -> bool:
+        return True
+
+    async def _send(self, host: P2PHost, raws: list[bytes]) -> bool:
+        try:
+            await host.publish(self.topic, encode_gossip(self.net, raws))
+            return True
+        except P2PError:
+            return False  # banned: what the node makes of the rest is its business
+
+    async def run(self) -> None:
+        async with P2PHost.open(P2PConfig(identity_seed=os.urandom(32))) as h:
+            await h.subscribe(self.topic, self._accept)
+            try:
+                await h.connect(self.y_addr)
+            except P2PError as exc:
+                self.notes["connect_error"] = str(exc)
+                return
+            with trio.move_on_after(30):
+                while self.y_peer not in h.mesh_peers(self.topic):
+                    await trio.sleep(0.1)
+            self.notes["future_published"] = [await self._send(h, [r]) for r in self.future]
+            self.notes["bad_prev_published"] = await self._send(h, [self.bad_prev])
+            async with trio.open_nursery() as nursery:
+                for i, addrs in enumerate(self.churn):
+                    nursery.start_soon(self._visitor, i, addrs)
+                for batch in self.flood:
+                    if not await self._send(h, batch):
+                        break
+                    self.flood_sent += 1
+                    await trio.sleep(0.05)
+
+    async def _visitor(self, i: int, addrs: list[str]) -> None:
+        await trio.sleep(0.1 * i)
+        with contextlib.suppress(P2PError):
+            async with P2PHost.open(P2PConfig(identity_seed=os.urandom(32))) as p:
+                await p.subscribe(self.topic, self._accept)
+                for addr in addrs:
+                    with trio.move_on_after(10), contextlib.suppress(P2PError):
+                        await p.connect(addr)
+                with trio.move_on_after(3):
+                    while not p.mesh_peers(self.topic):
+                        await trio.sleep(0.1)
+                await trio.sleep(0.5)
+        self.churned += 1
 
 
 def _at_least(key: str, want: int) -> Callable[[dict[str, Any]], bool]:

@@ -11,10 +11,13 @@ plus one sync interval. The tests assert convergence, not timing.
 The hostile peer is a `P2PHost` in the test process with its own Noise
 identity, subscribed to the network's gossip topic and connected to one node.
 
-Order matters only for speed (one shared network): the concurrent spends and
-the flood run first, then bad_prev, the forks and the future timestamps
-(events held aside until due may count as pending; nothing after them checks
-`pending`), and the churn last (it restarts node c and starts node d).
+One network serves the whole module (tests run in file order): the
+concurrent spends, the flood, bad_prev, the fork evidence in both orders and
+the future timestamps first, on a clean network; then the churn, whose vanished
+peers stay attached (frozen) until the module ends; then the bad_prev, fork and
+flood attacks again on the churned nodes, which is how the hostile run of
+issue 9 met them. Every test first waits for the nodes to agree, so a split left
+by an earlier test shows as "before this test starts".
 """
 
 from __future__ import annotations
@@ -242,6 +245,9 @@ async def _flood(net: Network) -> None:
     # The hostile copy: every chain's second half, newest events first, in batches.
     backwards = [raw for chain in chains for raw in reversed(chain[FLOOD_PER_KEY // 2 :])]
     batches = [backwards[i : i + 50] for i in range(0, len(backwards), 50)]
+    # Events held aside by policy (far-future ones, say) may wait in `pending` for
+    # good: the flood may leave no more pending than there was before it.
+    before = {n: net[n].status()["pending"] for n in NAMES}
     t0 = time.monotonic()
 
     def post_all() -> None:
@@ -263,16 +269,17 @@ async def _flood(net: Network) -> None:
         assert all(st["heads"][k.account] == FLOOD_PER_KEY for k in keys), "a applied the flood"
 
         def drained() -> bool:
-            ss = [net[n].status() for n in NAMES]
+            ss = {n: net[n].status() for n in NAMES}
             return all(
-                s["pending"] == 0 and all(s["heads"].get(k.account) == FLOOD_PER_KEY for k in keys)
-                for s in ss
+                s["pending"] <= before[n]
+                and all(s["heads"].get(k.account) == FLOOD_PER_KEY for k in keys)
+                for n, s in ss.items()
             )
 
         await await_for(
             drained,
             f"every node to hold all {total} flood events with nothing pending "
-            f"(posted in {posted_s:.0f} s)",
+            f"(pending before the flood: {before}; posted in {posted_s:.0f} s)",
             timeout=CONVERGE,
             describe=lambda: _describe(net),
         )
@@ -378,6 +385,63 @@ async def _await_forks(net: Network, k: KeyPair, answers: list[Any]) -> None:
         timeout=CONVERGE,
         describe=lambda: _describe(net),
     )
+
+
+# -- 1. future timestamps: every entrance gives the same result --------------------------------
+
+
+async def test_future_timestamps_same_result_at_every_entrance(net: Network) -> None:
+    """issue 9, 'a future timestamp splits the network': events dated a year
+    ahead and at 2^48-1. One pair goes to a's raw-event API, another pair (other
+    authors, same times) to c by gossip. Whatever the policy (hold until due,
+    refuse everywhere), an event's fate may not depend on its entrance, and the
+    nodes end with one digest."""
+    a, c = net["a"], net["c"]
+    await trio.to_thread.run_sync(_settled, net)
+    times = {"year": _now_ms() + YEAR_MS, "max": MAX_TS}
+    by_api = {w: _key() for w in times}
+    by_gossip = {w: _key() for w in times}
+    answers: dict[str, Any] = {}
+    for w, ts in times.items():
+        ev = _profile(by_api[w], net.network_id, 1, None, ts, f"api-{w}")
+        answers[w] = await trio.to_thread.run_sync(_post, a, ev.raw)
+    async with P2PHost.open(P2PConfig(identity_seed=os.urandom(32))) as x:
+        await _join(x, net, c)
+        for w, ts in times.items():
+            ev = _profile(by_gossip[w], net.network_id, 1, None, ts, f"gossip-{w}")
+            try:
+                await _publish(x, net, [ev.raw])
+            except P2PError as exc:
+                answers[f"gossip-{w}"] = repr(exc)
+        # An honest event after the attack through each entrance's node: when it is
+        # everywhere, the future events have had every chance to travel as well.
+        marker = await trio.to_thread.run_sync(c.post, "/api/profile", {"name": "after-future"})
+        await await_for(
+            lambda: all(net[n].status()["heads"].get(c.account, 0) >= 1 for n in NAMES),
+            f"c's marker {marker['id'][:12]} to reach every node",
+            timeout=CONVERGE,
+            describe=lambda: _describe(net),
+        )
+        digest = await _await_agreed(net, f"after future-dated events (API answers: {answers})")
+    assert digest
+    for w in times:
+        api_answer = answers[w]
+        fates = {
+            n: {
+                "api": _applied(net[n], by_api[w]),
+                "gossip": _applied(net[n], by_gossip[w]),
+            }
+            for n in NAMES
+        }
+        for n, fate in fates.items():
+            assert fate["api"] == fate["gossip"], (
+                f"a {w}-ahead event's fate depends on its entrance: on {n}, the one posted "
+                f"to a's API is {'applied' if fate['api'] else 'not applied'} and the one "
+                f"gossiped to c is {'applied' if fate['gossip'] else 'not applied'} "
+                f"(a's API answered {api_answer}; all nodes: {fates})"
+            )
+        if api_answer.get("status") == "applied":
+            assert all(f["api"] for f in fates.values()), (api_answer, fates)
 
 
 # -- 4. churn: 30 short-lived peers, then a new honest peer is synced promptly -----------------
@@ -535,63 +599,6 @@ async def test_after_churn_flood_leaves_nothing_pending(
     net: Network, stale_peers: list[str]
 ) -> None:
     await _flood(net)
-
-
-# -- 1. future timestamps: every entrance gives the same result --------------------------------
-
-
-async def test_future_timestamps_same_result_at_every_entrance(net: Network) -> None:
-    """issue 9, 'a future timestamp splits the network': events dated a year
-    ahead and at 2^48-1. One pair goes to a's raw-event API, another pair (other
-    authors, same times) to c by gossip. Whatever the policy (hold until due,
-    refuse everywhere), an event's fate may not depend on its entrance, and the
-    nodes end with one digest."""
-    a, c = net["a"], net["c"]
-    await trio.to_thread.run_sync(_settled, net)
-    times = {"year": _now_ms() + YEAR_MS, "max": MAX_TS}
-    by_api = {w: _key() for w in times}
-    by_gossip = {w: _key() for w in times}
-    answers: dict[str, Any] = {}
-    for w, ts in times.items():
-        ev = _profile(by_api[w], net.network_id, 1, None, ts, f"api-{w}")
-        answers[w] = await trio.to_thread.run_sync(_post, a, ev.raw)
-    async with P2PHost.open(P2PConfig(identity_seed=os.urandom(32))) as x:
-        await _join(x, net, c)
-        for w, ts in times.items():
-            ev = _profile(by_gossip[w], net.network_id, 1, None, ts, f"gossip-{w}")
-            try:
-                await _publish(x, net, [ev.raw])
-            except P2PError as exc:
-                answers[f"gossip-{w}"] = repr(exc)
-        # An honest event after the attack through each entrance's node: when it is
-        # everywhere, the future events have had every chance to travel as well.
-        marker = await trio.to_thread.run_sync(c.post, "/api/profile", {"name": "after-future"})
-        await await_for(
-            lambda: all(net[n].status()["heads"].get(c.account, 0) >= 1 for n in NAMES),
-            f"c's marker {marker['id'][:12]} to reach every node",
-            timeout=CONVERGE,
-            describe=lambda: _describe(net),
-        )
-        digest = await _await_agreed(net, f"after future-dated events (API answers: {answers})")
-    assert digest
-    for w in times:
-        api_answer = answers[w]
-        fates = {
-            n: {
-                "api": _applied(net[n], by_api[w]),
-                "gossip": _applied(net[n], by_gossip[w]),
-            }
-            for n in NAMES
-        }
-        for n, fate in fates.items():
-            assert fate["api"] == fate["gossip"], (
-                f"a {w}-ahead event's fate depends on its entrance: on {n}, the one posted "
-                f"to a's API is {'applied' if fate['api'] else 'not applied'} and the one "
-                f"gossiped to c is {'applied' if fate['gossip'] else 'not applied'} "
-                f"(a's API answered {api_answer}; all nodes: {fates})"
-            )
-        if api_answer.get("status") == "applied":
-            assert all(f["api"] for f in fates.values()), (api_answer, fates)
 
 
 if __name__ == "__main__":  # the churn peers' process (see _churn)
