@@ -14,7 +14,10 @@ PROTOCOL.md §6.5 specifies the computation exactly. In short:
   counts at least `MIN_OUT_WEIGHT`), and everything not passed on (the blend,
   dangling accounts, rounding) goes back to the seeds in equal shares. So a ring
   reached through a few edges holds at most about `(1-a)/a` times what flows
-  across them per round.
+  across them per round. One propagation over all edges gives the overall score.
+- skills: an account's trust in skill S is what reaches it through edges that
+  arose in bounties of skill S in one more round (a split of the overall flow
+  by skill; one propagation per skill measured twice as slow).
 - penalties: each bounty whose mentor refunded it after a learner committed, or
   (with `now_ms`) left it unsettled past `review_by`, halves the mentor's trust
   in each of its skills and overall. A learner accepted and never revealing by
