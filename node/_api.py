@@ -693,7 +693,18 @@ def make_app(node: Node, token: str) -> Starlette:
         }
         bid = _hex(request.path_params["bid"], "bounty")
         _not_settled(bid)
-        ev = await node.award(bid, winners)
+        try:
+            ev = await node.award(bid, winners)
+        except UserError as exc:
+            over = re.fullmatch(r"winners ask (\d+) but (-?\d+) is left", exc.message)
+            if over is None:
+                raise
+            raise UserError(
+                f"the winners' amounts add up to {over[1]}, but only {over[2]} is left "
+                "in escrow after the reviewers' share",
+                status=409,
+                code="over_escrow",
+            ) from None
         return event_json(ev.id)
 
     async def refund(request: Request) -> Any:

@@ -794,6 +794,13 @@ async def test_roles_next_actions_filters_and_me(trio_locals: tuple[list[Local],
     assert (b["my_role"], b["next_action"], b["my_reviews"]) == ("reviewer", None, [sub])
     assert await rv.ids(mine="1") == {bid}
 
+    r = await m.http.post(f"/api/bounties/{bid}/award", json={"winners": {sub: 5000}})
+    assert r.status_code == 409, r.text
+    assert r.json() == {
+        "error": "over_escrow",
+        "message": "the winners' amounts add up to 5000, but only 900 is left in escrow "
+        "after the reviewers' share",
+    }
     await m.call("POST", f"/api/bounties/{bid}/award", {"winners": {sub: None}})
     r = await m.http.post(f"/api/bounties/{bid}/award", json={"winners": {sub: None}})
     assert r.status_code == 409
