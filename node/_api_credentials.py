@@ -38,8 +38,10 @@ def _sid(text: str) -> bytes:
     return b
 
 
-def issuer_fork(node: Node, issuer: Any) -> dict[str, Any]:
-    """Whether this node knows the issuer forked its chain (an equivocation proof)."""
+def issuer_fork(node: Node, issuer: Any, award_seq: int | None = None) -> dict[str, Any]:
+    """Whether this node knows the issuer forked its chain (an equivocation
+    proof), and if so whether the award (at `award_seq` of the issuer's chain)
+    came before the fork and still stands."""
     try:
         pk = did_key_public_key(issuer)
     except VCError:
@@ -47,7 +49,10 @@ def issuer_fork(node: Node, issuer: Any) -> dict[str, Any]:
     seq = node.ledger.replica.state.forks.get(pk)
     if seq is None:
         return {"checked": True, "forked": False}
-    return {"checked": True, "forked": True, "fork_seq": seq}
+    out: dict[str, Any] = {"checked": True, "forked": True, "fork_seq": seq}
+    if award_seq is not None:
+        out["award_stands"] = award_seq < seq
+    return out
 
 
 def credential_routes(node: Node) -> list[tuple[str, str, Handler]]:
@@ -103,7 +108,8 @@ def credential_routes(node: Node) -> list[tuple[str, str, Handler]]:
             raise UserError(f"the body is not JSON: {exc}") from None
         report = await trio.to_thread.run_sync(verify_document, doc, node.clock())
         out = report.to_json()
-        out["issuer_fork"] = issuer_fork(node, report.issuer)
+        seq = (report.learnmesh or {}).get("award_seq")
+        out["issuer_fork"] = issuer_fork(node, report.issuer, seq)
         return out
 
     return [

@@ -147,9 +147,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
             .call("POST", "/api/credentials/verify", raw=data)
             .get("issuer_fork")
         )
+    fork = out.get("issuer_fork") or {}
+    revoked = bool(fork.get("forked")) and fork.get("award_stands") is False
     if args.json:
         _out_json(out)
-        return 0 if report.valid else 1
+        return 0 if report.valid and not revoked else 1
     c = Console(emoji=False, highlight=False, soft_wrap=True)
     who = report.issuer_name or "?"
     lm_issuer, lm_subject = (
@@ -180,21 +182,34 @@ def cmd_verify(args: argparse.Namespace) -> int:
         mark = "[green]ok[/green]  " if ok else "[red]FAIL[/red]"
         c.print(f"  {mark} {name}: {escape(reason)}")
     if args.online:
-        f = out.get("issuer_fork") or {}
-        if not f.get("checked"):
-            c.print(f"  [yellow]??[/yellow]   online: {escape(str(f.get('reason')))}")
-        elif f.get("forked"):
+        seq = fork.get("fork_seq")
+        if not fork.get("checked"):
+            c.print(f"  [yellow]??[/yellow]   online: {escape(str(fork.get('reason')))}")
+        elif not fork.get("forked"):
+            c.print("  [green]ok[/green]   online: the local node knows no fork by the issuer")
+        elif revoked:
             c.print(
-                "  [red]WARN[/red] online: the local node holds proof that the issuer forked "
-                f"its chain at seq {f.get('fork_seq')}: its events from there on count for nothing"
+                "  [red]FAIL[/red] online: the local node holds proof that the issuer forked its "
+                f"chain at seq {seq}: its events from there on, this award included, count "
+                "for nothing"
+            )
+        elif fork.get("award_stands"):
+            c.print(
+                "  [yellow]WARN[/yellow] online: the local node holds proof that the issuer "
+                f"forked its chain at seq {seq}; this award came before the fork and stands"
             )
         else:
-            c.print("  [green]ok[/green]   online: the local node knows no fork by the issuer")
-    if report.valid:
+            c.print(
+                "  [yellow]WARN[/yellow] online: the local node holds proof that the issuer's "
+                f"key forked its learnmesh chain at seq {seq}"
+            )
+    if report.valid and not revoked:
         c.print("[green]VALID[/green]")
+    elif report.valid:
+        c.print("[red]NOT VALID[/red]: the issuer forked its chain at or before this award")
     else:
         c.print(f"[red]NOT VALID[/red]: {escape(report.failures[0][1])}")
-    return 0 if report.valid else 1
+    return 0 if report.valid and not revoked else 1
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -23,7 +23,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cachetools import LRUCache
-from learnmesh.protocol import RemoteProtocolError, account_text, verify_credential
+from learnmesh.protocol import (
+    RemoteProtocolError,
+    account_text,
+    decode_event,
+    strict_unpack,
+    verify_credential,
+)
 from learnmesh.protocol._vc import (
     BUNDLE_MEDIA_TYPE,
     OB_CONTEXT,
@@ -489,6 +495,8 @@ def _check_learnmesh(r: VCReport, bundle: bytes) -> None:
     learner = account_from_text(cred.learner)
     r.network, r.network_id = cred.network, cred.network_id.hex()
     r.learnmesh = cred.to_json()
+    award_raw = strict_unpack(bundle, 1 << 20)["events"][4]  # checked just above
+    r.learnmesh["award_seq"] = decode_event(award_raw, 1 << 20, verify=False).seq
     problems = []
     if r.issuer != did_key(mentor):
         problems.append(f"the issuer is not the bounty's mentor {cred.mentor}")

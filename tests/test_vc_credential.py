@@ -125,6 +125,7 @@ def test_verifies_offline_and_says_what_it_is() -> None:
     assert r.achievement == "Prove that sqrt(2) is irrational"
     assert r.work is not None and EV["reveal"][0].id.hex() in r.work
     assert r.learnmesh is not None and r.learnmesh["amount"] == 8000
+    assert r.learnmesh["award_seq"] == EV["award"][0].seq
 
 
 def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
@@ -286,6 +287,8 @@ def test_online_fork_answer() -> None:
         "forked": True,
         "fork_seq": 7,
     }
+    assert issuer_fork(node, did_key(MENTOR.public_key), 6)["award_stands"] is True
+    assert issuer_fork(node, did_key(MENTOR.public_key), 7)["award_stands"] is False
     assert issuer_fork(node, OTHER_DID) == {"checked": True, "forked": False}
     assert issuer_fork(node, "https://example.org/issuer")["checked"] is False
 

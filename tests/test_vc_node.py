@@ -145,6 +145,42 @@ def test_learner_gets_the_credential_after_the_mentor_left(net: Network, tmp_pat
     with pytest.raises(ApiError):
         learner.get(f"/api/credentials/{'00' * 32}")
 
+    # Later the learner's node learns that the mentor forked its chain at seq 1
+    # (two different events signed at that seq): every mentor event from there
+    # on counts for nothing, the award included, and --online says so.
+    fork = ChainWriter(m.key, net.network_id).sign(
+        "profile", {"name": "Ada again", "bio": "", "skills": []}, int(time.time() * 1000)
+    )
+    learner.post_raw(fork.raw)
+    wait_for(
+        lambda: learner.call("POST", "/api/credentials/verify", raw=vc)["issuer_fork"]["forked"],
+        "the learner's node to hold the fork proof",
+        describe=net.describe,
+    )
+    r = cli(
+        "--data",
+        str(learner.data),
+        "--json",
+        "credential",
+        "verify",
+        "--online",
+        str(out),
+        check=False,
+    )
+    assert r.returncode == 1, r.stdout
+    assert json.loads(r.stdout)["issuer_fork"] == {
+        "checked": True,
+        "forked": True,
+        "fork_seq": 1,
+        "award_stands": False,
+    }
+    text = cli(
+        "--data", str(learner.data), "credential", "verify", "--online", str(out), check=False
+    ).stdout
+    assert "forked its chain at seq 1" in text and "NOT VALID" in text, text
+    # Offline, with no network to ask, the file alone still verifies.
+    assert cli("--json", "credential", "verify", str(out)).returncode == 0
+
 
 def test_a_mentor_node_issues_missing_credentials_when_it_starts(net: Network) -> None:
     """An award whose credential was never issued (the mentor's node stopped in
