@@ -156,6 +156,12 @@ class SecurityGuard:
             resp = _error("origin_refused", "requests from another web site are refused", 403)
             await resp(scope, receive, send_secured)
             return
+        length = headers.get(b"content-length", b"0")
+        if not length.isdigit() or int(length) > _MAX_BODY:
+            # refused before a byte of it is read (the handlers read bodies whole)
+            resp = _error("too_large", f"request bodies are at most {_MAX_BODY >> 20} MiB", 413)
+            await resp(scope, receive, send_secured)
+            return
         await self.app(scope, receive, send_secured)
 
 

@@ -22,6 +22,7 @@ import base64
 import contextlib
 import json
 import os
+import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -220,6 +221,22 @@ def test_deep_or_bad_json_is_a_400(shared: Shared) -> None:
             assert body["message"] and "Traceback" not in body["message"]
     assert events(a) == before
     assert a.get("/api/status")["events"] == before, "the node still answers"
+    # A body announced over the limit is refused before it is read.
+    port = int(a.api.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=WAIT) as sock:
+        sock.sendall(
+            f"POST /api/transfer HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"Authorization: Bearer {a.token}\r\nContent-Length: {33 << 20}\r\n\r\n{{".encode()
+        )
+        got = b""
+        while b"}" not in got and len(got) < 8192:  # the status line, headers and JSON body
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            got += chunk
+        head = got.decode("latin-1")
+    assert head.startswith("HTTP/1.1 413"), head
+    assert '"error":"too_large"' in head, head
 
 
 # -- login and sessions ------------------------------------------------------------------
