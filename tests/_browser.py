@@ -151,8 +151,25 @@ class Browser:
         return self.driver.find_elements(By.CSS_SELECTOR, css)
 
     def click(self, css: str) -> None:
-        el = self.wait(lambda: self._enabled(css), f"{css} to be clickable")
-        el.click()
+        """Click the element once it is there and enabled (a live redraw that
+        replaces it in between is retried: the stale element was not clicked)."""
+
+        def once() -> bool:
+            el = self._enabled(css)
+            if el is None:
+                return False
+            el.click()
+            return True
+
+        self.wait(once, f"{css} to be clickable")
+
+    def texts(self, css: str) -> list[str]:
+        """The texts of the elements matching `css`, once there are some (read
+        again if a live redraw replaced them while reading)."""
+        return self.wait(lambda: [str(e.text) for e in self.finds(css)] or None, f"{css} texts")
+
+    def attr(self, css: str, name: str) -> str:
+        return str(self.wait(lambda: self.find(css).get_attribute(name), f"{css} [{name}]"))
 
     def _enabled(self, css: str) -> WebElement | None:
         el = self.find(css)

@@ -318,17 +318,21 @@ def test_hostile_text_never_runs_in_the_victims_page(hostile: Hostile, csp: str)
             )
         if route == f"bounty/{a}":
             # The victim may review: one field per hostile criterion, named as text.
-            labels = [el.text for el in b.finds("form.review-form label")]
+            labels = b.texts("form.review-form label")
             for n in NAMES:
                 assert f"{n} (0–10)" in labels, labels
             # Hover and focus every field and link: attribute-breaking payloads
             # would fire on these.
-            for el in b.finds("main a, main input, main textarea, main button"):
-                b.js(
-                    "arguments[0].dispatchEvent(new MouseEvent('mouseover', {bubbles: true}));", el
-                )
-                b.js("arguments[0].focus()", el)
-            hrefs = [el.get_attribute("href") for el in b.finds("a.file")]
+            b.js(
+                "for (const el of document.querySelectorAll("
+                "'main a, main input, main textarea, main button, main td, main li')) {"
+                " el.dispatchEvent(new MouseEvent('mouseover', {bubbles: true}));"
+                " if (el.focus) el.focus(); }"
+            )
+            hrefs = b.wait(
+                lambda: [str(e.get_attribute("href")) for e in b.finds("a.file")] or None,
+                "the attachment links",
+            )
             assert len(hrefs) == len(FILE_NAMES)
             assert all("/api/blobs/" in h for h in hrefs), hrefs
         if csp == "enforced":  # for a person to look at: hostile text, drawn as text

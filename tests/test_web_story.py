@@ -249,7 +249,7 @@ def test_reviewer_reviews_with_one_integer_per_criterion(story: Story) -> None:
     b.find("a.bounty-title").click()
     b.wait(lambda: b.find("form.review-form"), "the review form")
     b.full_screenshot("action-review-desktop", 1280)
-    labels = [el.text for el in b.finds("form.review-form label")]
+    labels = b.texts("form.review-form label")
     assert labels[:3] == ["correctness (0–10)", "clarity (0–10)", "depth (0–5)"], labels
     assert not b.finds("#submit-form") and not b.finds("#award-button")
     scores = b.finds("form.review-form input[name=score]")
@@ -268,7 +268,7 @@ def test_reviewer_reviews_with_one_integer_per_criterion(story: Story) -> None:
     b.wait_text("You reviewed this submission.")
     assert not b.finds("form.review-form")
     # Reviews show as a per-criterion table, not as raw JSON.
-    rows = [r.text for r in b.finds(".review table.scores tbody tr")]
+    rows = b.texts(".review table.scores tbody tr")
     assert rows == ["correctness 8 / 10", "clarity 7 / 10", "depth 4 / 5"], rows
     assert "{" not in b.find(".reviews").text
     story.done.add("review")
@@ -285,6 +285,14 @@ def test_mentor_awards_and_every_node_shows_the_result(story: Story) -> None:
     b.go(f"bounty/{bid}")
     b.wait_text("Review by")
     b.full_screenshot("action-award-desktop", 1280)
+    b.fill("input[name=winner_amount]", "2000")
+    b.click("#award-button")
+    assert "The amounts add up to 2000 but 900 is left" in _error(b, "main")
+    b.set_value("input[name=winner_amount]", "")
+    b.wait(
+        lambda: "900 tokens split evenly between 1 submission(s)" in b.find("#award-note").text,
+        "the award note",
+    )
     b.click("#award-button")
     b.wait_text("This bounty is settled")
     assert not b.finds("#award-button") and not b.finds("#refund-button")
@@ -324,10 +332,9 @@ def test_learner_downloads_the_attachment_and_the_credential(story: Story) -> No
     b, learner, bid = story.browser, story.learner, story.bounty
     b.login(learner)
     b.go(f"bounty/{bid}")
-    link = b.wait(lambda: b.find("a.file"), "the attachment link")
-    href = link.get_attribute("href")
+    href = b.attr("a.file", "href")
     assert "/api/blobs/" in href and "name=diagram.pdf" in href, href
-    link.click()
+    b.click("a.file")
     assert b.downloaded("diagram.pdf") == ATTACHMENT
 
     b.go("credentials")
@@ -344,10 +351,9 @@ def test_learner_downloads_the_attachment_and_the_credential(story: Story) -> No
     )
     b.go("bounties")
     b.go("credentials")
-    dl = b.wait(lambda: b.find("a.cred-download"), "the credential download link")
+    name = b.attr("a.cred-download", "download")
     assert TITLE in b.main_text()
-    name = str(dl.get_attribute("download"))
-    dl.click()
+    b.click("a.cred-download")
     data = b.downloaded(name)
     cred = json.loads(data)
     assert learner.account in json.dumps(cred) or "did:" in json.dumps(cred)
@@ -356,6 +362,18 @@ def test_learner_downloads_the_attachment_and_the_credential(story: Story) -> No
     saved.write_bytes(data)
     b.find("#verify-file").send_keys(str(saved))
     b.wait(lambda: b.find("#verify-verdict").text.startswith("Valid"), "the credential to verify")
+    # Dropped on the page, the same file verifies too.
+    b.go("bounties")
+    b.go("credentials")
+    b.wait(lambda: b.find("#drop-zone"), "the drop zone")
+    b.js(
+        "const dt = new DataTransfer();"
+        "dt.items.add(new File([arguments[0]], 'dropped.json', {type: 'application/json'}));"
+        "document.getElementById('drop-zone').dispatchEvent("
+        " new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true}));",
+        data.decode(),
+    )
+    b.wait(lambda: b.find("#verify-verdict").text.startswith("Valid"), "the dropped file to verify")
     # A tampered copy does not verify.
     bad = json.loads(data)
     bad["name"] = str(bad.get("name", "")) + " (edited)"

@@ -517,17 +517,24 @@
       h("option", { value: "" }, "Any phase"),
       Object.entries(PHASES).map(([k, v]) => h("option", { value: k, selected: f.phase === k }, v)));
     phase.value = f.phase;
+    const sort = h("select", { name: "sort" },
+      h("option", { value: "new" }, "Newest first"),
+      h("option", { value: "deadline" }, "Deadline soonest"),
+      h("option", { value: "reward" }, "Highest reward"));
+    sort.value = S.sort || "new";
     const minReward = intInput("min_reward", f.min_reward);
     minReward.placeholder = "0";
     const box = errBox();
     const list = h("div", { class: "list" }, loading());
     const count = h("p", { class: "muted count" });
     let timer = 0;
+    let lastSig = null;
     const changed = () => { clearTimeout(timer); timer = setTimeout(refresh, 250); };
     for (const el of [q, skill, minReward]) el.addEventListener("input", changed);
     phase.addEventListener("change", changed);
+    sort.addEventListener("change", () => { S.sort = sort.value; changed(); });
     const form = h("form", { class: "filters", role: "search", listen: { submit: (e) => { e.preventDefault(); refresh(); } } },
-      field("Search", q), field("Skill", skill), field("Phase", phase), field("Min. reward", minReward), box);
+      field("Search", q), field("Skill", skill), field("Phase", phase), field("Min. reward", minReward), field("Sort", sort), box);
 
     async function refresh() {
       let min = "";
@@ -537,12 +544,19 @@
       } catch (e) { showErr(box, e.message); return; }
       Object.assign(f, { q: q.value.trim(), skill: skill.value.trim(), phase: phase.value, min_reward: min === "" ? "" : String(min) });
       let data;
-      try { data = await get(bountyQuery(f)); } catch (e) { put(list, failBox(e)); return; }
+      try { data = await get(bountyQuery(f)); } catch (e) { lastSig = null; put(list, failBox(e)); return; }
       // The node filters; these checks only keep a node that ignores a filter honest.
       const rows = (data.bounties || []).filter((b) =>
         (!f.skill || (b.skills || []).includes(f.skill))
         && (!f.phase || b.phase === f.phase || b.status === f.phase)
         && (f.min_reward === "" || b.reward >= Number(f.min_reward)));
+      const next = (b) => (b.phase === "open" ? b.submit_by : b.phase === "closed" ? b.review_by : Infinity);
+      const passed = (b) => (next(b) < Date.now() ? 1 : 0);  // passed deadlines go last
+      if (sort.value === "deadline") rows.sort((x, y) => passed(x) - passed(y) || next(x) - next(y));
+      else if (sort.value === "reward") rows.sort((x, y) => y.reward - x.reward);
+      const sig = JSON.stringify([rows, sort.value, f]);
+      if (sig === lastSig) return;
+      lastSig = sig;
       count.textContent = rows.length === 1 ? "1 bounty" : `${rows.length} bounties`;
       put(list, rows.length ? h("ul", { class: "bounties" }, rows.map(bountyItem))
         : empty(Object.values(f).some(Boolean) ? "No bounty matches these filters." : "No bounties yet. Post the first one!"));
@@ -663,11 +677,16 @@
     const actions = h("div", { class: "actions-area" });
     const body = h("div", {});
     let actionKey = null;
+    let lastSig = null;
     const reviewForms = new Map();
 
     async function refresh() {
       let b;
-      try { b = await get("/api/bounties/" + enc(id)); } catch (e) { put(head, failBox(e)); put(body); put(actions); return; }
+      try { b = await get("/api/bounties/" + enc(id)); } catch (e) { lastSig = null; put(head, failBox(e)); put(body); put(actions); return; }
+      // A change elsewhere in the network need not redraw this bounty.
+      const sig = JSON.stringify([b, S.me.account]);
+      if (sig === lastSig) return;
+      lastSig = sig;
       drawBounty(b);
     }
 
@@ -761,7 +780,7 @@
           const enc64 = await Promise.all(payload.fl.map(async (f) => ({ name: f.name, data_b64: await readFileB64(f) })));
           return post(key, "/api/submit", { bounty: b.id, text: payload.t, files: enc64 });
         });
-        if (res) { toast("Committed. Your work stays sealed until the mentor closes submissions."); actionKey = null; await refresh(); }
+        if (res) { toast("Committed. Your work stays sealed until the mentor closes submissions."); actionKey = null; lastSig = null; await refresh(); }
       }
       return h("form", { class: "card form", id: "submit-form", novalidate: true, listen: { submit: (e) => { e.preventDefault(); send(); } } },
         h("h2", {}, "Submit your work"),
@@ -779,14 +798,14 @@
       refundBtn.addEventListener("click", async () => {
         if (!armed) { armed = true; refundBtn.textContent = "Confirm refund"; return; }
         const res = await act(refundBtn, box, (key) => post(key, `/api/bounties/${enc(b.id)}/refund`, {}));
-        if (res) { toast("Refunded: the escrow is back in your balance."); actionKey = null; await refreshAll(); }
+        if (res) { toast("Refunded: the escrow is back in your balance."); actionKey = null; lastSig = null; await refreshAll(); }
       });
       if (b.phase === "open") {
         const closeBtn = h("button", { type: "button", class: "primary", id: "close-button" },
           b.commits ? `Close submissions (${b.commits} committed)` : "Close submissions");
         closeBtn.addEventListener("click", async () => {
           const res = await act(closeBtn, box, (key) => post(key, `/api/bounties/${enc(b.id)}/close`, {}));
-          if (res) { toast("Closed. Learners' nodes now reveal their work."); actionKey = null; await refresh(); }
+          if (res) { toast("Closed. Learners' nodes now reveal their work."); actionKey = null; lastSig = null; await refresh(); }
         });
         parts.push(h("p", { class: "hint" }, "Closing accepts every commit so far; each learner's node then reveals its work for review. Refunding cancels the bounty and returns the escrow."),
           h("div", { class: "actions" }, closeBtn, refundBtn));
@@ -794,30 +813,55 @@
         const share = Math.floor(b.reward * b.reviewer_share_bp / 10000);
         const reviewed = subs.some((s) => (s.reviews || []).length);
         const boxes = subs.map((s) => {
-          const cb = h("input", { type: "checkbox", name: "winner", value: s.id, checked: true });
-          const nm = h("span", {}, "work by ", who(s.learner));
-          return { s, cb, row: h("label", { class: "check" }, cb, nm, ` · ${(s.reviews || []).length} review(s)`) };
+          const cb = h("input", { type: "checkbox", name: "winner", value: s.id, checked: true, "aria-label": "Award this work" });
+          const amt = intInput("winner_amount", "");
+          amt.placeholder = "even split";
+          amt.setAttribute("aria-label", "Amount for this work (blank: an even split of the rest)");
+          const row = h("div", { class: "winner" },
+            h("label", { class: "check" }, cb, h("span", {}, "work by ", who(s.learner), ` · ${(s.reviews || []).length} review(s)`)),
+            amt);
+          return { s, cb, amt, row };
         });
         const awardBtn = h("button", { type: "button", class: "primary", id: "award-button", disabled: !subs.length }, "Award");
-        const note = h("p", { class: "hint" });
-        const explain = () => {
-          const n = boxes.filter((x) => x.cb.checked).length;
-          const toRev = reviewed ? share : 0;
-          const pool = b.escrow - toRev;
-          note.textContent = n
-            ? `${amount(pool)} split evenly between ${n} submission(s)` + (reviewed ? `; up to ${amount(share)} to the honest reviews.` : ".")
-            : "Choose at least one submission to award.";
+        const note = h("p", { class: "hint", id: "award-note" });
+        const pool = b.escrow - (reviewed ? share : 0);
+        // The amounts the form asks for: {submission: amount or null (even split)}.
+        const winnersOf = () => {
+          const winners = {};
+          let fixed = 0;
+          for (const x of boxes) {
+            if (!x.cb.checked) continue;
+            if (x.amt.value.trim() === "") { winners[x.s.id] = null; continue; }
+            const n = readInt(x.amt, "Each amount", 1);
+            fixed += n;
+            winners[x.s.id] = n;
+          }
+          if (!Object.keys(winners).length) throw new FormError("Choose at least one submission to award.");
+          if (fixed > pool) throw new FormError(`The amounts add up to ${fixed} but ${pool} is left after the reviewers' share`);
+          return winners;
         };
-        boxes.forEach((x) => x.cb.addEventListener("change", explain));
+        const explain = () => {
+          let w;
+          try { w = winnersOf(); } catch (e) { note.textContent = e.message; return; }
+          const even = Object.values(w).filter((v) => v === null).length;
+          const fixed = Object.values(w).reduce((t, v) => t + (v || 0), 0);
+          const parts2 = [];
+          if (fixed) parts2.push(`${amount(fixed)} as you set`);
+          if (even) parts2.push(`${amount(pool - fixed)} split evenly between ${even} submission(s)`);
+          const back = even ? 0 : pool - fixed;
+          note.textContent = parts2.join(" and ")
+            + (reviewed ? `; ${amount(share)} to the honest reviews` : "")
+            + (back ? `; ${amount(back)} comes back to you.` : ".");
+        };
+        boxes.forEach((x) => { x.cb.addEventListener("change", explain); x.amt.addEventListener("input", explain); x.amt.addEventListener("change", explain); });
         explain();
         awardBtn.addEventListener("click", async () => {
-          const winners = {};
-          for (const x of boxes) if (x.cb.checked) winners[x.s.id] = null;
-          if (!Object.keys(winners).length) { showErr(box, "Choose at least one submission to award."); return; }
+          let winners;
+          try { winners = winnersOf(); } catch (e) { showErr(box, e.message); return; }
           const res = await act(awardBtn, box, (key) => post(key, `/api/bounties/${enc(b.id)}/award`, { winners }));
-          if (res) { toast("Awarded. The learners and reviewers are paid."); actionKey = null; await refreshAll(); }
+          if (res) { toast("Awarded. The learners and reviewers are paid."); actionKey = null; lastSig = null; await refreshAll(); }
         });
-        parts.push(subs.length ? h("div", { class: "winners" }, boxes.map((x) => x.row)) : empty("No work is revealed yet; award once it is, or refund."),
+        parts.push(subs.length ? h("div", { class: "winners" }, h("p", {}, "Choose the work to award; leave an amount blank to split the rest evenly."), boxes.map((x) => x.row)) : empty("No work is revealed yet; award once it is, or refund."),
           note, h("div", { class: "actions" }, awardBtn, refundBtn));
       }
       parts.push(box);
@@ -876,7 +920,7 @@
           body = { submission: s.id, scores, comment: readText(comment, "Comment", 0, 2000) };
         } catch (e) { showErr(box, e.message); return; }
         const res = await act(btn, box, (key) => post(key, "/api/review", body));
-        if (res) { toast("Review sent."); reviewForms.delete(s.id); actionKey = null; await refresh(); }
+        if (res) { toast("Review sent."); reviewForms.delete(s.id); actionKey = null; lastSig = null; await refresh(); }
       }
       return h("form", { class: "review-form", novalidate: true, listen: { submit: (e) => { e.preventDefault(); send(); } } },
         h("h3", {}, "Your review"),
@@ -1106,6 +1150,7 @@
       if (f) verify(f);
     });
     drop.addEventListener("click", () => file.click());
+    drop.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); file.click(); } });
     file.addEventListener("change", () => { if (file.files[0]) verify(file.files[0]); });
 
     function drawReport(r) {
