@@ -36,7 +36,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from itertools import repeat
 from math import isqrt
-from operator import floordiv, mul
+from operator import floordiv, itemgetter, mul
 from typing import TYPE_CHECKING, NamedTuple
 
 import msgpack
@@ -219,9 +219,23 @@ def propagate(
         ins_w[vi].append(w)
         out_w[ui] += w
     den = [1000 * max(x, MIN_OUT_WEIGHT) for x in out_w]
-    targets = [i for i in range(n) if ins_src[i]]
-    pull = [(ins_src[i], ins_w[i]) for i in targets]
-    seed_idx = sorted(idx[s] for s in seed_set)
+    # The sums are exact, so the order of accounts inside the loop does not
+    # matter: number them anew, accounts with several in-edges first (each pulls
+    # through an itemgetter), then those with one (one C-level map for all),
+    # then those with none (always 0 before the seeds' share).
+    multi = [i for i in range(n) if len(ins_src[i]) > 1]
+    single = [i for i in range(n) if len(ins_src[i]) == 1]
+    rest = [i for i in range(n) if not ins_src[i]]
+    perm = multi + single + rest
+    pos = [0] * n
+    for new_i, old_i in enumerate(perm):
+        pos[old_i] = new_i
+    den = [den[i] for i in perm]
+    pull = [(itemgetter(*[pos[u] for u in ins_src[i]]), ins_w[i]) for i in multi]
+    single_src = [pos[ins_src[i][0]] for i in single]
+    single_w = [ins_w[i][0] for i in single]
+    zeros = [0] * len(rest)
+    seed_idx = sorted(pos[idx[s]] for s in seed_set)
     ns = len(seed_idx)
     each = ONE // ns
     mass = each * ns
@@ -231,17 +245,15 @@ def propagate(
         t[i] = each
     for _ in range(ITERATIONS):
         # q[u] = t[u] * 850 // (1000 * W_u), in a C-level loop; then each
-        # target pulls sum(q[u] * w) over its in-edges.
+        # account pulls sum(q[u] * w) over its in-edges.
         q = list(map(floordiv, map(mul, t, repeat(keep)), den))
-        get = q.__getitem__
-        flows = [sum(map(mul, map(get, s), w)) for s, w in pull]
-        t = [0] * n
-        for i, f in zip(targets, flows, strict=True):
-            t[i] = f
+        flows = [sum(map(mul, g(q), w)) for g, w in pull]
+        flows += map(mul, map(q.__getitem__, single_src), single_w)
         share = (mass - sum(flows)) // ns
+        t = flows + zeros
         for i in seed_idx:
             t[i] += share
-    return {order[i]: x for i, x in enumerate(t) if x}
+    return {order[perm[i]]: x for i, x in enumerate(t) if x}
 
 
 def _rates(
