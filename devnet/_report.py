@@ -277,6 +277,12 @@ def summary_table(report: Mapping[str, Any]) -> Table:
             ),
             ("fork sets equal after the attacks", _yes(adv.get("fork_sets_equal"))),
             ("future timestamps: entrances agree", _yes(adv.get("future_entrances_agree"))),
+            (
+                "churn's peers dropped",
+                "NO (still listed)"
+                if adv.get("churn_peers_dropped_after_s") is None
+                else f"{adv['churn_peers_dropped_after_s']:.1f} s after the last attack",
+            ),
         ]
     rows += [
         ("wall time", _secs(report.get("wall_s"))),

@@ -13,6 +13,7 @@ import contextlib
 import functools
 import hashlib
 import json
+import logging
 import os
 import random
 import shutil
@@ -656,10 +657,18 @@ class _Run:
 
         # The hostile peer's own session (a libp2p host in this thread's trio loop):
         # gossip to y, churn everywhere; the flood's API copy goes to x meanwhile.
-        with ThreadPoolExecutor(max_workers=1) as ex:
-            flood_api = ex.submit(post_flood)
-            trio.run(session.run)
-            flood_accepted = flood_api.result()
+        # libp2p logs its teardown races (a closed peer's streams) at ERROR; in
+        # this driver process they are noise over the live view.
+        lib_log = logging.getLogger("libp2p")
+        level = lib_log.level
+        lib_log.setLevel(logging.CRITICAL)
+        try:
+            with ThreadPoolExecutor(max_workers=1) as ex:
+                flood_api = ex.submit(post_flood)
+                trio.run(session.run)
+                flood_accepted = flood_api.result()
+        finally:
+            lib_log.setLevel(level)
         attacks.append({"attack": "bad_prev by gossip", "node": y.name, "author": k_bad.account})
         attacks.append({"attack": "future timestamps by gossip", "node": y.name, **session.notes})
         attacks.append({"attack": "peer churn", "peers": _CHURN, "left": session.churned})
@@ -719,6 +728,19 @@ class _Run:
         stats["bad_prev_fork_detected"] = sum(
             1 for v in st.values() if k_fork.account in v["forks"]
         )
+        # The churn's peers are gone: no node may go on listing them as connected.
+        gone = set(session.churn_ids)
+
+        def listed() -> dict[str, int]:
+            return {k: len(gone & set(v["peers"])) for k, v in self.c.statuses(honest).items()}
+
+        stats["churn_peers_listed_after_attacks"] = listed()
+        try:
+            poll(lambda: not any(listed().values()), 30, "the churn's peers to be dropped", 0.5)
+            stats["churn_peers_dropped_after_s"] = round(time.monotonic() - t_last, 2)
+        except DevnetError:
+            stats["churn_peers_dropped_after_s"] = None
+        stats["churn_peers_listed_at_end"] = listed()
         self.log(
             f"after the last attack: {'one digest' if after is not None else 'NO agreement'}"
             + (f" in {after:.1f} s" if after is not None else "")
@@ -823,6 +845,7 @@ class _Hostile:
         self.future, self.bad_prev, self.flood, self.churn = future, bad_prev, flood, churn
         self.notes: dict[str, Any] = {}
         self.churned = 0
+        self.churn_ids: list[str] = []
         self.flood_sent = 0
 
     @staticmethod
@@ -862,6 +885,7 @@ class _Hostile:
         await trio.sleep(0.1 * i)
         with contextlib.suppress(P2PError):
             async with P2PHost.open(P2PConfig(identity_seed=os.urandom(32))) as p:
+                self.churn_ids.append(p.peer_id)
                 await p.subscribe(self.topic, self._accept)
                 for addr in addrs:
                     with trio.move_on_after(10), contextlib.suppress(P2PError):

@@ -173,3 +173,4 @@ def test_adversarial_every_honest_node_detects_the_equivocation(tmp_path: Path) 
     assert report["fork_sets_equal"], report["fork_sets"]
     assert adv["future_entrances_agree"], adv["future_fates"]
     assert adv["bad_prev_fork_detected"] == report["honest_nodes"], adv["fork_sets"]
+    assert adv["churn_peers_dropped_after_s"] is not None, adv["churn_peers_listed_at_end"]
