@@ -26,6 +26,7 @@ import contextlib
 import json
 import os
 import random
+import select
 import signal
 import subprocess
 import sys
@@ -461,14 +462,20 @@ def _churn(net: Network, count: int, frozen: int) -> tuple[subprocess.Popen[str]
         str(frozen),
         *[net[n].addr for n in NAMES],
     ]
-    proc = subprocess.Popen(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True
-    )
+    log = net.root / "churn.log"
+    with open(log, "ab") as err:
+        proc = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=err, text=True, start_new_session=True
+        )
     assert proc.stdout is not None
-    line = proc.stdout.readline()  # the child prints one JSON line when its peers are in
+    # The child prints one JSON line once its peers are in.
+    ready, _, _ = select.select([proc.stdout], [], [], WAIT)
+    line = proc.stdout.readline() if ready else ""
     if not line:
-        proc.kill()
-        raise AssertionError(f"the churn process ended early (code {proc.wait()})")
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        tail = log.read_text(errors="replace")[-2000:]
+        raise AssertionError(f"the churn process gave no peers (code {proc.wait()}):\n{tail}")
     peers = json.loads(line)["peers"]
     os.kill(proc.pid, signal.SIGSTOP)
     return proc, peers
