@@ -70,10 +70,16 @@ def _inputs(node: Node, award: Event, submission: bytes) -> tuple[Any, ...]:
 
 
 def _sign(key: KeyPair, inputs: tuple[Any, ...]) -> bytes:
-    """Build and sign (pure CPU, no shared state: run in a worker thread)."""
+    """Build, sign and check (pure CPU, no shared state: run in a worker thread).
+    A credential that would not verify, or holds a term the contexts do not
+    define (it would go unsigned), is never handed out."""
     award = inputs[5]
     doc = build_credential(*inputs)
-    return vc_bytes(sign_credential(doc, key, iso_time(award.timestamp), default_canonicalizer()))
+    signed = sign_credential(doc, key, iso_time(award.timestamp), default_canonicalizer())
+    report = verify_vc(signed, _dt.datetime.fromtimestamp(award.timestamp / 1000, tz=_dt.UTC))
+    if not report.valid:
+        raise RemoteProtocolError("vc", f"the built credential does not verify: {report.failures}")
+    return vc_bytes(signed)
 
 
 async def issue_credentials(

@@ -222,10 +222,7 @@ CLOCK_SKEW = _dt.timedelta(minutes=5)
 
 def canonicalize(document: dict[str, Any]) -> str:
     """Canonical N-Quads with the bundled contexts only."""
-    global _DEFAULT
-    if _DEFAULT is None:
-        _DEFAULT = Canonicalizer()
-    return _DEFAULT.canonicalize(document)
+    return default_canonicalizer().canonicalize(document)
 
 
 def default_canonicalizer() -> Canonicalizer:
