@@ -105,7 +105,7 @@ def credential_routes(node: Node) -> list[tuple[str, str, Handler]]:
         try:
             doc = json.loads(raw)
         except (ValueError, RecursionError) as exc:
-            raise UserError(f"the body is not JSON: {exc}") from None
+            raise UserError(f"the body is not JSON: {exc}", code="bad_json") from None
         report = await trio.to_thread.run_sync(verify_document, doc, node.clock())
         out = report.to_json()
         seq = (report.learnmesh or {}).get("award_seq")
