@@ -53,6 +53,7 @@ import libp2p.pubsub.pubsub as _pubsub_mod
 import trio
 from google.protobuf.message import DecodeError
 from libp2p.abc import IHost, INetStream
+from libp2p.host.basic_host import BasicHost
 from libp2p.io.exceptions import IOException, MessageTooLarge
 from libp2p.peer.id import ID
 from libp2p.peer.peerstore import env_to_send_in_RPC
@@ -160,6 +161,8 @@ _REQUIREMENTS: list[_Requirement] = [
     (Pubsub, "_msg_id_constructor", "attr", "content-addressed message ids"),
     (Pubsub, "counter", "attr", "P2PHost seqno start"),
     (Pubsub, "peer_topics", "attr", "LearnmeshGossipSub (flood publish)"),
+    # identify push when a protocol handler is added after peers connected
+    (BasicHost, "_push_identify_to_all_peers", "fn", "push_identify"),
     # telling "does not speak this protocol" from a failed stream
     (_multiselect_client_mod, "_build_protocols_not_supported_message", "fn", "protocol_refused"),
 ]
@@ -521,3 +524,16 @@ def protocol_refused(exc: BaseException) -> bool:
             return True
         cause = cause.__cause__
     return False
+
+
+async def push_identify(host: IHost) -> None:
+    """Tell connected peers our protocols again (identify push). libp2p pushes
+    when its listen addresses change but not when a stream handler is added, so
+    a peer that identified us before the handler existed would never learn of it."""
+    push = getattr(host, "_push_identify_to_all_peers", None)
+    if push is None:
+        return
+    try:
+        await push()
+    except Exception:  # best effort, as libp2p's own pushes are
+        log.debug("identify push failed", exc_info=True)

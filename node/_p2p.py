@@ -31,6 +31,7 @@ from libp2p.abc import (
 )
 from libp2p.crypto import ed25519, x25519
 from libp2p.custom_types import TProtocol
+from libp2p.host.ping import perform_ping_roundtrip
 from libp2p.network.swarm import Swarm
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import info_from_p2p_addr
@@ -415,6 +416,42 @@ class P2PHost:
         except Exception:
             log.debug("disconnect from %s failed", peer, exc_info=True)
 
+    async def ping(self, peer_id: str) -> float:
+        """One libp2p ping round trip (/ipfs/ping/1.0.0, served by every libp2p
+        host); returns the RTT in ms, raises P2PError. The caller bounds it in
+        time (see Node's liveness check)."""
+        try:
+            stream = await self._host.new_stream(_parse_id(peer_id), [PING_PROTOCOL])
+        except Exception as exc:
+            raise P2PError(f"ping {peer_id}: {exc}") from exc
+        try:
+            return float(await perform_ping_roundtrip(stream))
+        except Exception as exc:
+            raise P2PError(f"ping {peer_id}: {exc}") from exc
+        finally:
+            with contextlib.suppress(Exception):
+                await stream.close()
+
+    def kill_peer(self, peer_id: str) -> int:
+        """Close a peer's TCP sockets at once, without any libp2p handshake: for
+        a peer that stopped answering (a suspended laptop sends no FIN), whose
+        connection would otherwise hold locks and stream slots forever while
+        libp2p waits on it. Every task blocked on those sockets fails and
+        unwinds; the swarm then drops the connection. Returns sockets closed."""
+        closed = 0
+        try:
+            conns = self._host.get_network().get_connections(_parse_id(peer_id))
+        except P2PError:
+            return 0
+        for conn in conns:
+            sock = _socket_of(conn)
+            if sock is not None:
+                with contextlib.suppress(Exception):
+                    trio.lowlevel.notify_closing(sock)
+                    sock.close()
+                    closed += 1
+        return closed
+
     def connected_peers(self) -> list[str]:
         # A connection whose peer left may linger in the swarm's table for a while
         # (py-libp2p cleans up lazily): only open ones count.
@@ -529,6 +566,8 @@ class P2PHost:
                 await wrapped.close()
 
         self._host.set_stream_handler(TProtocol(protocol_id), run)
+        if self.connected_peers():  # they identified us without it: tell them
+            self._spawn(patches.push_identify, self._host)
 
     async def open_stream(self, peer_id: str, protocol_id: str) -> P2PStream:
         peer = _parse_id(peer_id)
@@ -578,12 +617,37 @@ class P2PHost:
         return self.speaks(peer_id, protocol_id)
 
 
+_CONN_LAYERS = ("muxed_conn", "secured_conn", "conn", "read_writer", "read_write_closer", "stream")
+
+
+def _socket_of(conn: Any) -> Any:
+    """The socket under a swarm connection (muxer, security, raw connection,
+    TCP stream), found by walking its attributes; None if there is none."""
+    queue: list[Any] = [conn]
+    seen: set[int] = set()
+    while queue:
+        obj = queue.pop(0)
+        if id(obj) in seen or len(seen) > 64:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, trio.SocketStream):
+            return obj.socket
+        for name in _CONN_LAYERS:
+            child = getattr(obj, name, None)
+            if child is not None and not isinstance(child, int | str | bytes):
+                queue.append(child)
+    return None
+
+
 def _conn_closed(conn: Any) -> bool:
     try:
         muxed = getattr(conn, "muxed_conn", None)
         return bool(conn.is_closed) or bool(muxed is not None and muxed.is_closed)
     except Exception:
         return True
+
+
+PING_PROTOCOL = TProtocol("/ipfs/ping/1.0.0")
 
 
 def _parse_id(peer_id: str) -> ID:

@@ -183,3 +183,18 @@ async def test_rpc_over_libp2p_frame_cap_is_reported() -> None:
         await wait_for(lambda: bool(reports), "report of the oversize RPC")
         assert reports[0][0] == big.peer_id
         assert "bad pubsub RPC" in reports[0][1], reports
+
+
+async def test_a_protocol_added_after_connecting_is_announced() -> None:
+    """libp2p does not push identify when a handler is added; the host does, so
+    a peer that identified it earlier learns that it now speaks the protocol."""
+    async with hosts(2) as (a, b):
+        await b.connect(a.listen_addrs()[0])
+        await wait_for(lambda: b.peer_protocols(a.peer_id) is not None, "b identifies a")
+        assert not b.speaks(a.peer_id, "/lm/late/1")
+
+        async def echo(stream: P2PStream) -> None:
+            await stream.send_frame(await stream.recv_frame(1024))
+
+        a.set_stream_handler("/lm/late/1", echo)
+        await wait_for(lambda: b.speaks(a.peer_id, "/lm/late/1"), "identify push")
