@@ -148,40 +148,102 @@ def _edge_order(e: TrustEdge) -> tuple[bytes, bytes, str, bytes]:
 # -- edges ------------------------------------------------------------------------------
 
 
-def _edge_tuples(state: State) -> list[_EdgeTuple]:
-    forked = state.forks
+def _bounty_edges(state: State, b: Bounty) -> list[_EdgeTuple]:
+    """The edges an awarded bounty makes, forks not yet taken into account."""
     reviews = state.reviews
     tol = state.params.honest_review_tolerance_pm
     out: list[_EdgeTuple] = []
-    add = out.append
-    for b in state.bounties.values():
-        if b.phase != "awarded" or b.author in forked:
+    m, bid, sk = b.author, b.id, b.skills
+    mx = b.max_score
+    for sub in b.submissions.values():
+        if sub.awarded > 0 and sub.learner != m:
+            out.append((m, sub.learner, WORK, isqrt(sub.awarded), sub.awarded, bid, sk))
+        if len(sub.reviews) < 2:
+            continue  # a lone review is never honest (§6.4)
+        rvs = [reviews[rid] for rid in sub.reviews]
+        if not any(rv.paid > 0 for rv in rvs):
             continue
-        m, bid, sk = b.author, b.id, b.skills
-        mx = b.max_score
-        for sub in b.submissions.values():
-            if sub.awarded > 0 and sub.learner not in forked and sub.learner != m:
-                add((m, sub.learner, WORK, isqrt(sub.awarded), sub.awarded, bid, sk))
-            if len(sub.reviews) < 2:
-                continue  # a lone review is never honest (§6.4)
-            rvs = [reviews[rid] for rid in sub.reviews]
-            if not any(rv.paid > 0 for rv in rvs):
-                continue
-            totals = [sum(rv.scores) * 1000 // mx for rv in rvs]
-            med = _median(totals)
-            for rv, t in zip(rvs, totals, strict=True):
-                if rv.paid > 0 and abs(t - med) <= tol and rv.reviewer not in forked:
-                    add((m, rv.reviewer, REVIEW, isqrt(rv.paid), rv.paid, bid, sk))
-    for k, a in state.accounts.items():
-        if not a.vouches or k in forked:
-            continue
-        w = min(VOUCH_WEIGHT, VOUCH_CAP // len(a.vouches))
-        if w == 0:
-            continue
-        for v in a.vouches:
-            if v not in forked and v != k:
-                add((k, v, VOUCH, w, 0, None, ()))
+        totals = [sum(rv.scores) * 1000 // mx for rv in rvs]
+        med = _median(totals)
+        for rv, t in zip(rvs, totals, strict=True):
+            if rv.paid > 0 and abs(t - med) <= tol:
+                out.append((m, rv.reviewer, REVIEW, isqrt(rv.paid), rv.paid, bid, sk))
     return out
+
+
+def _vouch_edges(k: bytes, vouches: set[bytes]) -> list[_EdgeTuple]:
+    w = min(VOUCH_WEIGHT, VOUCH_CAP // len(vouches)) if vouches else 0
+    if w == 0:
+        return []
+    return [(k, v, VOUCH, w, 0, None, ()) for v in vouches if v != k]
+
+
+_Pair = tuple[bytes, bytes]
+
+
+class _Graph:
+    """The edges of one state, kept up to date incrementally: an awarded
+    bounty's edges change only when a submission or review is added to it (the
+    award itself is final), an account's vouches only when it vouches again.
+    Forks are applied when reading (`weights`), since they can only grow."""
+
+    def __init__(self) -> None:
+        self.bounty_sig: dict[bytes, tuple[int, int]] = {}
+        self.bounty_edges: dict[bytes, list[_EdgeTuple]] = {}
+        self.vouch_sig: dict[bytes, int] = {}
+        self.vouch_edges: dict[bytes, list[_EdgeTuple]] = {}
+        self.overall: dict[_Pair, int] = {}
+
+    def _swap(self, old: list[_EdgeTuple], new: list[_EdgeTuple]) -> None:
+        overall = self.overall
+        for src, dst, _, w, _, _, _ in old:
+            pair = (src, dst)
+            left = overall[pair] - w
+            if left:
+                overall[pair] = left
+            else:
+                del overall[pair]
+        get = overall.get
+        for src, dst, _, w, _, _, _ in new:
+            pair = (src, dst)
+            overall[pair] = get(pair, 0) + w
+
+    def update(self, state: State) -> None:
+        for bid, b in state.bounties.items():
+            if b.phase != "awarded":
+                continue
+            subs = b.submissions.values()
+            sig = (len(b.submissions), sum(len(sub.reviews) for sub in subs))
+            if self.bounty_sig.get(bid) == sig:
+                continue
+            new = _bounty_edges(state, b)
+            self._swap(self.bounty_edges.get(bid, []), new)
+            self.bounty_sig[bid], self.bounty_edges[bid] = sig, new
+        for k, a in state.accounts.items():
+            n = len(a.vouches)
+            if n == self.vouch_sig.get(k, 0):
+                continue
+            new = _vouch_edges(k, a.vouches)
+            self._swap(self.vouch_edges.get(k, []), new)
+            self.vouch_sig[k], self.vouch_edges[k] = n, new
+
+    def edges(self, forked: Mapping[bytes, int]) -> list[_EdgeTuple]:
+        out = [e for lst in self.bounty_edges.values() for e in lst]
+        out += (e for lst in self.vouch_edges.values() for e in lst)
+        if forked:
+            out = [e for e in out if e[0] not in forked and e[1] not in forked]
+        return out
+
+    def weights(self, forked: Mapping[bytes, int]) -> dict[_Pair, int]:
+        if not forked:
+            return self.overall
+        return {p: w for p, w in self.overall.items() if p[0] not in forked and p[1] not in forked}
+
+
+def _edge_tuples(state: State) -> list[_EdgeTuple]:
+    g = _Graph()
+    g.update(state)
+    return g.edges(state.forks)
 
 
 def trust_edges(state: State) -> list[TrustEdge]:
@@ -282,6 +344,7 @@ class _Raw:
 _CACHE: weakref.WeakKeyDictionary[State, tuple[tuple[object, ...], _Raw]] = (
     weakref.WeakKeyDictionary()
 )
+_GRAPHS: weakref.WeakKeyDictionary[State, _Graph] = weakref.WeakKeyDictionary()
 
 
 def _state_key(state: State) -> tuple[object, ...]:
@@ -293,20 +356,22 @@ def _raw(state: State) -> _Raw:
     hit = _CACHE.get(state)
     if hit is not None and hit[0] == key:
         return hit[1]
-    edges = _edge_tuples(state)
-    seeds = tuple(sorted(k for k in state.genesis.trusted if k not in state.forks))
-    overall: dict[tuple[bytes, bytes], int] = {}
-    for src, dst, _, w, _, _, _ in edges:
-        pair = (src, dst)
-        overall[pair] = overall.get(pair, 0) + w
-    trust = propagate(overall, seeds)
-    rates = _rates(trust, overall)
+    graph = _GRAPHS.get(state)
+    if graph is None:
+        graph = _GRAPHS[state] = _Graph()
+    graph.update(state)
+    forked = state.forks
+    seeds = tuple(sorted(k for k in state.genesis.trusted if k not in forked))
+    weights = graph.weights(forked)
+    trust = propagate(weights, seeds)
+    rates = _rates(trust, weights)
     # Trust in a skill: the trust that reaches an account through edges that
     # arose in bounties of that skill (one more round of the propagation).
+    edges = graph.edges(forked)
     skills: dict[str, dict[bytes, int]] = {}
     for src, dst, _, w, _, _, edge_skills in edges:
         r = rates.get(src, 0)
-        if not r or src == dst:
+        if not r or not edge_skills:
             continue
         for s in edge_skills:
             g = skills.get(s)

@@ -446,3 +446,42 @@ def test_a_fork_gives_one_trust_digest_in_every_order(data: st.DataObject) -> No
     assert view.digest == trust_view(TRUST_FORK_NET.state).digest
     assert view.score(TRUST_FORK_NET.pk(1)) == 0
     assert view.score(TRUST_FORK_NET.pk(6), "python") > 0  # paid by the seed after the fork
+
+
+@FAST
+@given(seed=st.integers(0, 2**32 - 1), cuts=st.lists(st.integers(1, 200), min_size=1, max_size=6))
+def test_the_incremental_view_equals_a_cold_one(seed: int, cuts: list[int]) -> None:
+    """The edges are kept up to date between changes; whatever the steps, the
+    view equals one computed from nothing."""
+    w = Workload(seed=seed, actors=10)
+    events = list(w.events(max(cuts)))
+    r = Replica(w.genesis)
+    done = 0
+    for cut in sorted(set(cuts)):
+        for ev in events[done:cut]:
+            r.add(ev)
+        done = cut
+        warm = trust_view(r.state)
+        cold_state = Replica(w.genesis)
+        for ev in events[:cut]:
+            cold_state.add(ev)
+        cold = trust_view(cold_state.state)
+        assert warm.digest == cold.digest
+        assert sorted(warm.all_edges()) == sorted(cold.all_edges())
+
+
+def test_late_reviews_after_the_award_update_the_edges() -> None:
+    """Reviews may come after the award (until review_by): the median moves,
+    a paid review may stop being honest, and its edge goes."""
+    net = Net(n=8, trusted=1)
+    lc = net.lifecycle(mentor=0, learners=(1,), reviewers=(3, 4))
+    first = trust_view(net.state)
+    assert any(e.kind == "review" and e.dst == net.pk(3) for e in first.all_edges())
+    for who in (5, 6):
+        net.review(who, lc.bounty, lc.reveals[0], [0, 0])
+    warm = trust_view(net.state)
+    assert not any(e.kind == "review" for e in warm.all_edges())
+    cold = Replica(net.genesis)
+    for ev in net.events:
+        cold.add(ev)
+    assert trust_view(cold.state).digest == warm.digest != first.digest
