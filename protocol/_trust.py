@@ -70,7 +70,7 @@ ONE = 1 << 40  # all trust of one graph, before rounding
 BLEND_PM = 150  # per mille of each account's trust that goes back to the seeds each round
 ITERATIONS = 32
 MIN_OUT_WEIGHT = 16  # an account passes all its trust on only once its edges weigh this much
-VOUCH_WEIGHT = 4  # one vouch; paid work of 16 tokens or more weighs more
+VOUCH_WEIGHT = 4  # one vouch; paid work of 25 tokens or more weighs more
 VOUCH_CAP = 12  # all of one account's vouches together
 TRUST_DOMAIN = b"learnmesh/trust\x00"
 
@@ -141,8 +141,9 @@ class TrustView:
         return len(self._edges)
 
 
-def _edge_order(e: TrustEdge) -> tuple[bytes, bytes, str, bytes]:
-    return (e.dst, e.src, e.kind, e.bounty or b"")
+def _edge_order(e: TrustEdge) -> tuple[bytes, bytes, str, bytes, int, int]:
+    # total: edges equal in all of these are equal in every field that matters
+    return (e.dst, e.src, e.kind, e.bounty or b"", e.amount, e.weight)
 
 
 # -- edges ------------------------------------------------------------------------------
