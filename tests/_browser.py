@@ -128,13 +128,14 @@ class Browser:
         """Open a fresh one-time login link from the node (made with its bearer token)."""
         link = node.post("/api/login-link")["url"]
         assert "#login=" in link, link
+        # From a blank page, so that the link is a page load of its own and the
+        # page that was there cannot answer the waits below (a link opened in
+        # the open page is a hashchange: test_web_security tests that path).
+        self.driver.get("about:blank")
         self.driver.get(link)
         self.node = node
         self.wait(
-            lambda: (
-                self.driver.current_url.rstrip("/") == node.api.rstrip("/")
-                or self.driver.current_url.startswith(node.api + "/#/")
-            ),
+            lambda: self.driver.current_url == node.api + "/",
             "the login link to leave the address bar",
         )
         self.wait(lambda: self.find("#balance").text != "", "the header to show my balance")
@@ -143,6 +144,10 @@ class Browser:
         """Open a view (`bounties`, `bounty/<id>`, `account`, ...) on the current node."""
         assert self.node is not None, "log in first"
         self.driver.get(f"{self.node.api}/#/{route}")
+        self.wait(
+            lambda: self.js("return document.documentElement.dataset.route") == f"#/{route}",
+            f"the page to draw the view {route}",
+        )
 
     def find(self, css: str) -> WebElement:
         return self.driver.find_element(By.CSS_SELECTOR, css)
@@ -206,7 +211,10 @@ class Browser:
             return []
 
     def balance(self) -> int:
-        return int(self.find("#balance").text.replace(",", ""))
+        """The balance in the page's header (redrawn on every change: read again
+        if it was replaced while reading)."""
+        text = self.wait(lambda: self.find("#balance").text or None, "the header balance")
+        return int(str(text).replace(",", ""))
 
     # -- screen sizes and screenshots ----------------------------------------------------
 

@@ -235,10 +235,14 @@
     ["account", "Account"], ["credentials", "Credentials"], ["network", "Network"],
   ];
 
+  let headerSig = null;
   function drawHeader() {
     const me = S.me;
-    put($("net"), me && me.network ? me.network.name : "");
     const cur = currentRoute()[0];
+    const sig = JSON.stringify([S.loggedIn, cur, me && [me.network, me.balance, me.name, me.account]]);
+    if (sig === headerSig) return;  // unchanged: keep the nodes (and the focus)
+    headerSig = sig;
+    put($("net"), me && me.network ? me.network.name : "");
     put($("nav"), S.loggedIn ? NAV.map(([r, label]) =>
       h("a", { href: "#/" + r, class: cur === r ? "current" : null, "aria-current": cur === r ? "page" : null }, label)) : []);
     put($("wallet"), me ? [
@@ -323,7 +327,6 @@
   async function logout(btn) {
     btn.disabled = true;
     try { await api("POST", "/api/logout", {}); } catch (e) { /* the session is gone either way */ }
-    S.loggedIn = true; // so sessionGone-like wording is not shown
     showLogin("You are logged out.");
   }
 
@@ -964,22 +967,26 @@
       rep.equivocated ? [h("dt", {}, "Warning"), h("dd", { class: "err" }, "this account signed conflicting events")] : null);
   }
 
+  // Trust per skill (GET /api/trust/{account}): each share is parts per
+  // million of all the trust in that skill.
   async function trustRows(acct) {
-    try {
-      const t = await get("/api/trust/" + enc(acct));
-      const skills = t && (t.skills || t.trust);
-      if (skills && typeof skills === "object") {
-        const rows = Array.isArray(skills) ? skills.map((x) => [x.skill, x.score ?? x.trust]) : Object.entries(skills);
-        if (!rows.length) return empty("No trust by skill yet.");
-        return h("table", { class: "scores" },
-          h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Skill"), h("th", { scope: "col", class: "num" }, "Trust"))),
-          h("tbody", {}, rows.map(([k, v]) => h("tr", {}, h("td", {}, String(k)),
-            h("td", { class: "num" }, typeof v === "object" && v !== null ? String(v.score ?? v.trust ?? "") : String(v))))));
-      }
-      return null;
-    } catch (e) {
-      return null;
-    }
+    let t;
+    try { t = await get("/api/trust/" + enc(acct)); } catch (e) { return null; }
+    if (!t || typeof t !== "object") return null;
+    const pct = (ppm) => (Number(ppm || 0) / 10000).toFixed(2) + " %";
+    const rank = (x) => (x && x.rank ? `#${x.rank} of ${x.of}` : "–");
+    const skills = t.skills && typeof t.skills === "object" ? Object.entries(t.skills) : [];
+    const overall = t.overall || {};
+    return [
+      h("p", { class: "trust-overall" }, "Overall: ", h("strong", {}, pct(overall.ppm)), " of all trust · rank ", rank(overall),
+        t.seed ? " · a trusted anchor of the network" : "", t.forked ? " · signed conflicting events" : ""),
+      skills.length ? h("table", { class: "scores" },
+        h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Skill"), h("th", { scope: "col", class: "num" }, "Share of trust"),
+          h("th", { scope: "col", class: "num" }, "Rank"))),
+        h("tbody", {}, skills.map(([k, v]) => h("tr", {}, h("td", {}, k),
+          h("td", { class: "num" }, pct(v && v.ppm)), h("td", { class: "num" }, rank(v))))))
+        : empty("No trust in any skill yet: it comes from awarded work, honest reviews and vouches."),
+    ];
   }
 
   // -- my account
@@ -1269,6 +1276,7 @@
     else v = viewBounties();
     v.route = location.hash;
     S.view = v;
+    document.documentElement.dataset.route = location.hash;  // which view is drawn (tests wait on it)
     document.title = v.title + " · learnmesh";
     drawHeader();
     put($("main"), v.el);
