@@ -531,6 +531,9 @@ class P2PHost:
         return self._recv
 
     async def publish(self, topic: str, data: bytes) -> None:
+        """Publish ``data`` signed by this host. The message id is SHA-256 of the
+        data, so bytes this host published or accepted in the last 120 s (libp2p's
+        seen cache) are a duplicate: they are silently not sent again."""
         if len(data) > self.config.max_message_bytes:
             raise P2PError(
                 f"message of {len(data)} bytes exceeds cap {self.config.max_message_bytes}"
