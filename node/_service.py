@@ -15,10 +15,10 @@ import os
 import random
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import trio
 from learnmesh.ledger import AppendResults, BlobStore, Ledger
@@ -36,6 +36,7 @@ from learnmesh.protocol import (
 )
 
 from ._p2p import P2PConfig, P2PError, P2PHost, P2PStream
+from ._peers import BAN_SECONDS, PeerBook
 from ._wire import (
     MAX_GOSSIP_BYTES,
     MAX_SYNC_FRAME,
@@ -50,16 +51,15 @@ from ._wire import (
 
 __all__ = ["Admitted", "Node", "NodeSettings", "UserError"]
 
+T = TypeVar("T")
+
 log = logging.getLogger("learnmesh.node")
 
 _PAGE = 500  # events per sync page
 _BLOB_CHUNK = 256 * 1024
-_BAN_SCORE = 50.0
-_BAN_SECONDS = 60.0
 _SYNC_BACKOFF = 2.0  # seconds between deps-triggered syncs with one peer
 _ASK_TIMEOUT = 20.0  # seconds for one sync request and its reply
 _OPEN_TIMEOUT = 5.0  # seconds to open a sync stream: a peer slower than this is gone
-_DEAD_SECONDS = 30.0  # a peer whose stream would not open is not picked for this long
 _MAX_QUEUED = 20_000  # events decoded from gossip and waiting for admission
 
 
@@ -92,6 +92,8 @@ class NodeSettings:
     redial_interval: float = 10.0
     future_hold_ms: int = 24 * 3600 * 1000  # hold events dated up to this past the skew
     max_held: int = 10_000  # events held aside until their time comes
+    ping_interval: float = 10.0  # seconds between liveness pings of each peer
+    ping_timeout: float = 10.0  # a peer that does not answer a ping in this long is dropped
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,16 +113,6 @@ class Admitted:
         return self.status == "applied" and self.code is not None
 
 
-@dataclass
-class _PeerScore:
-    score: float = 0.0
-    updated: float = field(default_factory=time.monotonic)  # of the score (decay)
-    tokens: float = 0.0
-    refilled: float = field(default_factory=time.monotonic)  # of the token bucket
-    banned_until: float = 0.0
-    reasons: deque[str] = field(default_factory=lambda: deque(maxlen=5))
-
-
 class Node:
     def __init__(
         self,
@@ -133,6 +125,7 @@ class Node:
         blobs: BlobStore,
         settings: NodeSettings,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
         restored_marker: Path | None = None,
     ) -> None:
         self.data_dir = data_dir
@@ -144,6 +137,7 @@ class Node:
         self.blobs = blobs
         self.settings = settings
         self.clock = clock
+        self.monotonic = monotonic
         self.topic = gossip_topic(self.network)
         self.p2p: P2PHost | None = None
         self.started_at = clock()
@@ -154,8 +148,7 @@ class Node:
         self._sync_wake = trio.Event()
         self._last_sync: dict[str, float] = {}
         self._synced_once = trio.Event()
-        self._peers: dict[str, _PeerScore] = {}
-        self._dead: dict[str, float] = {}  # peer -> monotonic time until which it is skipped
+        self.peers = PeerBook(settings.peer_msgs_per_s)
         self._queue: deque[tuple[list[Event], str | None]] = deque()
         self._queued = 0
         self._queue_ready = trio.Event()
@@ -163,7 +156,6 @@ class Node:
         self._fetching: set[bytes] = set()
         self._known_peers_file = data_dir / "peers.json"
         self._drafts_dir = data_dir / "drafts"
-        self._partitioned: set[str] = set()
         self.applied_log: deque[tuple[bytes, int, int]] = deque(maxlen=20_000)
         self.stats: dict[str, int] = {
             "gossip_published": 0,
@@ -180,8 +172,8 @@ class Node:
             "events_refused": 0,
             "admission_dropped": 0,
             "forks_relayed": 0,
+            "peers_dropped": 0,
         }
-        self.last_rejections: deque[dict[str, str]] = deque(maxlen=50)
         # After `key import` the node must learn its own chain's head from a peer
         # before it signs, or it could fork its own chain (Scuttlebutt's failure).
         self._restored_marker = restored_marker
@@ -216,6 +208,7 @@ class Node:
                 nursery.start_soon(self._gossip_in)
                 nursery.start_soon(self._admission_worker)
                 nursery.start_soon(self._release_held)
+                nursery.start_soon(self._liveness_loop)
                 nursery.start_soon(self._gossip_out)
                 nursery.start_soon(self._sync_loop)
                 nursery.start_soon(self._sync_worker)
@@ -269,9 +262,9 @@ class Node:
                 continue
             for addr in dict.fromkeys(self.settings.bootstrap + self._load_known_peers()):
                 peer = addr.rsplit("/p2p/", 1)[-1]
-                if peer == self.peer_id or peer in connected or peer in self._partitioned:
+                if peer == self.peer_id or peer in connected:
                     continue
-                if self._peer(peer).banned_until > time.monotonic():
+                if not self.peers.usable(peer, self.monotonic()):
                     continue
                 try:
                     with trio.move_on_after(10):
@@ -302,18 +295,8 @@ class Node:
     def live_peers(self) -> list[str]:
         """Connected peers worth syncing with: not partitioned off, not banned,
         and not a peer whose last stream would not open (it left or hangs)."""
-        now = time.monotonic()
-        return [
-            p
-            for p in self.connected_peers()
-            if p not in self._partitioned
-            and self._dead.get(p, 0.0) <= now
-            and self._peer_banned_until(p) <= now
-        ]
-
-    def _peer_banned_until(self, peer: str) -> float:
-        ps = self._peers.get(peer)
-        return ps.banned_until if ps is not None else 0.0
+        now = self.monotonic()
+        return [p for p in self.connected_peers() if self.peers.usable(p, now)]
 
     def mesh_peers(self) -> list[str]:
         """Neighbours grafted into this node's gossip mesh for the network topic."""
@@ -325,51 +308,34 @@ class Node:
         addrs = self.p2p.listen_addrs() if self.p2p else []
         return [a.replace("/ip4/0.0.0.0/", "/ip4/127.0.0.1/") for a in addrs]
 
-    def _peer(self, peer: str) -> _PeerScore:
-        ps = self._peers.get(peer)
-        if ps is None:
-            ps = self._peers[peer] = _PeerScore(tokens=self.settings.peer_msgs_per_s)
-        return ps
-
     def penalise(self, peer: str, reason: str, weight: float = 10.0) -> None:
         """Bad data costs a peer score; past a threshold it is disconnected and
-        refused for a while. Scores decay by one point a second."""
-        ps = self._peer(peer)
-        now = time.monotonic()
-        ps.score = max(0.0, ps.score - (now - ps.updated)) + weight
-        ps.updated = now
-        ps.reasons.append(reason)
-        self.last_rejections.append({"peer": peer, "reason": reason})
-        log.warning("peer %s sent bad data: %s (score %.0f)", peer, reason, ps.score)
-        if ps.score >= _BAN_SCORE and ps.banned_until < now and self.p2p is not None:
-            ps.banned_until = now + _BAN_SECONDS
+        refused for a while (node/_peers.py)."""
+        banned = self.peers.penalise(peer, reason, self.monotonic(), weight)
+        log.warning(
+            "peer %s sent bad data: %s (score %.0f)",
+            peer,
+            reason,
+            self.peers.score(peer, self.monotonic()),
+        )
+        if banned:
             self.stats["peers_banned"] += 1
-            log.warning("banning peer %s for %.0f s", peer, _BAN_SECONDS)
-            self.p2p.block_peer(peer)  # lifted by _unban_expired
-
-    def _rate_ok(self, peer: str) -> bool:
-        ps = self._peer(peer)
-        now = time.monotonic()
-        rate = self.settings.peer_msgs_per_s
-        ps.tokens = min(rate * 2, ps.tokens + (now - ps.refilled) * rate)
-        ps.refilled = now
-        if ps.tokens < 1:
-            return False
-        ps.tokens -= 1
-        return True
+            log.warning("banning peer %s for %.0f s", peer, BAN_SECONDS)
+            if self.p2p is not None:
+                self.p2p.block_peer(peer)  # lifted by _unban_expired
 
     def partition(self, peers: Iterable[str]) -> None:
         """Admin: refuse these peers' connections (how devnet splits a network)."""
         assert self.p2p is not None
         for p in peers:
-            self._partitioned.add(p)
+            self.peers.partitioned.add(p)
             self.p2p.block_peer(p)
 
     def heal(self) -> None:
         assert self.p2p is not None
-        for p in self._partitioned:
+        for p in self.peers.partitioned:
             self.p2p.unblock_peer(p)
-        self._partitioned.clear()
+        self.peers.partitioned.clear()
 
     # -- admission: the one way in ------------------------------------------------
 
@@ -465,9 +431,9 @@ class Node:
         admission whatever is decided here; the message goes on to other peers
         only if every event in it is valid and not dated ahead of our clock (the
         same policy every entrance applies, so nothing depends on the path)."""
-        if peer in self._partitioned:
+        if peer in self.peers.partitioned:
             return False
-        if not self._rate_ok(peer):
+        if not self.peers.rate_ok(peer, self.monotonic()):
             self.stats["gossip_rejected"] += 1
             return False
         try:
@@ -600,7 +566,7 @@ class Node:
         missing deps, which gossip usually fills within moments) is dropped if
         that peer was synced very recently: under load, out-of-order arrivals
         would otherwise turn into a storm of syncs that adds to the load."""
-        if not urgent and time.monotonic() - self._last_sync.get(peer, 0.0) < _SYNC_BACKOFF:
+        if not urgent and self.monotonic() - self._last_sync.get(peer, 0.0) < _SYNC_BACKOFF:
             return
         self._sync_wanted.add(peer)
         self._sync_wake.set()
@@ -638,7 +604,10 @@ class Node:
         cannot fill the sync slots with peers that will never answer."""
         seen: set[str] = set()
         while True:
-            peers = self.live_peers()
+            proto = sync_protocol(self.network)
+            peers = [
+                p for p in self.live_peers() if self.p2p is None or self.p2p.speaks(p, proto)
+            ]
             for p in peers:
                 if p not in seen:
                     self.request_sync(p)
@@ -653,42 +622,30 @@ class Node:
 
     def _forget_gone(self, connected: set[str]) -> None:
         """Drop bookkeeping of peers that are gone and hold no ban or penalty."""
-        now = time.monotonic()
-        for peer in [p for p in self._peers if p not in connected]:
-            ps = self._peers[peer]
-            if ps.banned_until <= now and ps.score - (now - ps.updated) <= 0:
-                del self._peers[peer]
-        for peer in [p for p, t in self._dead.items() if t <= now]:
-            del self._dead[peer]
+        self.peers.forget_gone(connected, self.monotonic())
         for peer in [p for p in self._last_sync if p not in connected]:
             del self._last_sync[peer]
         self._sync_wanted &= connected
 
     def _unban_expired(self) -> None:
-        now = time.monotonic()
-        for peer, ps in self._peers.items():
-            if ps.banned_until and ps.banned_until <= now and self.p2p is not None:
-                ps.banned_until = 0.0
-                ps.score = 0.0
-                if peer not in self._partitioned:
-                    self.p2p.unblock_peer(peer)
+        for peer in self.peers.lift_expired_bans(self.monotonic()):
+            if self.p2p is not None:
+                self.p2p.unblock_peer(peer)
 
     async def sync_with(self, peer: str) -> int:
         """Pull what `peer` has and we lack. Returns the number of events taken in."""
-        if self.p2p is None or peer in self._partitioned:
+        if self.p2p is None or peer in self.peers.partitioned:
             return 0
         if not await self.p2p.supports(peer, sync_protocol(self.network), wait=_OPEN_TIMEOUT):
             return 0  # it announced (identify) or answered that it has no sync: not a failure
         got = 0
         try:
             try:
-                with trio.fail_after(_OPEN_TIMEOUT):
-                    stream = await self.p2p.open_stream(peer, sync_protocol(self.network))
+                stream = await self._open_or_drop(peer)
             except (P2PError, trio.TooSlowError):
-                # Gone or hanging: skip it for a while, and drop the connection if
-                # it is still listed, so anti-entropy goes to peers that answer.
-                self._dead[peer] = time.monotonic() + _DEAD_SECONDS
-                self._spawn(self.p2p.disconnect, peer)
+                # Gone or hanging: skip it for a while, so anti-entropy goes to
+                # peers that answer.
+                self.peers.mark_dead(peer, self.monotonic())
                 raise
             try:
                 got = await self._sync_session(stream)
@@ -699,7 +656,7 @@ class Node:
             if isinstance(exc, RemoteProtocolError):
                 self.penalise(peer, f"sync: {exc.reason}")
             return got
-        self._last_sync[peer] = time.monotonic()
+        self._last_sync[peer] = self.monotonic()
         self.stats["sync_rounds"] += 1
         self.stats["sync_events_in"] += got
         self._synced_once.set()
@@ -707,6 +664,82 @@ class Node:
             self._restored_marker.unlink(missing_ok=True)
             self.key_imported = False
         return got
+
+    async def _open_or_drop(self, peer: str) -> P2PStream:
+        """Open a sync stream, or give up on the peer after _OPEN_TIMEOUT."""
+        assert self.p2p is not None
+        p2p = self.p2p
+
+        async def abandoned(stream: P2PStream) -> None:
+            await stream.close()  # opened after all, but nobody waits for it now
+
+        return await self._within(
+            _OPEN_TIMEOUT,
+            peer,
+            lambda: p2p.open_stream(peer, sync_protocol(self.network)),
+            abandoned,
+        )
+
+    async def _within(
+        self,
+        seconds: float,
+        peer: str,
+        fn: Callable[[], Awaitable[T]],
+        late: Callable[[T], Awaitable[None]] | None = None,
+    ) -> T:
+        """Run `fn` (a libp2p call involving `peer`) for at most `seconds`. It
+        runs in a task of its own: with a peer that stopped answering (no FIN
+        from a suspended laptop), libp2p's shielded clean-up can wait forever on
+        the connection's locks, so a cancel alone does not come back. On time
+        out the peer's sockets are closed, which unblocks everything waiting on
+        them, and P2PError is raised; `late` gets a result that arrives after."""
+        assert self.p2p is not None
+        p2p = self.p2p
+        box: list[Any] = []
+        done = trio.Event()
+        gave_up = False
+
+        async def runner() -> None:
+            try:
+                box.append(await fn())
+            except Exception as exc:
+                box.append(exc)
+            finally:
+                done.set()
+            if gave_up and late is not None and not isinstance(box[0], BaseException):
+                await late(box[0])
+
+        self._spawn(runner)
+        with trio.move_on_after(seconds):
+            await done.wait()
+        if not done.is_set():
+            gave_up = True
+            closed = p2p.kill_peer(peer)
+            self.stats["peers_dropped"] += 1
+            log.warning("peer %s does not answer: dropped (%d sockets closed)", peer, closed)
+            raise P2PError(f"peer {peer} did not answer within {seconds:.0f} s")
+        if isinstance(box[0], BaseException):
+            raise box[0]
+        result: T = box[0]
+        return result
+
+    async def _liveness_loop(self) -> None:
+        """Ping every connected peer now and then; one that does not answer is
+        dropped, so a peer that vanished without a goodbye does not stay listed
+        (and in the gossip mesh) for ever."""
+        assert self.p2p is not None
+        p2p = self.p2p
+        while True:
+            await trio.sleep(self.settings.ping_interval)
+            for peer in self.connected_peers():
+                self._spawn(self._check_alive, p2p, peer)
+
+    async def _check_alive(self, p2p: P2PHost, peer: str) -> None:
+        try:
+            await self._within(self.settings.ping_timeout, peer, lambda: p2p.ping(peer))
+        except P2PError as exc:
+            log.debug("ping %s: %s", peer, exc)
+            self.peers.mark_dead(peer, self.monotonic())
 
     async def _ask(self, stream: P2PStream, t: str, **fields: Any) -> dict[str, Any]:
         # Each request has its own bound: a long catch-up is many quick pages,
@@ -777,7 +810,7 @@ class Node:
 
     async def _serve_sync(self, stream: P2PStream) -> None:
         peer = stream.remote_peer
-        if peer in self._partitioned:
+        if peer in self.peers.partitioned:
             await stream.close()
             return
         try:
