@@ -154,21 +154,25 @@ def _bounty_edges(state: State, b: Bounty) -> list[_EdgeTuple]:
     reviews = state.reviews
     tol = state.params.honest_review_tolerance_pm
     out: list[_EdgeTuple] = []
+    add = out.append
     m, bid, sk = b.author, b.id, b.skills
     mx = b.max_score
     for sub in b.submissions.values():
         if sub.awarded > 0 and sub.learner != m:
-            out.append((m, sub.learner, WORK, isqrt(sub.awarded), sub.awarded, bid, sk))
-        if len(sub.reviews) < 2:
+            add((m, sub.learner, WORK, isqrt(sub.awarded), sub.awarded, bid, sk))
+        n = len(sub.reviews)
+        if n < 2:
             continue  # a lone review is never honest (§6.4)
         rvs = [reviews[rid] for rid in sub.reviews]
-        if not any(rv.paid > 0 for rv in rvs):
-            continue
         totals = [sum(rv.scores) * 1000 // mx for rv in rvs]
-        med = _median(totals)
+        st = sorted(totals)
+        h = n // 2
+        med = st[h] if n % 2 else (st[h - 1] + st[h]) // 2  # §6.4's median
+        lo, hi = med - tol, med + tol
         for rv, t in zip(rvs, totals, strict=True):
-            if rv.paid > 0 and abs(t - med) <= tol:
-                out.append((m, rv.reviewer, REVIEW, isqrt(rv.paid), rv.paid, bid, sk))
+            paid = rv.paid
+            if paid > 0 and lo <= t <= hi:
+                add((m, rv.reviewer, REVIEW, isqrt(paid), paid, bid, sk))
     return out
 
 
@@ -210,16 +214,25 @@ class _Graph:
             overall[pair] = get(pair, 0) + w
 
     def update(self, state: State) -> None:
+        sigs, memo, overall = self.bounty_sig, self.bounty_edges, self.overall
+        get = overall.get
         for bid, b in state.bounties.items():
             if b.phase != "awarded":
                 continue
-            subs = b.submissions.values()
-            sig = (len(b.submissions), sum(len(sub.reviews) for sub in subs))
-            if self.bounty_sig.get(bid) == sig:
+            reviews = 0
+            for sub in b.submissions.values():
+                reviews += len(sub.reviews)
+            sig = (len(b.submissions), reviews)
+            had = sigs.get(bid)
+            if had == sig:
                 continue
             new = _bounty_edges(state, b)
-            self._swap(self.bounty_edges.get(bid, []), new)
-            self.bounty_sig[bid], self.bounty_edges[bid] = sig, new
+            if had is not None:
+                self._swap(memo[bid], [])
+            for src, dst, _, w, _, _, _ in new:
+                pair = (src, dst)
+                overall[pair] = get(pair, 0) + w
+            sigs[bid], memo[bid] = sig, new
         for k, a in state.accounts.items():
             n = len(a.vouches)
             if n == self.vouch_sig.get(k, 0):
