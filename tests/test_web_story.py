@@ -198,7 +198,7 @@ def test_learner_finds_by_search_and_submits_with_an_attachment(story: Story) ->
     b.fill("input[name=min_reward]", "1000")
     b.wait(lambda: [a.text for a in b.finds("a.bounty-title")] == [TITLE], "the filtered list")
     assert "Waiting on you" not in b.main_text()  # an open bounty invites; it does not wait on me
-    b.find("a.bounty-title").click()
+    b.click("a.bounty-title")
     b.wait(lambda: b.find("#submit-form"), "the submit form")
     # The author, skills and rubric are on the page; no mentor action is.
     text = b.main_text()
@@ -246,7 +246,7 @@ def test_reviewer_reviews_with_one_integer_per_criterion(story: Story) -> None:
     b.login(story.reviewer)
     b.go("work")
     b.wait_text("Waiting on you: review a submission")
-    b.find("a.bounty-title").click()
+    b.click("a.bounty-title")
     b.wait(lambda: b.find("form.review-form"), "the review form")
     b.full_screenshot("action-review-desktop", 1280)
     labels = b.texts("form.review-form label")
@@ -428,6 +428,7 @@ def test_account_forms(story: Story) -> None:
         "the unreachable banner to clear",
     )
     assert _transfers(learner) == sent + 1
+    b.wait(lambda: "Tokens sent" in b.main_text(), "the transfer in the recent activity")
 
     b.fill("#vouch-form input[name=account]", story.reviewer.account)
     b.click("#vouch-button")

@@ -124,6 +124,11 @@
     submit: "submit your work", close: "close submissions", award: "award the work",
     refund: "refund the bounty", review: "review a submission",
   };
+  const KINDS = {
+    profile: "Profile published", bounty: "Bounty posted", commit: "Work committed", close: "Submissions closed",
+    reveal: "Work revealed", review: "Review sent", award: "Bounty awarded", refund: "Bounty refunded",
+    transfer: "Tokens sent", vouch: "Vouch published",
+  };
   const phaseBadge = (b) => h("span", { class: "badge phase-" + (PHASES[b.status] ? b.status : "other") },
     PHASES[b.status] || String(b.status || b.phase));
 
@@ -492,7 +497,9 @@
     return h("li", { class: "bounty" },
       h("div", { class: "bounty-head" },
         h("a", { href: "#/bounty/" + enc(b.id), class: "bounty-title" }, b.title),
-        phaseBadge(b)),
+        h("span", { class: "badges" },
+          b.my_role ? h("span", { class: "badge role" }, "you: " + b.my_role) : null,
+          phaseBadge(b))),
       h("div", { class: "bounty-meta" },
         h("span", { class: "reward" }, amount(b.reward)),
         h("span", {}, "by ", who(b.author, b.author === me ? "you" : b.author_name || null)),
@@ -993,6 +1000,7 @@
   function viewAccount() {
     const info = h("div", {}, loading());
     const vouches = h("div", {});
+    const activity = h("div", {});
     const trust = h("div", {});
 
     const tBox = errBox();
@@ -1075,7 +1083,17 @@
           h("div", {}, h("h3", {}, "For you"), list(me.vouches_for_me, "Nobody has vouched for you yet.")),
           h("div", {}, h("h3", {}, "By you"), list(me.vouches_by_me, "You have not vouched for anyone.")))));
       const tr = await trustRows(me.account);
-      put(trust, tr ? card(h("h2", {}, "Trust by skill"), tr) : []);
+      put(trust, tr ? card(h("h2", {}, "Trust"), tr) : []);
+      try {
+        const ev = await get(`/api/accounts/${enc(me.account)}/events?limit=20`);
+        const rows = (ev.events || []).slice(0, 20);
+        put(activity, card(h("h2", {}, "Recent activity"),
+          rows.length ? h("ul", { class: "plain activity" }, rows.map((e) => h("li", {},
+            h("span", { class: "kind" }, KINDS[e.kind] || String(e.kind)), " ",
+            h("span", { class: "muted" }, when(e.timestamp)),
+            e.void ? h("span", { class: "err inline" }, " void: " + String(e.void)) : null)))
+            : empty("Nothing yet.")));
+      } catch (e) { put(activity); }
       if (!profileLoaded) {
         profileLoaded = true;
         try {
@@ -1088,7 +1106,7 @@
     logoutBtn.addEventListener("click", () => logout(logoutBtn));
     const el = h("div", { class: "page" },
       h("div", { class: "page-head" }, h("h1", {}, "My account"), logoutBtn),
-      info, trust, vouches, h("div", { class: "two" }, transfer, vouch), profile);
+      info, trust, vouches, h("div", { class: "two" }, transfer, vouch), profile, activity);
     return { el, refresh, title: "My account" };
   }
 
@@ -1118,7 +1136,7 @@
             h("div", { class: "stat" }, h("span", { class: "stat-n" }, String(p.work_awarded ?? 0)), h("span", {}, "work awarded"))),
           isMe ? null : h("div", { class: "actions" }, vBtn), vBox),
         card(h("h2", {}, "Reputation"), repCard(p.reputation)),
-        tr ? card(h("h2", {}, "Trust by skill"), tr) : null,
+        tr ? card(h("h2", {}, "Trust"), tr) : null,
         card(h("h2", {}, "Bounties posted"), list.length ? h("ul", { class: "bounties" }, list.map(bountyItem)) : empty("None yet.")));
     }
     return { el: h("div", { class: "page" }, area), refresh, title: "Profile" };
