@@ -8,7 +8,9 @@
 - abandonment (a view that needs `now`): a bounty still unsettled past its review
   deadline costs its mentor `penalty_abandoned_bounty`;
 - trust: the genesis's pre-trusted accounts, and whoever a trusted account
-  vouches for, transitively.
+  vouches for, transitively. One careless vouch admits a whole ring, and the
+  points above can be farmed by a few keys paying each other: per-skill trust
+  that resists both is `_trust.trust_view` (PROTOCOL.md §6.5).
 """
 
 from __future__ import annotations
