@@ -452,6 +452,25 @@ def test_account_forms(story: Story) -> None:
     b.wait(lambda: "Lea L." in b.find("#wallet").text, "the header to show the new name")
 
 
+def test_mentor_refunds_with_a_confirming_second_click(story: Story) -> None:
+    b, m = story.browser, story.mentor
+    bid = m.post(
+        "/api/bounties",
+        {"title": "Proofread my notes", "reward": 250, "rubric": [{"name": "care", "max": 5}]},
+    )["id"]
+    b.login(m)
+    b.go("work")
+    b.wait_text("Waiting on you: close submissions")
+    before = b.balance()
+    b.go(f"bounty/{bid}")
+    b.click("#refund-button")
+    b.wait(lambda: b.find("#refund-button").text == "Confirm refund", "the refund to ask again")
+    assert m.get(f"/api/bounties/{bid}")["phase"] == "open"  # one click did nothing yet
+    b.click("#refund-button")
+    b.wait_text("This bounty is settled: the mentor refunded it.")
+    b.wait(lambda: b.balance() == before + 250, "the escrow back in the balance")
+
+
 # -- 2. live updates and the node-down banner ----------------------------------------------------
 
 
