@@ -138,8 +138,10 @@ def _ingest_and_replay(
             lambda d, t: progress(f"replay ({label})", d, t) if progress else None
         )
     finally:
-        ledger.close()
+        ledger.close()  # writes the snapshot
+    opens = _open_times(db, threads)
     return {
+        **opens,
         "threads": threads,
         "ingest_s": round(ingest_s, 3),
         "ingest_events_per_s": round(len(raws) / ingest_s, 1),
@@ -148,6 +150,27 @@ def _ingest_and_replay(
         "not_applied": bad,
         "verify_ok": report.ok,
         "db_mb": round(sum(p.stat().st_size for p in db.parent.glob(db.name + "*")) / 2**20, 1),
+    }
+
+
+def _open_times(db: Path, threads: int) -> dict[str, Any]:
+    """Seconds to open the ledger from its snapshot, and with no snapshot (a
+    full replay, then writing the snapshot, as a first open does)."""
+    snap = Path(f"{db}.snapshot")
+    size = snap.stat().st_size
+    t0 = time.perf_counter()
+    with Ledger.open(db, verify_threads=threads) as ledger:
+        from_snapshot = time.perf_counter() - t0
+        if not ledger.opened_from_snapshot:
+            raise RuntimeError("the bench ledger did not open from its snapshot")
+    snap.unlink()
+    t0 = time.perf_counter()
+    with Ledger.open(db, verify_threads=threads) as ledger:
+        full = time.perf_counter() - t0
+    return {
+        "open_from_snapshot_s": round(from_snapshot, 3),
+        "open_full_replay_s": round(full, 3),
+        "snapshot_mb": round(size / 2**20, 2),
     }
 
 
@@ -185,6 +208,9 @@ def run_bench(
         "replay_events_per_s": best["replay_events_per_s"],
         "ingest_events_per_s_1thread": single["ingest_events_per_s"],
         "replay_events_per_s_1thread": single["replay_events_per_s"],
+        "open_from_snapshot_s": best["open_from_snapshot_s"],
+        "open_full_replay_s": best["open_full_replay_s"],
+        "snapshot_mb": best["snapshot_mb"],
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "verify_per_s_1core": round(ceiling["verify_per_s"], 1),
         "decode_verify_per_s_1core": round(ceiling["decode_verify_per_s"], 1),
