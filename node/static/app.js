@@ -1258,15 +1258,15 @@
             h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Peer"), h("th", { scope: "col" }, "Gossip mesh"), h("th", { scope: "col", class: "num" }, "Score"))),
             h("tbody", {}, peers.map((p) => h("tr", {}, h("td", {}, h("code", { title: p }, short(p))),
               h("td", {}, mesh.has(p) ? "yes" : "no"),
-              h("td", { class: "num" }, scores[p] ? String(scores[p].score) : "–")))))
+              h("td", { class: "num" }, scores[p] ? String(scores[p].score) + (scores[p].banned ? " (banned)" : "") : "–")))))
             : empty("No peers connected: this node cannot hear the network right now.")),
         card(h("h2", {}, "Forks detected"),
           forks.length ? [h("p", { class: "err" }, "These accounts signed two different events at one place in their chain; their later events are void:"),
             h("ul", { class: "plain" }, forks.map((a) => h("li", {}, who(a))))] : empty("None: every author's chain is linear.")),
         (pr.rejections || []).length ? card(h("h2", {}, "Recently refused from peers"),
-          h("ul", { class: "plain" }, pr.rejections.slice(-10).map((r) => h("li", {}, typeof r === "string" ? r : flat2(r))))) : null);
+          h("ul", { class: "plain" }, pr.rejections.slice(-10).reverse().map((r) => h("li", {},
+            r && typeof r === "object" ? [h("code", { title: String(r.peer) }, short(r.peer)), " ", String(r.reason ?? "")] : String(r))))) : null);
     }
-    const flat2 = (r) => Object.entries(r).map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`).join(" · ");
     return { el: h("div", { class: "page" }, h("h1", {}, "Network"), area), refresh, title: "Network" };
   }
 
