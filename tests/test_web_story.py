@@ -384,6 +384,21 @@ def test_learner_downloads_the_attachment_and_the_credential(story: Story) -> No
         lambda: b.find("#verify-verdict").text.startswith("Not valid"), "the tampered copy to fail"
     )
 
+    # A node without the credential routes (an older one): the page says so
+    # instead of failing. The page's fetch answers what such a node answers.
+    b.js(
+        "const real = window.fetch;"
+        "window.fetch = async (u, o) => String(u).startsWith('/api/credentials')"
+        " ? new Response(JSON.stringify({error: 'not_found', message: 'nothing at ' + u}),"
+        "   {status: 404, headers: {'content-type': 'application/json'}})"
+        " : real(u, o);"
+    )
+    b.go("bounties")
+    b.go("credentials")
+    b.wait_text("Credentials are not available on this node.")
+    b.find("#verify-file").send_keys(str(saved))
+    b.wait_text("Verifying credentials is not available on this node.")
+
 
 def test_account_forms(story: Story) -> None:
     """Transfer, vouch and profile through the learner's account page."""
