@@ -42,12 +42,12 @@ class _Storing:
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
 
-    def add(self, events: Sequence[Event]) -> list[AppendResult]:
-        return list(self.ledger.append_events(events))
+    def add(self, events: Sequence[Event]) -> AppendResults:
+        return self.ledger.append_events(events)
 
-    def add_proof(self, proof: EquivocationProof) -> list[AppendResult]:
+    def add_proof(self, proof: EquivocationProof) -> AppendResults:
         # Both events, signatures checked: the ledger finds and stores the fork again.
-        return list(self.ledger.append([proof.first, proof.second]))
+        return self.ledger.append([proof.first, proof.second])
 
 
 class Ledger:

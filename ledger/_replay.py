@@ -7,13 +7,11 @@ they differ only in their source, their target and what they do with outcomes.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from learnmesh.protocol import EquivocationProof, Event, RemoteProtocolError, Replica
 
 from ._decode import Decoder, Refused
-from ._results import AppendResult
 from ._store import Store
 
 __all__ = [
@@ -21,7 +19,9 @@ __all__ = [
     "Outcome",
     "Record",
     "ReplicaTarget",
+    "Result",
     "Target",
+    "Verdict",
     "mismatch",
     "replay",
     "stored_records",
@@ -32,8 +32,7 @@ EXPECTED = {"event": "applied", "rejected": "rejected", "pending": "pending", "p
 _MISSING = "its prev or refs are missing"
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
+class Record(NamedTuple):
     """One thing to replay. `section` is event, rejected, pending or proof; `n`
     names it in messages (apply index, row or record number); a proof's two
     events are `raw` and `second`; `columns` are what the store says about an
@@ -46,23 +45,47 @@ class Record:
     columns: tuple[bytes, bytes, int, int, int] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Result(Protocol):
+    """What a target did with one event: an AppendResult, or a Verdict."""
+
+    @property
+    def status(self) -> str: ...
+    @property
+    def id(self) -> bytes: ...
+    @property
+    def code(self) -> str | None: ...
+    @property
+    def reason(self) -> str | None: ...
+
+
+class Verdict(NamedTuple):
+    """A Result without the cost of a frozen dataclass (one per replayed event)."""
+
+    status: str
+    id: bytes
+    code: str | None = None
+    reason: str | None = None
+
+
+class Outcome(NamedTuple):
     record: Record
     event: Event | None  # None when the bytes did not decode (or for a proof)
-    result: AppendResult
+    result: Result
 
 
 class Target(Protocol):
     """Where replayed records go: a bare replica, or a ledger that stores them."""
 
-    def add(self, events: Sequence[Event]) -> list[AppendResult]:
+    def add(self, events: Sequence[Event]) -> Sequence[Result]:
         """One result per event, in order."""
         ...
 
-    def add_proof(self, proof: EquivocationProof) -> list[AppendResult]:
+    def add_proof(self, proof: EquivocationProof) -> Sequence[Result]:
         """At least one result; status applied when the proof was taken."""
         ...
+
+
+_NO_VOID = (None, None)
 
 
 class ReplicaTarget:
@@ -71,26 +94,26 @@ class ReplicaTarget:
     def __init__(self, replica: Replica) -> None:
         self.replica = replica
 
-    def add(self, events: Sequence[Event]) -> list[AppendResult]:
+    def add(self, events: Sequence[Event]) -> list[Verdict]:
         out = []
+        add = self.replica.add
         for ev in events:
-            o = self.replica.add(ev)
+            o = add(ev)
             if o.status == "applied":
-                code, reason = o.void.get(ev.id, (None, None))
+                out.append(Verdict("applied", ev.id, *o.void.get(ev.id, _NO_VOID)))
             else:
                 why = _MISSING if o.status == "pending" else "it was already there"
-                code, reason = o.rejected.get(ev.id, (o.status, why))
-            out.append(AppendResult(o.status, ev.id, code, reason))
+                out.append(Verdict(o.status, ev.id, *o.rejected.get(ev.id, (o.status, why))))
         return out
 
-    def add_proof(self, proof: EquivocationProof) -> list[AppendResult]:
+    def add_proof(self, proof: EquivocationProof) -> list[Verdict]:
         # A proof whose evidence is no longer held (a waiting event dropped from
         # the bounded pool) still proves the fork: the state must not forget it.
         try:
             self.replica.add_proof(proof)
         except RemoteProtocolError as exc:
-            return [AppendResult("rejected", b"", exc.code, exc.reason)]
-        return [AppendResult("applied", b"")]
+            return [Verdict("rejected", b"", exc.code, exc.reason)]
+        return [Verdict("applied", b"")]
 
 
 def stored_records(
@@ -138,7 +161,7 @@ def replay(
                 yield Outcome(rec, None, res)
         elif isinstance(item, Refused):
             yield from flush()
-            yield Outcome(rec, None, AppendResult("rejected", item.id, item.code, item.reason))
+            yield Outcome(rec, None, Verdict("rejected", item.id, item.code, item.reason))
         else:
             pending.append((rec, item))
     yield from flush()
