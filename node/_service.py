@@ -644,8 +644,10 @@ class Node:
                 stream = await self._open_or_drop(peer)
             except (P2PError, trio.TooSlowError):
                 # Gone or hanging: skip it for a while, so anti-entropy goes to
-                # peers that answer.
-                self.peers.mark_dead(peer, self.monotonic())
+                # peers that answer (a peer that just refused the protocol is
+                # not dead: it is not asked again while it stays connected).
+                if self.p2p.speaks(peer, sync_protocol(self.network)):
+                    self.peers.mark_dead(peer, self.monotonic())
                 raise
             try:
                 got = await self._sync_session(stream)
@@ -884,7 +886,10 @@ class Node:
         cap = self.genesis.params.max_blob_bytes
         self._fetching.add(h)
         try:
+            proto = blob_protocol(self.network)
             for peer in self.connected_peers():
+                if not self.p2p.speaks(peer, proto):
+                    continue
                 try:
                     with trio.fail_after(60):
                         data = await self._fetch_from(peer, h, cap)
