@@ -559,7 +559,7 @@ class _Run:
         that matters: every node on one digest and one fork set, and how many
         seconds after the last attack that took.
 
-        - future timestamps (a year ahead, 2^48-1) through one node's raw-event API,
+        - future timestamps (an hour and a year ahead, 2^48-1) through one node's raw-event API,
           and the same times by gossip from a hostile peer at another node: the two
           entrances must give the same fate;
         - a bad_prev event (seq 2 whose prev is another author's event) published once
@@ -612,7 +612,11 @@ class _Run:
         attacks: list[dict[str, Any]] = []
 
         # 1. future timestamps: the API entrance (x) and the gossip entrance (y).
-        times = {"year": now() + 365 * 24 * 3600 * 1000, "max": 2**48 - 1}
+        times = {
+            "hour": now() + 3600 * 1000,
+            "year": now() + 365 * 24 * 3600 * 1000,
+            "max": 2**48 - 1,
+        }
         fut_api = {w: fresh(f"future-api-{w}") for w in times}
         fut_gossip = {w: fresh(f"future-gossip-{w}") for w in times}
         api_answers = {
