@@ -514,6 +514,57 @@ def make_app(node: Node, token: str) -> Starlette:
         ]
         return {"account": account_text(acct), "events": out}
 
+    async def payments(request: Request) -> Any:
+        """Tokens an account received (transfers with their memos, and award
+        payouts) and the transfers it sent, newest first. Yours by default."""
+        acct = (
+            _account(request.query_params["account"]) if "account" in request.query_params else me()
+        )
+        limit = min(_query_int(request, "limit", 50, 1), 500)
+        st = state()
+        rows: list[dict[str, Any]] = []
+        for cid, pays in st.credits.items():
+            amount = pays.get(acct)
+            if not amount:
+                continue
+            ev = node.stored_event(cid)
+            transfer = ev.kind.name == "transfer"
+            rows.append(
+                {
+                    "id": cid.hex(),
+                    "kind": ev.kind.name,
+                    "direction": "in",
+                    "from": account_text(ev.author),
+                    "to": account_text(acct),
+                    "amount": amount,
+                    "memo": ev.body.get("memo", "") if transfer else "",
+                    "bounty": None if transfer else ev.body["bounty"].hex(),
+                    "timestamp": ev.timestamp,
+                    "void": cid in st.void,
+                }
+            )
+        head = node.ledger.replica.heads.get(acct, 0)
+        for r in node.ledger.events_by_author(acct, limit=1000, offset=max(0, head - 1000)):
+            ev = node.stored_event(r.id)
+            if ev.kind.name != "transfer":
+                continue
+            rows.append(
+                {
+                    "id": r.id.hex(),
+                    "kind": "transfer",
+                    "direction": "out",
+                    "from": account_text(acct),
+                    "to": account_text(ev.body["to"]),
+                    "amount": ev.body["amount"],
+                    "memo": ev.body["memo"],
+                    "bounty": None,
+                    "timestamp": ev.timestamp,
+                    "void": r.id in st.void,
+                }
+            )
+        rows.sort(key=lambda x: (x["timestamp"], x["id"]), reverse=True)
+        return {"account": account_text(acct), "payments": rows[:limit]}
+
     async def applied(request: Request) -> Any:
         """Event id, creation time and local apply time: devnet's propagation figures."""
         since = _query_int(request, "since", 0)
@@ -825,6 +876,7 @@ def make_app(node: Node, token: str) -> Starlette:
         ("GET", "/api/reputation", reputation_view),
         ("GET", "/api/accounts/{account}/events", account_events),
         ("GET", "/api/applied", applied),
+        ("GET", "/api/payments", payments),
         ("GET", "/api/drafts", drafts),
         ("GET", "/api/me", me_view),
         ("GET", "/api/profiles/{account}", profile_of),

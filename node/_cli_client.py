@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import re
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 import httpx
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 __all__ = ["ApiClient", "CliError", "register"]
 
@@ -100,12 +102,29 @@ def _when(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
+# Text from the network (titles, names, memos, reasons) reaches the terminal:
+# it is never read as rich markup, and control characters (terminal escapes,
+# bidi overrides) are replaced. One path: every string goes through _plain.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def _plain(text: str) -> Text:
+    return Text(_CONTROL.sub("\ufffd", text))
+
+
+class SafeTable(Table):
+    """A table whose string cells are plain text (see _plain)."""
+
+    def add_row(self, *cells: Any, **kwargs: Any) -> None:
+        super().add_row(*(_plain(c) if isinstance(c, str) else c for c in cells), **kwargs)
+
+
 def _out(args: argparse.Namespace, data: Any, human: Any = None) -> int:
     console = Console()
     if args.json or human is None:
         print(json.dumps(data, indent=2, sort_keys=True))
     elif isinstance(human, str):
-        console.print(human)
+        console.print(_plain(human))
     else:
         console.print(human)
     return 0
@@ -120,7 +139,7 @@ def _client(args: argparse.Namespace) -> ApiClient:
 
 def cmd_status(args: argparse.Namespace) -> int:
     s = _client(args).call("GET", "/api/status")
-    t = Table(title=f"learnmesh node on {s['network']}", show_header=False)
+    t = SafeTable(title=f"learnmesh node on {s['network']}", show_header=False)
     for k in ("account", "peer_id", "network_id", "events", "pending", "balance", "digest"):
         t.add_row(k, str(s[k]))
     t.add_row("peers", f"{len(s['peers'])} ({len(s.get('mesh_peers', []))} in the gossip mesh)")
@@ -134,7 +153,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_peers(args: argparse.Namespace) -> int:
     p = _client(args).call("GET", "/api/peers")
-    t = Table("peer", "score", "recent problems")
+    t = SafeTable("peer", "score", "recent problems")
     for peer in p["peers"]:
         sc = p["scores"].get(peer, {})
         t.add_row(peer, str(sc.get("score", 0)), "; ".join(sc.get("reasons", [])))
@@ -171,14 +190,14 @@ def cmd_bounty_post(args: argparse.Namespace) -> int:
         "reviewer_share_bp": round(args.reviewer_share * 100),
     }
     r = _client(args).call("POST", "/api/bounties", body)
-    return _out(args, r, f"posted bounty [bold]{r['id']}[/bold]")
+    return _out(args, r, f"posted bounty {r['id']}")
 
 
 def cmd_bounty_list(args: argparse.Namespace) -> int:
     q = {k: v for k, v in (("phase", args.phase), ("skill", args.skill)) if v}
     path = "/api/bounties" + ("?" + "&".join(f"{k}={v}" for k, v in q.items()) if q else "")
     r = _client(args).call("GET", path)
-    t = Table("id", "title", "status", "reward", "commits", "submissions", "submit by")
+    t = SafeTable("id", "title", "status", "reward", "commits", "submissions", "submit by")
     for b in r["bounties"]:
         t.add_row(
             b["id"][:16],
@@ -194,7 +213,7 @@ def cmd_bounty_list(args: argparse.Namespace) -> int:
 
 def cmd_bounty_show(args: argparse.Namespace) -> int:
     b = _client(args).call("GET", f"/api/bounties/{_full_id(args, args.bounty)}")
-    t = Table(title=b["title"], show_header=False)
+    t = SafeTable(title=b["title"], show_header=False)
     for k in ("id", "author", "status", "reward", "escrow", "submit_by", "review_by", "quorum"):
         v = b[k]
         t.add_row(k, _when(v) if k.endswith("_by") else str(v))
@@ -241,7 +260,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     return _out(
         args,
         r,
-        f"committed [bold]{r['id']}[/bold]; the node reveals it once the mentor's close lists it",
+        f"committed {r['id']}; the node reveals it once the mentor's close lists it",
     )
 
 
@@ -299,6 +318,24 @@ def cmd_balance(args: argparse.Namespace) -> int:
     return _out(args, r, f"{r['account']}: balance {r['balance']} (spendable {r['spendable']})")
 
 
+def cmd_payments(args: argparse.Namespace) -> int:
+    """Tokens received (transfers with their memos, award payouts) and sent."""
+    q = f"?limit={args.limit}" + (f"&account={args.account}" if args.account else "")
+    r = _client(args).call("GET", "/api/payments" + q)
+    t = SafeTable("when", "", "amount", "from / to", "what", title=f"payments of {r['account']}")
+    for p in r["payments"]:
+        inbound = p["direction"] == "in"
+        what = p["memo"] if p["kind"] == "transfer" else f"award for bounty {p['bounty'][:12]}"
+        t.add_row(
+            _when(p["timestamp"]),
+            "in" if inbound else "out",
+            ("+" if inbound else "-") + str(p["amount"]) + (" (void)" if p["void"] else ""),
+            p["from"] if inbound else p["to"],
+            what,
+        )
+    return _out(args, r, t if r["payments"] else "no payments yet")
+
+
 def cmd_reputation(args: argparse.Namespace) -> int:
     """Trust (per skill and overall, PROTOCOL.md §6.5) beside today's points."""
     client = _client(args)
@@ -313,7 +350,7 @@ def cmd_reputation(args: argparse.Namespace) -> int:
     q = f"?skill={quote(skill)}&limit={args.limit}" if skill else f"?limit={args.limit}"
     tr = client.call("GET", "/api/trust" + q)
     pts = r["reputation"]
-    t = Table(
+    t = SafeTable(
         "rank",
         "account",
         f"trust in {skill}" if skill else "trust",
@@ -360,7 +397,7 @@ def _trust_of(tr: dict[str, Any], skill: str | None) -> Any:
         + (" — a genesis seed" if tr["seed"] else "")
         + (" — forked: no trust" if tr["forked"] else "")
     )
-    t = Table("skill", "trust", "rank")
+    t = SafeTable("skill", "trust", "rank")
     for s, v in tr["skills"].items():
         if skill is None or s == skill:
             t.add_row(s, _pct(v["ppm"]), f"{v['rank']} of {v['of']}")
@@ -371,7 +408,7 @@ def _trust_of(tr: dict[str, Any], skill: str | None) -> Any:
         f"reviews near the trust-weighted median {tr['calibration']['near']}"
         f"/{tr['calibration']['judged']}\ntrust digest {tr['trust_digest']}"
     )
-    e = Table("from", "kind", "skills", "amount", "gives", title="edges that gave it")
+    e = SafeTable("from", "kind", "skills", "amount", "gives", title="edges that gave it")
     for edge in tr["edges_in"]:
         if skill is None or skill in edge["skills"] or edge["kind"] == "vouch":
             e.add_row(
@@ -475,6 +512,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("balance", help="an account's balance (yours by default)")
     p.add_argument("account", nargs="?")
     p.set_defaults(func=cmd_balance)
+    p = sub.add_parser("payments", help="tokens received (with memos) and sent")
+    p.add_argument("account", nargs="?")
+    p.add_argument("--limit", type=int, default=50)
+    p.set_defaults(func=cmd_payments)
     p = sub.add_parser(
         "reputation", help="trust per skill and points, of every account or one (and why)"
     )

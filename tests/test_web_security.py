@@ -220,7 +220,7 @@ def _publish(h: Hostile) -> None:
         f"profile/{m.account}": [NAMES[0], p[0], *SHORT[:3]],
         f"profile/{a.account}": [NAMES[1]],
         f"profile/{h.eve.account}": [NAMES[2], p[0], SHORT[3]],
-        "account": [NAMES[0]],
+        "account": [NAMES[0], memo],  # the memo, in the payments list
     }
 
 

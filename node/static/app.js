@@ -1001,6 +1001,7 @@
     const info = h("div", {}, loading());
     const vouches = h("div", {});
     const activity = h("div", {});
+    const payments = h("div", {});
     const trust = h("div", {});
 
     const tBox = errBox();
@@ -1085,6 +1086,19 @@
       const tr = await trustRows(me.account);
       put(trust, tr ? card(h("h2", {}, "Trust"), tr) : []);
       try {
+        const pay = await get("/api/payments?limit=20");
+        const prow = (p) => h("tr", {},
+          h("td", { class: "muted" }, when(p.timestamp)),
+          h("td", { class: p.direction === "in" ? "ok" : "" }, (p.direction === "in" ? "+" : "−") + String(p.amount)),
+          h("td", {}, p.direction === "in" ? "from " : "to ", who(p.direction === "in" ? p.from : p.to)),
+          h("td", { class: "memo" }, p.kind === "transfer" ? String(p.memo || "") : "award payout",
+            p.void ? h("span", { class: "err inline" }, " (void)") : null));
+        put(payments, card(h("h2", {}, "Payments"),
+          (pay.payments || []).length
+            ? h("table", { class: "scores", id: "payments" }, h("tbody", {}, pay.payments.map(prow)))
+            : empty("No tokens received or sent yet.")));
+      } catch (e) { put(payments); }
+      try {
         const ev = await get(`/api/accounts/${enc(me.account)}/events?limit=20`);
         const rows = (ev.events || []).slice(0, 20);
         put(activity, card(h("h2", {}, "Recent activity"),
@@ -1106,7 +1120,7 @@
     logoutBtn.addEventListener("click", () => logout(logoutBtn));
     const el = h("div", { class: "page" },
       h("div", { class: "page-head" }, h("h1", {}, "My account"), logoutBtn),
-      info, trust, vouches, h("div", { class: "two" }, transfer, vouch), profile, activity);
+      info, trust, vouches, h("div", { class: "two" }, transfer, vouch), payments, profile, activity);
     return { el, refresh, title: "My account" };
   }
 
