@@ -10,18 +10,18 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
 
 from learnmesh.protocol import EquivocationProof, Event, Genesis, Replica, State
+from sqlalchemy.exc import SQLAlchemyError
 
 from ._append import Appender
 from ._archive import ExportSummary, ImportReport, export_ledger, import_ledger
 from ._decode import Decoder, Refused
 from ._errors import CorruptLedgerError, LedgerError
-from ._replay import ReplicaTarget, mismatch, replay, stored_records
+from ._replay import replay_stored, verify_store
 from ._results import AppendResult, AppendResults, StoredEvent, VerifyReport
 from ._snapshot import Snapshot, from_plain, read_snapshot, write_snapshot
 from ._store import Store, StoredRaw
@@ -31,9 +31,6 @@ from ._store import Store, StoredRaw
 __all__ = ["AppendResult", "AppendResults", "Ledger", "StoredEvent", "VerifyReport"]
 
 log = logging.getLogger(__name__)
-
-_MAX_PROBLEMS = 50
-_REPLAY_BATCH = 256
 
 
 class _Storing:
@@ -115,8 +112,10 @@ class Ledger:
             )
             try:
                 ledger._load()
-            except BaseException:
+            except BaseException as exc:
                 ledger._decoder.close()
+                if isinstance(exc, SQLAlchemyError):
+                    raise LedgerError(f"cannot open the ledger database: {exc.args[0]}") from exc
                 raise
         except BaseException:
             store.close()
@@ -172,16 +171,10 @@ class Ledger:
         data); the first record that does not replay as stored raises."""
         replica.raw = raw_map
         raw_map.stored = True
-        dec = Decoder(self.genesis.params.max_event_bytes, self.network)
-        replayed = 0
         try:
-            records = stored_records(self._store, after_idx=applied, after_rejected=rejected_n)
-            target = ReplicaTarget(replica)
-            for o in replay(records, dec, target, verify=False, batch=_REPLAY_BATCH):
-                why = mismatch(o)
-                if why is not None:
-                    raise CorruptLedgerError(f"the stored data does not replay: {why}")
-                replayed += o.record.section == "event"
+            replayed = replay_stored(
+                self._store, replica, after_idx=applied, after_rejected=rejected_n
+            )
         finally:
             raw_map.stored = False
         self.replica = replica
@@ -310,69 +303,18 @@ class Ledger:
     def verify(self, progress: Callable[[int, int], None] | None = None) -> VerifyReport:
         """Replay every stored record from scratch with signature checks into a
         fresh replica; check ids, hash links, columns, invariants and that the
-        digest equals the live one. Reports problems; does not raise for them."""
+        digest equals the live one. Reports problems; does not raise for them
+        (the same replay as opening, see `_replay`)."""
         with self._lock:
             self._check_open()
-            return self._verify(progress)
-
-    def _verify(self, progress: Callable[[int, int], None] | None) -> VerifyReport:
-        t0 = time.perf_counter()
-        problems: list[str] = []
-
-        def problem(msg: str) -> None:
-            if len(problems) < _MAX_PROBLEMS:
-                problems.append(msg)
-            elif len(problems) == _MAX_PROBLEMS:
-                problems.append("… more problems not listed")
-
-        rep = Replica(self.genesis)
-        total = self.count()
-        done = n_rejected = n_pending = 0
-        expect = 1
-        records = stored_records(self._store, columns=True)
-        target = ReplicaTarget(rep)
-        for o in replay(records, self._decoder, target, verify=True, batch=_REPLAY_BATCH):
-            rec, ev = o.record, o.event
-            if rec.section == "event":
-                done += 1
-                if progress is not None and (done % 1000 == 0 or done == total):
-                    progress(done, total)
-                if rec.n != expect:
-                    problem(f"apply index jumps from {expect - 1} to {rec.n}")
-                expect = rec.n + 1
-                if ev is not None and rec.columns is not None:
-                    eid, author, seq, kind, ts = rec.columns
-                    if ev.id != eid:
-                        bad = f"stored id {eid.hex()[:12]} is not the hash of its bytes"
-                        problem(f"event #{rec.n}: {bad}")
-                    if (ev.author, ev.seq, ev.kind.code, ev.timestamp) != (author, seq, kind, ts):
-                        problem(f"event #{rec.n}: stored columns disagree with its bytes")
-            elif rec.section == "rejected":
-                n_rejected += 1
-            elif rec.section == "pending":
-                n_pending += 1
-            why = mismatch(o)
-            if why is not None:
-                problem(why)
-        if done != total:
-            problem(f"{done} events read, {total} expected")
-        problems.extend(rep.state.check_invariants())
-        digest = rep.digest()
-        live = self.replica.digest()
-        if digest != live:
-            problem(f"replayed digest {digest.hex()[:16]} != live digest {live.hex()[:16]}")
-        return VerifyReport(
-            ok=not problems,
-            events=done,
-            pending=n_pending,
-            rejected=n_rejected,
-            forks=len(rep.state.forks),
-            void=len(rep.state.void),
-            digest=digest,
-            live_digest=live,
-            seconds=time.perf_counter() - t0,
-            problems=problems,
-        )
+            return verify_store(
+                self._store,
+                self.genesis,
+                self._decoder,
+                self.replica.digest(),
+                self.count(),
+                progress,
+            )
 
     # -- export / import -------------------------------------------------------------
 

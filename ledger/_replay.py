@@ -6,12 +6,15 @@ they differ only in their source, their target and what they do with outcomes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import NamedTuple, Protocol
 
-from learnmesh.protocol import EquivocationProof, Event, RemoteProtocolError, Replica
+from learnmesh.protocol import EquivocationProof, Event, Genesis, RemoteProtocolError, Replica
 
 from ._decode import Decoder, Refused
+from ._errors import CorruptLedgerError
+from ._results import VerifyReport
 from ._store import Store
 
 __all__ = [
@@ -24,12 +27,16 @@ __all__ = [
     "Verdict",
     "mismatch",
     "replay",
+    "replay_stored",
     "stored_records",
+    "verify_store",
 ]
 
 # What each kind of record must do when a ledger's own records are replayed in order.
 EXPECTED = {"event": "applied", "rejected": "rejected", "pending": "pending", "proof": "applied"}
 _MISSING = "its prev or refs are missing"
+_MAX_PROBLEMS = 50
+_REPLAY_BATCH = 256
 
 
 class Record(NamedTuple):
@@ -194,3 +201,88 @@ def mismatch(o: Outcome) -> str | None:
     if rec.section == "rejected":
         return f"rejected row {rec.n} ({short}) is not a bad-prev event"
     return f"pending row {rec.n} ({short}) should not be pending"
+
+
+def replay_stored(store: Store, replica: Replica, *, after_idx: int, after_rejected: int) -> int:
+    """Opening a ledger: its records after (after_idx, after_rejected), every
+    pending event and every fork proof into `replica`, without signature
+    checks (its own data). Raises CorruptLedgerError at the first record that
+    does not replay as it was stored; returns the number of events replayed."""
+    dec = Decoder(replica.max_event_bytes, replica.network)
+    records = stored_records(store, after_idx=after_idx, after_rejected=after_rejected)
+    replayed = 0
+    for o in replay(records, dec, ReplicaTarget(replica), verify=False, batch=_REPLAY_BATCH):
+        why = mismatch(o)
+        if why is not None:
+            raise CorruptLedgerError(f"the stored data does not replay: {why}")
+        replayed += o.record.section == "event"
+    return replayed
+
+
+def verify_store(
+    store: Store,
+    genesis: Genesis,
+    decoder: Decoder,
+    live: bytes,
+    total: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> VerifyReport:
+    """Replay every stored record from scratch with signature checks into a
+    fresh replica; check apply indexes, ids, columns, invariants and that the
+    digest equals `live` and the count `total` (the running replica's).
+    Problems are reported, not raised."""
+    t0 = time.perf_counter()
+    problems: list[str] = []
+
+    def problem(msg: str) -> None:
+        if len(problems) < _MAX_PROBLEMS:
+            problems.append(msg)
+        elif len(problems) == _MAX_PROBLEMS:
+            problems.append("… more problems not listed")
+
+    rep = Replica(genesis)
+    done = n_rejected = n_pending = 0
+    expect = 1
+    records = stored_records(store, columns=True)
+    target = ReplicaTarget(rep)
+    for o in replay(records, decoder, target, verify=True, batch=_REPLAY_BATCH):
+        rec, ev = o.record, o.event
+        if rec.section == "event":
+            done += 1
+            if progress is not None and (done % 1000 == 0 or done == total):
+                progress(done, total)
+            if rec.n != expect:
+                problem(f"apply index jumps from {expect - 1} to {rec.n}")
+            expect = rec.n + 1
+            if ev is not None and rec.columns is not None:
+                eid, author, seq, kind, ts = rec.columns
+                if ev.id != eid:
+                    bad = f"stored id {eid.hex()[:12]} is not the hash of its bytes"
+                    problem(f"event #{rec.n}: {bad}")
+                if (ev.author, ev.seq, ev.kind.code, ev.timestamp) != (author, seq, kind, ts):
+                    problem(f"event #{rec.n}: stored columns disagree with its bytes")
+        elif rec.section == "rejected":
+            n_rejected += 1
+        elif rec.section == "pending":
+            n_pending += 1
+        why = mismatch(o)
+        if why is not None:
+            problem(why)
+    if done != total:
+        problem(f"{done} events read, {total} expected")
+    problems.extend(rep.state.check_invariants())
+    digest = rep.digest()
+    if digest != live:
+        problem(f"replayed digest {digest.hex()[:16]} != live digest {live.hex()[:16]}")
+    return VerifyReport(
+        ok=not problems,
+        events=done,
+        pending=n_pending,
+        rejected=n_rejected,
+        forks=len(rep.state.forks),
+        void=len(rep.state.void),
+        digest=digest,
+        live_digest=live,
+        seconds=time.perf_counter() - t0,
+        problems=problems,
+    )
