@@ -62,7 +62,15 @@ _MAX_BODY = 32 * 1024 * 1024
 
 Handler = Callable[[Request], Awaitable[Any]]
 
-SESSION_COOKIE = "lm_session"
+SESSION_COOKIE = "lm_session"  # + "_<port>": see session_cookie
+
+
+def session_cookie(request: Request) -> str:
+    """The session cookie's name for this node. Browsers scope cookies by host,
+    not port, so two nodes on 127.0.0.1 would share (and overwrite) one cookie
+    name: each node's name carries the port it serves on."""
+    server = request.scope.get("server") or ("", 0)
+    return f"{SESSION_COOKIE}_{server[1]}"
 CSRF_HEADER = "x-learnmesh-csrf"
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -912,7 +920,7 @@ def make_app(node: Node, token: str) -> Starlette:
             return (
                 ("token", False) if hmac.compare_digest(got.encode(), expected) else (None, False)
             )
-        sid = request.cookies.get(SESSION_COOKIE)
+        sid = request.cookies.get(session_cookie(request))
         if sessions.valid(sid):
             return f"session:{sid}", True
         return None, False
@@ -1027,20 +1035,20 @@ def make_app(node: Node, token: str) -> Starlette:
                 status=401,
                 code="login_expired",
             )
-        old = request.cookies.get(SESSION_COOKIE)
+        old = request.cookies.get(session_cookie(request))
         sessions.end(old)
         sid = sessions.create()
         resp = JSONResponse({"ok": True, "account": account_text(me())})
         resp.set_cookie(
-            SESSION_COOKIE, sid, httponly=True, samesite="strict", path="/", secure=False
+            session_cookie(request), sid, httponly=True, samesite="strict", path="/", secure=False
         )
         return resp
 
     async def logout(request: Request) -> Any:
         if request.state.by_cookie:
-            sessions.end(request.cookies.get(SESSION_COOKIE))
+            sessions.end(request.cookies.get(session_cookie(request)))
         resp = JSONResponse({"ok": True})
-        resp.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
+        resp.delete_cookie(session_cookie(request), path="/", httponly=True, samesite="strict")
         return resp
 
     # -- live updates --------------------------------------------------------------
@@ -1073,7 +1081,7 @@ def make_app(node: Node, token: str) -> Starlette:
         }
 
     async def stream(request: Request) -> Any:
-        sid = request.cookies.get(SESSION_COOKIE) if request.state.by_cookie else None
+        sid = request.cookies.get(session_cookie(request)) if request.state.by_cookie else None
 
         async def events() -> AsyncIterator[bytes]:
             open_streams[0] += 1

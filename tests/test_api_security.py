@@ -88,13 +88,20 @@ def login(a: Node) -> str:
     code = a.post("/api/login-link")["code"]
     r = req(a, "POST", "/api/session", json_body={"code": code}, token="", headers=CSRF)
     assert r.status_code == 200, r.text
-    sid = r.cookies.get("lm_session")
+    sid = r.cookies.get(cookie_name(a))
     assert sid
-    return sid
+    return f"{cookie_name(a)}={sid}"
 
 
-def cookie(sid: str, **extra: str) -> dict[str, str]:
-    return {"Cookie": f"lm_session={sid}", **extra}
+def cookie_name(a: Node) -> str:
+    """Each node's session cookie carries its port (browsers share cookies
+    between ports of one host)."""
+    return "lm_session_" + a.api.rsplit(":", 1)[1]
+
+
+def cookie(session: str, **extra: str) -> dict[str, str]:
+    """Headers with a session cookie ("name=value", as `login` gives it)."""
+    return {"Cookie": session, **extra}
 
 
 def balance(a: Node) -> int:
@@ -258,11 +265,12 @@ def test_login_link_works_once_and_gives_a_strict_httponly_cookie(shared: Shared
     assert r.status_code == 200, r.text
     set_cookie = r.headers["set-cookie"]
     parts = [p.strip().lower() for p in set_cookie.split(";")]
-    sid = r.cookies["lm_session"]
-    assert parts[0] == f"lm_session={sid}".lower()
+    sid = r.cookies[cookie_name(a)]
+    assert parts[0] == f"{cookie_name(a)}={sid}".lower()
     assert "httponly" in parts and "samesite=strict" in parts and "path=/" in parts
     assert len(base64.urlsafe_b64decode(sid + "=" * (-len(sid) % 4))) == 32
     assert sid not in r.text, "the session id is only in the HttpOnly cookie"
+    sid = f"{cookie_name(a)}={sid}"
 
     # Once only: the same code again, a wrong code, no code.
     for body in ({"code": code}, {"code": code[:-1] + "x"}, {"code": ""}, {}, {"code": 5}):
@@ -283,7 +291,7 @@ def test_login_link_works_once_and_gives_a_strict_httponly_cookie(shared: Shared
     # Logout ends the session.
     r = req(a, "POST", "/api/logout", token="", headers=cookie(sid, **CSRF))
     assert r.status_code == 200
-    assert "lm_session=" in r.headers["set-cookie"]
+    assert f"{cookie_name(a)}=" in r.headers["set-cookie"]
     r = req(a, "GET", "/api/me", token="", headers=cookie(sid))
     assert r.status_code == 401 and r.json()["error"] == "unauthorized"
 
