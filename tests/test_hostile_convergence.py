@@ -311,10 +311,13 @@ async def _bad_prev(net: Network) -> None:
     async with P2PHost.open(P2PConfig(identity_seed=os.urandom(32))) as x:
         await _join(x, net, c)
         await _publish(x, net, [bad.raw])
-        # c has taken it in (as evidence or refusal) before we look for agreement.
+        # A valid event of another author in the next message: once c holds it,
+        # c has taken in the bad_prev one too (a peer's messages arrive in order).
+        mk = _key()
+        await _publish(x, net, [_profile(mk, net.network_id, 1, None, _now_ms(), "marker").raw])
         await await_for(
-            lambda: x.peer_id in c.get("/api/peers")["scores"],
-            "c to judge the bad_prev event",
+            lambda: _applied(c, mk),
+            "c to take in the bad_prev event and the marker after it",
             timeout=CONVERGE,
             describe=lambda: c.get("/api/peers"),
         )
