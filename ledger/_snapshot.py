@@ -16,7 +16,16 @@ order, their (author, seq), the heads, the event count and the digest sums.
 `SNAPSHOT_VERSION` is bumped by hand whenever this encoding or the meaning of
 the state changes (a rule that folds an event differently). A snapshot of
 another version, another network, with a bad checksum or anything else wrong
-is ignored with a log line: the ledger then replays every event.
+is ignored with a log line: the ledger then replays every event. So is one
+whose id sums do not match the database's tables (a snapshot copied from
+another ledger of the same network), and every snapshot while the protocol's
+objects have fields this module does not know (`shape_problems`; a test fails
+first, asking for the field to be handled and the version bumped).
+
+Replica and State offer no public way to export or set their bookkeeping, so
+this module reads and sets `Replica._slot`, `Replica._by_slot`,
+`State._set_acc` and `State._void_acc`, and builds protocol's `Account` and
+`_Commit` records: all of it here, all of it covered by `shape_problems`.
 """
 
 from __future__ import annotations
