@@ -198,8 +198,12 @@ def test_concurrent_transfers_from_one_node_all_succeed(net: Network) -> None:
         want = a.get("/api/balances")["balances"][a.account] + sum(100 + i for i in range(3))
         for i in range(3):
             b.post("/api/transfer", {"to": a.account, "amount": 100 + i})
+
+        def paid(want: int = want) -> bool:
+            return bool(a.get("/api/balances")["balances"][a.account] >= want)
+
         wait_for(
-            lambda want=want: a.get("/api/balances")["balances"][a.account] >= want,
+            paid,
             "a to see b's payments",
             timeout=CONVERGE,
             describe=lambda: _describe(net),
