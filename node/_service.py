@@ -173,6 +173,17 @@ class Node:
             "admission_dropped": 0,
             "forks_relayed": 0,
             "peers_dropped": 0,
+            # events applied, by the entrance they came in by (the rest of
+            # events_applied came in as raw events through the API)
+            "events_applied_gossip": 0,
+            "events_applied_sync": 0,
+            "events_applied_own": 0,
+            "events_applied_held": 0,
+            "peer_penalties": 0,
+            "sync_failures": 0,
+            "sync_last_events": 0,  # events the latest sync round took in (not a counter)
+            # and "rejected:<code>" / "void:<code>": events refused / applied
+            # without effect, by their protocol code (added when first seen)
         }
         # After `key import` the node must learn its own chain's head from a peer
         # before it signs, or it could fork its own chain (Scuttlebutt's failure).
@@ -312,6 +323,7 @@ class Node:
         """Bad data costs a peer score; past a threshold it is disconnected and
         refused for a while (node/_peers.py)."""
         banned = self.peers.penalise(peer, reason, self.monotonic(), weight)
+        self.stats["peer_penalties"] += 1
         log.warning(
             "peer %s sent bad data: %s (score %.0f)",
             peer,
@@ -350,7 +362,13 @@ class Node:
                 events.append(decode_event(raw, limit, self.network))
             except RemoteProtocolError as exc:
                 bad.append(exc)
+                self._count("rejected", exc.code)
         return events, bad
+
+    def _count(self, what: str, code: str | None) -> None:
+        """Count a refused or void event by its protocol code (for /metrics)."""
+        key = f"{what}:{code or 'unknown'}"
+        self.stats[key] = self.stats.get(key, 0) + 1
 
     def admit(self, events: Iterable[Event], peer: str | None = None) -> list[Admitted]:
         """Every event from every entrance (gossip, sync, the raw-event API, the
@@ -382,6 +400,7 @@ class Node:
         ahead = ev.timestamp - now
         if ahead > self.genesis.params.max_clock_skew_ms + self.settings.future_hold_ms:
             self.stats["events_refused"] += 1
+            self._count("rejected", "future")
             return Admitted(
                 "rejected",
                 ev.id,
@@ -417,7 +436,10 @@ class Node:
             for e in due:
                 del self._held[e.id]
             if due:
-                for ev, r in zip(due, self.admit(due), strict=True):
+                before = self.stats["events_applied"]
+                admitted = self.admit(due)
+                self.stats["events_applied_held"] += self.stats["events_applied"] - before
+                for ev, r in zip(due, admitted, strict=True):
                     if r.status in ("applied", "pending"):
                         self.publish(ev.raw)
 
@@ -440,6 +462,7 @@ class Node:
             raws = decode_gossip(data, self.network)
         except RemoteProtocolError as exc:
             self.stats["gossip_rejected"] += 1
+            self._count("rejected", exc.code)
             self.penalise(peer, f"{exc.code}: {exc.reason}")
             return False
         events, bad = self.decode_raws(raws)
@@ -469,10 +492,12 @@ class Node:
                 events, peer = self._queue.popleft()
                 self._queued -= len(events)
                 self.stats["gossip_received"] += 1
+                before = self.stats["events_applied"]
                 try:
                     self.admit(events, peer)
                 except Exception:  # a bug here must not end the node
                     log.exception("admitting %d gossiped events failed", len(events))
+                self.stats["events_applied_gossip"] += self.stats["events_applied"] - before
                 await trio.sleep(0)  # let the API and sync run between batches
 
     async def _gossip_in(self) -> None:
@@ -495,6 +520,10 @@ class Node:
                     applied.append(ev)
             elif r.status == "pending":
                 missing = True
+            elif r.status == "rejected":
+                self._count("rejected", r.code)
+            if r.void:
+                self._count("void", r.code)
             # A rejection here (bad_prev) is a validly signed claim by its author:
             # the author is at fault, not the peer that relayed it, and the event
             # is kept as fork evidence.
@@ -655,12 +684,14 @@ class Node:
                 await stream.close()
         except (P2PError, trio.TooSlowError, RemoteProtocolError) as exc:
             log.info("sync with %s failed: %s", peer, exc)
+            self.stats["sync_failures"] += 1
             if isinstance(exc, RemoteProtocolError):
                 self.penalise(peer, f"sync: {exc.reason}")
             return got
         self._last_sync[peer] = self.monotonic()
         self.stats["sync_rounds"] += 1
         self.stats["sync_events_in"] += got
+        self.stats["sync_last_events"] = got
         self._synced_once.set()
         if self.key_imported and self._restored_marker is not None:
             self._restored_marker.unlink(missing_ok=True)
@@ -762,7 +793,9 @@ class Node:
         if bad:
             self.penalise(peer, f"sync: {bad[0].code}: {bad[0].reason}")
         if events:
+            before = self.stats["events_applied"]
             self.admit(events, peer)
+            self.stats["events_applied_sync"] += self.stats["events_applied"] - before
         return len(events)
 
     async def _sync_session(self, stream: P2PStream) -> int:
@@ -974,7 +1007,9 @@ class Node:
             void = replica.state.would_void(ev)
             if void is not None:
                 raise UserError(void[1], status=409, code=void[0])
+            before = self.stats["events_applied"]
             result = self.admit([ev])[0]
+            self.stats["events_applied_own"] += self.stats["events_applied"] - before
             if result.status != "applied":
                 raise UserError(
                     f"event not applied: {result.status} {result.reason or ''}".strip(),
