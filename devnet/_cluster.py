@@ -330,6 +330,7 @@ class Cluster:
             str(n.api_port),
             "--log-level",
             self.log_level,
+            "--admin",  # the devnet fault-injects through /api/admin/*
         ]
         for b in bootstrap:
             argv += ["--bootstrap", b]

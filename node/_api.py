@@ -44,6 +44,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ._api_credentials import credential_routes
 from ._api_trust import trust_routes
+from ._metrics import ApiLatency, NodeMetrics, metrics_routes
 from ._service import Node, UserError
 from ._web_session import (
     LOGIN_TTL_S,
@@ -322,7 +323,9 @@ def _viewer(b: Bounty, st: State, me: bytes, now_ms: int) -> dict[str, Any]:
     }
 
 
-def make_app(node: Node, token: str) -> Starlette:
+def make_app(node: Node, token: str, *, admin: bool = False) -> Starlette:
+    """The node's HTTP app. `admin` (`node start --admin`) adds /api/admin/*: fault
+    injection for devnets and tests, a 404 on any other node."""
     def state() -> State:
         return node.ledger.replica.state  # always the live state: a rebuild replaces it
 
@@ -873,6 +876,7 @@ def make_app(node: Node, token: str) -> Starlette:
             got += await node.sync_with(p)
         return {"events": got}
 
+    metrics = NodeMetrics(node)  # GET /metrics, and the API latency (ApiLatency below)
     routes = [
         ("GET", "/api/status", status),
         ("GET", "/api/peers", peers),
@@ -890,6 +894,7 @@ def make_app(node: Node, token: str) -> Starlette:
         ("GET", "/api/profiles/{account}", profile_of),
         *credential_routes(node),  # node/_api_credentials.py (list, get, verify)
         *trust_routes(node),  # node/_api_trust.py (ranking, one account, review quality)
+        *metrics_routes(metrics),  # node/_metrics.py (Prometheus text format)
         ("GET", "/api/blobs/{h}", get_blob),
         ("POST", "/api/bounties", post_bounty),
         ("POST", "/api/submit", submit),
@@ -901,11 +906,14 @@ def make_app(node: Node, token: str) -> Starlette:
         ("POST", "/api/vouch", vouch),
         ("POST", "/api/profile", profile),
         ("POST", "/api/events", raw_event),
-        ("POST", "/api/admin/connect", admin_connect),
-        ("POST", "/api/admin/partition", admin_partition),
-        ("POST", "/api/admin/heal", admin_heal),
-        ("POST", "/api/admin/sync", admin_sync),
     ]
+    if admin:  # `node start --admin`: devnets and tests only; elsewhere these are a 404
+        routes += [
+            ("POST", "/api/admin/connect", admin_connect),
+            ("POST", "/api/admin/partition", admin_partition),
+            ("POST", "/api/admin/heal", admin_heal),
+            ("POST", "/api/admin/sync", admin_sync),
+        ]
     expected = f"Bearer {token}".encode()
     clock = node.clock
     logins = LoginCodes(clock)
@@ -1142,4 +1150,5 @@ def make_app(node: Node, token: str) -> Starlette:
         exception_handlers={HTTPException: http_error},
     )
     app.add_middleware(SecurityGuard)
+    app.add_middleware(ApiLatency, metrics=metrics)  # outermost: times the guard's refusals too
     return app

@@ -49,6 +49,7 @@ def cmd_node_start(args: argparse.Namespace) -> int:
         token=dd.api_token(),
         settings=settings,
         restored_marker=dd.restored_marker,
+        admin=args.admin,
     )
 
 
@@ -70,5 +71,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     p.add_argument(
         "--passphrase-file", help="passphrase of an encrypted key (or LEARNMESH_PASSPHRASE)"
+    )
+    p.add_argument(
+        "--admin",
+        action="store_true",
+        help="serve /api/admin/* (connect, partition, heal, sync): for devnets and tests only",
     )
     p.set_defaults(func=cmd_node_start)

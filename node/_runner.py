@@ -81,8 +81,10 @@ def run_node(
     token: str,
     settings: NodeSettings,
     restored_marker: Path | None = None,
+    admin: bool = False,
 ) -> int:
-    """Run the node until a signal. Returns the process exit code."""
+    """Run the node until a signal. Returns the process exit code. `admin` adds
+    the /api/admin/* routes (devnets and tests fault-inject through them)."""
     check_loopback(settings.api_host)
     _setup_logging(data_dir, settings.log_level)
     from learnmesh.protocol import KeyPair
@@ -104,7 +106,7 @@ def run_node(
         restored_marker=restored_marker,
     )
     try:
-        trio.run(_main, node, token, data_dir)
+        trio.run(_main, node, token, data_dir, admin)
     finally:
         (data_dir / "node.json").unlink(missing_ok=True)
         ledger.close()
@@ -112,7 +114,7 @@ def run_node(
     return 0
 
 
-async def _main(node: Node, token: str, data_dir: Path) -> None:
+async def _main(node: Node, token: str, data_dir: Path, admin: bool) -> None:
     s = node.settings
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
@@ -125,7 +127,7 @@ async def _main(node: Node, token: str, data_dir: Path) -> None:
             # Local scripts keep connections open between calls; a short idle
             # timeout races their next request ("server disconnected").
             hc.keep_alive_timeout = 120.0
-            binds = await nursery.start(serve, make_app(node, token), hc)
+            binds = await nursery.start(serve, make_app(node, token, admin=admin), hc)
             api = binds[0] if binds else f"http://{s.api_host}:{s.api_port}"
             assert node.p2p is not None
             info = {
@@ -136,9 +138,12 @@ async def _main(node: Node, token: str, data_dir: Path) -> None:
                 "account": node.key.account,
                 "network": node.genesis.name,
                 "network_id": node.network.hex(),
+                "admin": admin,
             }
             _write_ready(data_dir, info)
             log.info("ready: api %s, peer %s", api, node.peer_id)
+            if admin:
+                log.warning("admin routes on (/api/admin/*): a devnet or test node")
             async for sig in signals:
                 log.info("received %s: stopping", signal.Signals(sig).name)
                 nursery.cancel_scope.cancel()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
+import importlib.metadata
 import os
 import sys
 from collections.abc import Sequence
@@ -17,21 +17,25 @@ from learnmesh.protocol import ProtocolError
 from ._datadir import DataDir, DataDirError
 
 # To add commands, write a module with `register(subparsers)` that adds parsers
-# whose defaults carry `func=handler` (`handler(args) -> int`), and list it in
-# COMMAND_MODULES. Handlers get `args.data_dir` (resolved), `args.data` (as given,
-# or None) and `args.json`. A module may export `CliError` (or a tuple
-# `USER_ERRORS`): raising one prints "error: <message>" and exits 2. Anything
-# else unexpected prints one line too and exits 1 (LEARNMESH_DEBUG=1 re-raises).
-__all__ = ["COMMAND_MODULES", "UserError", "build_parser", "main"]
+# whose defaults carry `func=handler` (`handler(args) -> int`). The node's own
+# modules are listed in COMMAND_MODULES; any other package adds its command groups
+# through the entry-point group ENTRY_POINT_GROUP (in pyproject.toml:
+# `[project.entry-points."learnmesh.commands"] name = "package.module"`), so this
+# file names no other package, and a group whose package is absent is simply not
+# listed. Handlers get `args.data_dir` (resolved), `args.data` (as given, or None)
+# and `args.json`. A module may export `CliError` (or a tuple `USER_ERRORS`):
+# raising one prints "error: <message>" and exits 2. Anything else unexpected
+# prints one line too and exits 1 (LEARNMESH_DEBUG=1 re-raises).
+__all__ = ["COMMAND_MODULES", "ENTRY_POINT_GROUP", "UserError", "build_parser", "main"]
 
-# Modules that register subcommands, in help order; a missing one is skipped.
+# The node's own command modules, in help order (before any from entry points).
 COMMAND_MODULES: tuple[str, ...] = (
     "learnmesh.node._cli_offline",
     "learnmesh.node._cli_node",
     "learnmesh.node._cli_client",
     "learnmesh.node._cli_credentials",
-    "learnmesh.devnet.cli",
 )
+ENTRY_POINT_GROUP = "learnmesh.commands"
 
 EXIT_USER = 2  # the command line or the data directory is wrong: fix and retry
 EXIT_FAILED = 1  # the command ran and failed (verification found problems, I/O)
@@ -73,18 +77,41 @@ def build_parser() -> tuple[argparse.ArgumentParser, tuple[type[BaseException], 
         WrongNetworkError,  # the wrong file or directory was named
         LedgerBusyError,  # the node is running: stop it or use the API
     ]
-    for name in COMMAND_MODULES:
+    for name in _command_modules():
         try:
-            if importlib.util.find_spec(name) is None:
-                continue
             mod = importlib.import_module(name)
             mod.register(sub)
+        except ModuleNotFoundError as exc:
+            if exc.name and (name == exc.name or name.startswith(exc.name + ".")):
+                continue  # declared, but its package is not there: not listed
+            print(f"warning: commands from {name} are unavailable: {exc}", file=sys.stderr)
+            continue
         except Exception as exc:  # one broken module must not take every command down
             print(f"warning: commands from {name} are unavailable: {exc}", file=sys.stderr)
             continue
         declared = [getattr(mod, "CliError", None), *getattr(mod, "USER_ERRORS", ())]
         user_errors += [e for e in declared if isinstance(e, type) and issubclass(e, Exception)]
     return parser, tuple(user_errors)
+
+
+def _command_modules() -> list[str]:
+    """The node's own modules, then those that installed packages declare under
+    ENTRY_POINT_GROUP (by entry name; each value is a module with `register`)."""
+    names = list(COMMAND_MODULES)
+    try:
+        found = sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=_ep_name)
+    except Exception as exc:  # broken metadata must not take the node's own commands down
+        print(f"warning: command plugins could not be listed: {exc}", file=sys.stderr)
+        found = []
+    for ep in found:
+        module = ep.value.split(":", 1)[0].strip()
+        if module and module not in names:
+            names.append(module)
+    return names
+
+
+def _ep_name(ep: importlib.metadata.EntryPoint) -> str:
+    return ep.name
 
 
 def _globals(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:

@@ -212,6 +212,7 @@ class Node:
             "0",
             "--log-level",
             "info",
+            "--admin",  # the tests fault-inject through /api/admin/*
         )
         for b in bootstrap:
             argv += ["--bootstrap", b]
