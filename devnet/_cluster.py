@@ -9,16 +9,12 @@ and `api.token` as any user of the CLI would.
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import os
 import re
-import shlex
 import signal
 import socket
-import ssl
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -29,6 +25,12 @@ from typing import Any, TypeVar
 
 import httpx
 import psutil
+from learnmesh.node._procs import (
+    HarnessError,
+    NodeApiError,
+    NodeProcess,
+    learnmesh_argv,
+)
 
 __all__ = [
     "ApiError",
@@ -48,28 +50,13 @@ class DevnetError(Exception):
     """The devnet could not do what it was asked; the message says what and where."""
 
 
-class ApiError(DevnetError):
+class ApiError(DevnetError, NodeApiError):
     """A node's API answered with an error (4xx/5xx) or did not answer."""
 
     def __init__(self, node: str, method: str, path: str, status: int, body: Any) -> None:
+        NodeApiError.__init__(self, node, method, path, status, body)
         detail = body.get("message") if isinstance(body, dict) else body
-        super().__init__(f"{node}: {method} {path} -> {status}: {detail}")
-        self.status = status
-        self.body = body
-        self.code = body.get("error") if isinstance(body, dict) else None
-
-
-def learnmesh_argv() -> list[str]:
-    """How to run the `learnmesh` command from this interpreter, whatever PATH says.
-    LEARNMESH_DEVNET_CMD overrides it (e.g. to run another build of the node)."""
-    override = os.environ.get("LEARNMESH_DEVNET_CMD")
-    if override:
-        return shlex.split(override)
-    return [
-        sys.executable,
-        "-c",
-        "import sys; from learnmesh.node.cli import main; sys.exit(main())",
-    ]
+        self.args = (f"{node}: {method} {path} -> {status}: {detail}",)
 
 
 def poll(
@@ -101,14 +88,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@functools.cache
-def _tls_context() -> ssl.SSLContext:
-    return ssl.create_default_context()
-
-
 @dataclass
-class NodeProc:
-    """One node of the devnet: its data directory, ports and current process."""
+class NodeProc(NodeProcess):
+    """One node of the devnet: its data directory, ports and current process (the
+    shared harness, learnmesh.node._procs, with the devnet's bookkeeping)."""
+
+    api_error = ApiError
+    api_timeout = httpx.Timeout(20.0, connect=5.0)
 
     index: int
     data: Path
@@ -134,67 +120,12 @@ class NodeProc:
     def __post_init__(self) -> None:
         if not self.name:
             self.name = f"n{self.index:02d}"
-        self._local = threading.local()
 
     @property
     def live(self) -> bool:
         return self.state in ("up", "paused")
 
     # -- the local API -------------------------------------------------------------
-
-    def _client(self) -> httpx.Client:
-        c: httpx.Client | None = getattr(self._local, "client", None)
-        key = (self.api, self.token)
-        if c is None or getattr(self._local, "key", None) != key:
-            if c is not None:
-                c.close()
-            c = httpx.Client(
-                base_url=self.api,
-                headers={"Authorization": f"Bearer {self.token}"},
-                timeout=httpx.Timeout(20.0, connect=5.0),
-                # The API is plain HTTP on loopback; without a context of its own a
-                # client loads the CA bundle, 75 ms of CPU per (thread, node) pair.
-                verify=_tls_context(),
-            )
-            self._local.client = c
-            self._local.key = key
-        return c
-
-    def call(
-        self,
-        method: str,
-        path: str,
-        body: Any = None,
-        raw: bytes | None = None,
-        timeout: float | None = None,
-    ) -> Any:
-        if not self.api:
-            raise ApiError(self.name, method, path, 0, "the node has no API address yet")
-        kw: dict[str, Any] = {}
-        if timeout is not None:
-            kw["timeout"] = timeout
-        if raw is not None:
-            kw["content"] = raw
-        elif body is not None:
-            kw["json"] = body
-        try:
-            try:
-                r = self._client().request(method, path, **kw)
-            except httpx.RemoteProtocolError:
-                # The server closed a kept-alive connection just as we reused it
-                # (it had not read the request): once more on a new connection.
-                self._local.client.close()
-                self._local.client = None
-                r = self._client().request(method, path, **kw)
-        except httpx.HTTPError as exc:
-            raise ApiError(self.name, method, path, 0, f"{type(exc).__name__}: {exc}") from exc
-        try:
-            data = r.json()
-        except ValueError:
-            data = r.text
-        if r.status_code >= 400:
-            raise ApiError(self.name, method, path, r.status_code, data)
-        return data
 
     def get(self, path: str, timeout: float | None = None) -> Any:
         return self.call("GET", path, timeout=timeout)
@@ -310,70 +241,33 @@ class Cluster:
     # -- processes ---------------------------------------------------------------------
 
     def spawn(self, n: NodeProc, bootstrap: Sequence[str]) -> None:
-        """Start node `n` (not waiting for it). Its own process group, so a signal
-        to the devnet's terminal does not reach it and `stop` reaches all of it."""
-        if n.proc is not None and n.proc.poll() is None:
-            raise DevnetError(f"{n.name} is already running (pid {n.proc.pid})")
-        with contextlib.suppress(FileNotFoundError):
-            (n.data / "node.json").unlink()
-        argv = [
-            *learnmesh_argv(),
-            "--data",
-            str(n.data),
-            "node",
-            "start",
-            "--listen-host",
-            "127.0.0.1",
-            "--listen-port",
-            str(n.listen_port),
-            "--api-port",
-            str(n.api_port),
-            "--log-level",
-            self.log_level,
-            "--admin",  # the devnet fault-injects through /api/admin/*
-        ]
-        for b in bootstrap:
-            argv += ["--bootstrap", b]
-        argv += self.extra_args
-        (n.data / "logs").mkdir(parents=True, exist_ok=True)
-        out = open(n.data / "logs" / "stdout.log", "ab")  # noqa: SIM115 - owned by the child
+        """Start node `n` (not waiting for it), with the admin routes the devnet's
+        faults use. Its own process group, so a signal to the devnet's terminal
+        does not reach it and `stop` reaches all of it."""
         try:
-            n.proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            n.spawn(
+                bootstrap=bootstrap,
+                listen_port=n.listen_port,
+                api_port=n.api_port,
+                log_level=self.log_level,
+                admin=True,
+                extra=self.extra_args,
             )
-        finally:
-            out.close()
-        n.pid = n.proc.pid
+        except HarnessError as exc:
+            raise DevnetError(str(exc)) from None
         n.state = "starting"
         n.starts += 1
         n.last_cpu_s = 0.0
-        n.api = ""
 
     def wait_ready(self, n: NodeProc, timeout: float = 90.0) -> None:
         """Wait for the node's `node.json` (with our pid) and its API to answer."""
 
         def ready() -> bool | None:
-            if n.proc is not None and n.proc.poll() is not None:
-                raise DevnetError(
-                    f"{n.name} exited with code {n.proc.returncode} while starting:\n"
-                    + self.log_tail(n)
-                )
             try:
-                info = json.loads((n.data / "node.json").read_text())
-            except (OSError, ValueError):
-                return None
-            if info.get("pid") != n.pid:
-                return None
-            n.peer_id = str(info["peer_id"])
-            n.addrs = [str(a) for a in info["addrs"]]
-            n.api = str(info["api"]).rstrip("/")
-            n.account = str(info.get("account") or n.account)
-            n.token = (n.data / "api.token").read_text().strip()
+                if not n.check_ready():
+                    return None
+            except HarnessError as exc:
+                raise DevnetError(str(exc)) from None
             n.status(timeout=5.0)
             return True
 
@@ -382,7 +276,7 @@ class Cluster:
         except DevnetError as exc:
             if "exited" in str(exc):
                 raise
-            raise DevnetError(f"{exc}\n{self.log_tail(n)}") from None
+            raise DevnetError(f"{exc}\n{n.log_tail(30)}") from None
         n.state = "up"
 
     def addr_of(self, n: NodeProc) -> str:
@@ -452,10 +346,7 @@ class Cluster:
             n.state = "up"
 
     def _signal(self, n: NodeProc, sig: int) -> None:
-        if n.proc is None or n.proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(n.proc.pid, sig)
+        n.send_signal(sig)
 
     def stop(self, n: NodeProc, grace: float = 8.0) -> None:
         """SIGTERM (SIGCONT first if paused), then SIGKILL after `grace` seconds."""
@@ -463,15 +354,8 @@ class Cluster:
             return
         if n.proc.poll() is None:
             n.sample()
-            self._signal(n, signal.SIGCONT)
-            self._signal(n, signal.SIGTERM)
-            try:
-                n.proc.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
+            if not n.terminate(grace=grace):
                 self.log(f"{n.name} ignored SIGTERM for {grace:.0f} s: SIGKILL")
-                self._signal(n, signal.SIGKILL)
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    n.proc.wait(timeout=5)
         n.cpu_done_s += n.last_cpu_s
         n.last_cpu_s = 0.0
         n.state = "stopped"
@@ -493,15 +377,7 @@ class Cluster:
             self.stop(n, grace=5.0)
 
     def log_tail(self, n: NodeProc, lines: int = 30) -> str:
-        for name in ("stdout.log", "node.log"):
-            p = n.data / "logs" / name
-            try:
-                text = p.read_text(errors="replace").splitlines()
-            except OSError:
-                continue
-            if text:
-                return f"--- {p} (last {lines} lines) ---\n" + "\n".join(text[-lines:])
-        return f"(no log in {n.data / 'logs'})"
+        return n.log_tail(lines)
 
     # -- the network as a whole -------------------------------------------------------------
 

@@ -22,12 +22,10 @@ directory with a genesis made here that funds the bench's own signing keys.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,12 +33,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import trio
 from learnmesh.protocol import ChainWriter, Genesis, KeyPair
 
 from ._datadir import DataDir, NodeConfig
 from ._p2p import P2PConfig, P2PHost
+from ._procs import HarnessError, NodeProcess
 from ._wire import MAX_GOSSIP_BYTES, encode_gossip, gossip_topic
 
 __all__ = ["BenchError", "register_bench", "run_gossip_bench"]
@@ -55,86 +53,35 @@ class BenchError(Exception):
     """The benchmark could not run; the message says what went wrong."""
 
 
-class _NodeProc:
-    def __init__(self, name: str, data: Path) -> None:
-        self.name = name
-        self.data = data
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.api = ""
-        self.addr = ""
-        self.peer_id = ""
-        self.token = (data / "api.token").read_text().strip()
+class _NodeProc(NodeProcess):
+    """A bench node: the shared process harness (learnmesh.node._procs)."""
 
     def start(self, bootstrap: list[str]) -> None:
-        argv = [
-            sys.executable,
-            "-m",
-            "learnmesh.node.cli",
-            "--data",
-            str(self.data),
-            "node",
-            "start",
-            "--listen-host",
-            "127.0.0.1",
-            "--listen-port",
-            "0",
-            "--api-port",
-            "0",
-            "--log-level",
-            "warning",
-        ]
-        for b in bootstrap:
-            argv += ["--bootstrap", b]
-        with open(self.data / "stdout.log", "ab") as out:
-            self.proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )  # same process group: a Ctrl-C at the terminal stops the nodes too
+        self.spawn(bootstrap=bootstrap, log_level="warning")
 
-    async def wait_ready(self) -> None:
-        assert self.proc is not None
+    async def wait_ready(self) -> None:  # type: ignore[override]  # async: trio runs meanwhile
         with trio.move_on_after(_READY_S):
             while True:
-                if self.proc.poll() is not None:
-                    raise BenchError(f"node {self.name} exited while starting:\n{self.log_tail()}")
-                with contextlib.suppress(OSError, ValueError):
-                    info = json.loads((self.data / "node.json").read_text())
-                    if info.get("pid") == self.proc.pid:
-                        self.api = str(info["api"]).rstrip("/")
-                        self.addr = str(info["addrs"][0])
-                        self.peer_id = str(info["peer_id"])
+                try:
+                    if self.check_ready():
                         return
+                except HarnessError as exc:
+                    raise BenchError(str(exc)) from None
                 await trio.sleep(0.1)
         raise BenchError(f"node {self.name} not ready after {_READY_S:.0f} s:\n{self.log_tail()}")
 
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(15)
+    @property
+    def addr(self) -> str:
+        return self.addrs[0]
 
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            text = (self.data / "stdout.log").read_text(errors="replace")
-        except OSError:
-            return "(no log)"
-        return "\n".join(text.splitlines()[-lines:])
+    def stop(self) -> None:
+        self.terminate(grace=15.0)
 
 
 class _Api:
     def __init__(self, node: _NodeProc) -> None:
         self.node = node
-        self.client = httpx.AsyncClient(
-            base_url=node.api,
-            headers={"Authorization": f"Bearer {node.token}"},
-            timeout=httpx.Timeout(60.0),
-        )
+        self.client = node.async_client(timeout=60.0)
 
     async def get(self, path: str) -> Any:
         r = await self.client.get(path)
@@ -228,7 +175,7 @@ async def _bench(
     genesis, (dir_a, dir_b) = _make_dirs(root, keys)
     network = genesis.network_id
     topic = gossip_topic(network)
-    a, b = _NodeProc("A", dir_a), _NodeProc("B", dir_b)
+    a, b = _NodeProc(dir_a, "A"), _NodeProc(dir_b, "B")
     try:
         a.start([])
         await a.wait_ready()

@@ -20,12 +20,7 @@ every process it started is killed on the way out, whatever happened.
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -34,6 +29,7 @@ from typing import Any, TypeVar
 import httpx
 import trio
 from learnmesh.node._datadir import DataDir, NodeConfig
+from learnmesh.node._procs import HarnessError, NodeApiError, NodeProcess, learnmesh_argv
 from learnmesh.protocol import ChainWriter, Genesis, KeyPair
 
 __all__ = [
@@ -54,18 +50,13 @@ WAIT = 120.0  # seconds: the bound for any condition on a loaded 2-core machine
 READY_WAIT = 120.0
 
 
-class ApiError(AssertionError):
+class ApiError(NodeApiError, AssertionError):
     """A node's API answered 4xx/5xx, or not at all."""
-
-    def __init__(self, node: str, method: str, path: str, status: int, body: Any) -> None:
-        super().__init__(f"{node}: {method} {path} -> {status}: {body}")
-        self.status = status
-        self.body = body
 
 
 def cli_argv(*args: str) -> list[str]:
     """The `learnmesh` command as run by this interpreter (the venv running pytest)."""
-    return [sys.executable, "-m", "learnmesh.node.cli", *args]
+    return [*learnmesh_argv(), *args]
 
 
 def cli(*args: str, timeout: float = WAIT, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -160,26 +151,22 @@ def _timeout_message(
     return "\n".join(parts)
 
 
-class Node:
-    """One node's data directory and (when running) its process and API."""
+class Node(NodeProcess):
+    """One node's data directory and (when running) its process and API: the
+    shared harness (learnmesh.node._procs), with waits that fail as test failures."""
+
+    api_error = ApiError
+    client_per_thread = False  # one client, so a session cookie holds across calls
+    api_timeout = httpx.Timeout(30.0)
 
     def __init__(self, name: str, data: Path, key: KeyPair) -> None:
-        self.name = name
-        self.data = data
+        super().__init__(data, name)
         self.key = key
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.peer_id = ""
-        self.addrs: list[str] = []
-        self.api = ""
+        self.account = key.account
         self.token = (data / "api.token").read_text().strip()
-        self._client: httpx.Client | None = None
 
     def __repr__(self) -> str:
         return f"Node({self.name}, pid={self.proc.pid if self.proc else None})"
-
-    @property
-    def account(self) -> str:
-        return self.key.account
 
     @property
     def addr(self) -> str:
@@ -187,156 +174,55 @@ class Node:
             raise AssertionError(f"{self.name} has no listen address (not started?)")
         return self.addrs[0]
 
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
     # -- process -----------------------------------------------------------------------
 
-    def start(self, bootstrap: Sequence[str] = (), extra: Sequence[str] = ()) -> None:
-        """Start the node (without waiting for it: see wait_ready)."""
+    def start(
+        self, bootstrap: Sequence[str] = (), extra: Sequence[str] = (), *, admin: bool = True
+    ) -> None:
+        """Start the node (without waiting: see wait_ready); with the admin routes
+        (/api/admin/*) unless `admin=False`, as a node people use runs."""
         if self.running:
             raise AssertionError(f"{self.name} is already running")
-        with contextlib.suppress(FileNotFoundError):
-            (self.data / "node.json").unlink()
-        argv = cli_argv(
-            "--data",
-            str(self.data),
-            "node",
-            "start",
-            "--listen-host",
-            "127.0.0.1",
-            "--listen-port",
-            "0",
-            "--api-port",
-            "0",
-            "--log-level",
-            "info",
-            "--admin",  # the tests fault-inject through /api/admin/*
-        )
-        for b in bootstrap:
-            argv += ["--bootstrap", b]
-        argv += list(extra)
-        (self.data / "logs").mkdir(parents=True, exist_ok=True)
-        with open(self.data / "logs" / "stdout.log", "ab") as out:
-            self.proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group: kill reaches all of it
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )
-        self.api = ""
-        self._close_client()
+        self.spawn(bootstrap=bootstrap, log_level="info", admin=admin, extra=extra)
 
-    def wait_ready(self, timeout: float = READY_WAIT) -> None:
+    def wait_ready(self, timeout: float = READY_WAIT, interval: float = 0.25) -> None:
         """Wait for node.json written by this very process, and a first API answer."""
 
         def ready() -> bool:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise AssertionError(
-                    f"{self.name} exited with code {self.proc.returncode} while starting:\n"
-                    + self.log_tail()
-                )
             try:
-                info = json.loads((self.data / "node.json").read_text())
-            except (OSError, ValueError):
-                return False
-            if info.get("pid") != self.proc.pid:
-                return False
-            self.peer_id = str(info["peer_id"])
-            self.addrs = [str(a) for a in info["addrs"]]
-            self.api = str(info["api"]).rstrip("/")
-            assert info["account"] == self.account
+                if not self.check_ready():
+                    return False
+            except HarnessError as exc:
+                raise AssertionError(str(exc)) from None
+            assert self.account == self.key.account, (self.account, self.key.account)
             self.get("/api/status")
             return True
 
-        wait_for(ready, f"{self.name} to be ready", timeout=timeout, describe=self.log_tail)
+        wait_for(
+            ready,
+            f"{self.name} to be ready",
+            timeout=timeout,
+            interval=interval,
+            describe=self.log_tail,
+        )
 
     def stop(self, timeout: float = 30.0) -> tuple[int, float]:
         """SIGTERM; wait for the exit. Returns (exit code, seconds it took)."""
         assert self.proc is not None, f"{self.name} was never started"
         t0 = time.monotonic()
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
-                raise AssertionError(
-                    f"{self.name} did not exit within {timeout:.0f} s of SIGTERM:\n"
-                    + self.log_tail()
-                ) from None
-        self._close_client()
+        if not self.terminate(grace=timeout):
+            raise AssertionError(
+                f"{self.name} did not exit within {timeout:.0f} s of SIGTERM:\n" + self.log_tail()
+            )
         return self.proc.returncode, time.monotonic() - t0
-
-    def kill(self) -> None:
-        """SIGKILL the node's whole process group (a crash, or cleanup)."""
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(30)
-        self._close_client()
-
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            text = (self.data / "logs" / "stdout.log").read_text(errors="replace")
-        except OSError:
-            return f"({self.name}: no log)"
-        return f"--- {self.name} log tail ---\n" + "\n".join(text.splitlines()[-lines:])
 
     # -- API -----------------------------------------------------------------------------
 
     def _http(self) -> httpx.Client:
-        if not self.api:
-            raise ApiError(self.name, "-", "-", 0, "the node has no API address (not ready)")
-        if self._client is None:
-            self._client = httpx.Client(base_url=self.api, timeout=httpx.Timeout(30.0))
-        return self._client
+        return self.client()
 
     def _close_client(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        json_body: Any = None,
-        content: bytes | None = None,
-        token: str | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> httpx.Response:
-        """One API request as is. `token` overrides the node's own (None: use it;
-        "": send no Authorization header at all)."""
-        tok = self.token if token is None else token
-        h = {"Authorization": f"Bearer {tok}"} if tok else {}
-        h.update(headers or {})
-        if content is not None:
-            return self._http().request(method, path, content=content, headers=h)
-        if json_body is not None:
-            return self._http().request(method, path, json=json_body, headers=h)
-        return self._http().request(method, path, headers=h)
-
-    def call(self, method: str, path: str, body: Any = None, raw: bytes | None = None) -> Any:
-        try:
-            r = self.request(method, path, json_body=body, content=raw)
-        except httpx.HTTPError as exc:
-            raise ApiError(self.name, method, path, 0, repr(exc)) from exc
-        if r.headers.get("content-type", "").startswith("application/json"):
-            data: Any = r.json()
-        else:
-            data = r.content
-        if r.status_code >= 400:
-            raise ApiError(self.name, method, path, r.status_code, data)
-        return data
+        self.close_clients()
 
     def get(self, path: str) -> Any:
         return self.call("GET", path)
