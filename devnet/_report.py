@@ -284,6 +284,16 @@ def summary_table(report: Mapping[str, Any]) -> Table:
                 else f"{adv['churn_peers_dropped_after_s']:.1f} s after the last attack",
             ),
         ]
+    trust = report.get("trust")
+    if isinstance(trust, Mapping):
+        rows += [
+            ("trust digests equal", _yes(trust.get("trust_digests_equal"))),
+            (
+                "farming ring's share",
+                f"{trust.get('ring_trust_share', 0):.2%} of trust, "
+                f"{trust.get('ring_points_share', 0):.2%} of points",
+            ),
+        ]
     rows += [
         ("wall time", _secs(report.get("wall_s"))),
     ]

@@ -35,7 +35,9 @@ from learnmesh.protocol import (
     Event,
     KeyPair,
     account_from_text,
+    commit_body,
     make_event,
+    reveal_body,
 )
 from rich.console import Console
 
@@ -48,6 +50,8 @@ SCENARIOS = ("classroom", "adversarial")
 _MENTOR_FUNDS = 100_000
 _LEARNER_FUNDS = 1_000
 _ADVERSARY_FUNDS = 5_000
+_RING_KEYS = 6  # a farming ring: one funded key and its accomplices
+_RING_ROUNDS = 3
 _WORDS = [
     "graph",
     "recursion",
@@ -118,6 +122,7 @@ class _Run:
         self.catch_up_s: float | None = None
         self.adversary: KeyPair | None = None
         self.adv_stats: dict[str, Any] = {}
+        self.ring: list[str] = []
         self.rounds = 0
         self._timers: list[threading.Timer] = []
 
@@ -552,7 +557,103 @@ class _Run:
             stats["equivocation"]["branch_c"] = [(x if ra == 422 else y).name, rc]
         self.log(f"equivocation at seq {a.seq}: {x.name} -> {ra}, {y.name} -> {rb}")
         self.adv_stats = stats
+        self.farming_ring(net, honest, stats)
         self.hostile_inputs(net, honest, stats)
+
+    def farming_ring(self, net: bytes, honest: list[NodeProc], stats: dict[str, Any]) -> None:
+        """A ring of keys funded by one member farms reputation (issue 11): it
+        posts bounties to itself, submits, reviews itself "honestly" and awards
+        itself, round after round, through the raw-event API. Trust flows only
+        from the genesis's trusted accounts along paid work, so the ring's share
+        of trust must stay near zero while its points grow."""
+        self.view.set_phase("adversary: a reputation-farming ring")
+        keys = [
+            KeyPair(hashlib.sha256(b"devnet-ring/%d/%d" % (self.opts.seed, i)).digest())
+            for i in range(_RING_KEYS)
+        ]
+        ring = [ChainWriter(k, net) for k in keys]
+        entry = honest[0]
+        funded = self.mentors[0].post(
+            "/api/transfer",
+            {"to": keys[0].account, "amount": 20_000, "memo": "ring funds"},
+        )
+        claim = bytes.fromhex(funded["id"])
+        poll(
+            lambda: entry.get(f"/api/balance/{keys[0].account}")["balance"] >= 20_000,
+            60,
+            "the ring's funds to reach the entry node",
+        )
+
+        def now() -> int:
+            return int(time.time() * 1000)
+
+        def send(i: int, kind: str, body: dict[str, Any], refs: list[bytes]) -> Event:
+            ev = ring[i].sign(kind, body, now(), sorted(set(refs)))
+            out = entry.call("POST", "/api/events", raw=ev.raw)
+            if out.get("status") != "applied" or out.get("error"):
+                raise DevnetError(f"the ring's {kind} was not applied: {out}")
+            return ev
+
+        mentor, learner, reviewers = 0, 1, list(range(2, _RING_KEYS))
+        rubric = [{"name": "quality", "max": 10}]
+        reward = 2_000
+        for r in range(_RING_ROUNDS):
+            b = send(
+                mentor,
+                "bounty",
+                {
+                    "title": f"ring bounty {r}",
+                    "description": "",
+                    "rubric": rubric,
+                    "skills": ["networks"],
+                    "reward": reward,
+                    "reviewer_share_bp": 2000,
+                    "submit_by": now() + 86_400_000,
+                    "review_by": now() + 2 * 86_400_000,
+                    "quorum": 1,
+                },
+                [claim] if r == 0 else [],
+            )
+            salt = hashlib.sha256(b"ring-salt/%d" % r).digest()[:16]
+            text = f"ring work {r}"
+            c = send(
+                learner,
+                "commit",
+                commit_body(b.id, keys[learner].public_key, text, [], salt),
+                [b.id],
+            )
+            close = send(mentor, "close", {"bounty": b.id, "accepted": [c.id]}, [b.id, c.id])
+            rv = send(
+                learner,
+                "reveal",
+                reveal_body(b.id, c.id, close.id, text, [], salt),
+                [c.id, close.id],
+            )
+            reviews = [
+                send(
+                    i,
+                    "review",
+                    {"bounty": b.id, "submission": rv.id, "scores": [10], "comment": ""},
+                    [rv.id],
+                )
+                for i in reviewers
+            ]
+            share = reward * 2000 // 10_000 // len(reviews)
+            body = {
+                "bounty": b.id,
+                "winners": [{"submission": rv.id, "amount": reward - share * len(reviews)}],
+                "reviewers": [{"review": x.id, "amount": share} for x in reviews],
+            }
+            send(mentor, "award", body, [b.id, rv.id, *(x.id for x in reviews)])
+        for i in reviewers:
+            send(i, "vouch", {"account": keys[mentor].public_key}, [])
+        stats["ring"] = {
+            "keys": [k.account for k in keys],
+            "rounds": _RING_ROUNDS,
+            "events": sum(w.seq for w in ring),
+        }
+        self.ring = [k.account for k in keys]
+        self.log(f"a farming ring of {_RING_KEYS} keys ran {_RING_ROUNDS} self-awarded bounties")
 
     def hostile_inputs(self, net: bytes, honest: list[NodeProc], stats: dict[str, Any]) -> None:
         """The hostile inputs of issue 9, through every entrance, then the verdict
@@ -768,6 +869,30 @@ class _Run:
 
     # -- the verdict -------------------------------------------------------------------------
 
+    def trust_view(self, live: list[NodeProc]) -> dict[str, Any]:
+        """Every node's trust digest (all must be equal: trust is a view of the
+        state) and the farming ring's share of trust beside its share of points."""
+        views = dict(
+            zip(
+                [n.name for n in live],
+                self.c.each(lambda n: n.get("/api/trust?limit=1000"), live),
+                strict=True,
+            )
+        )
+        digests = {k: v["trust_digest"] for k, v in views.items()}
+        rows = next(iter(views.values()))["accounts"] if views else []
+        ring = set(self.ring)
+        ring_ppm = sum(r["overall_ppm"] for r in rows if r["account"] in ring)
+        points = live[0].get("/api/reputation")["reputation"] if live else {}
+        total_pts = sum(max(0, v["points"]) for v in points.values()) or 1
+        ring_pts = sum(max(0, v["points"]) for k, v in points.items() if k in ring)
+        return {
+            "trust_digests": digests,
+            "trust_digests_equal": len(set(digests.values())) == 1,
+            "ring_trust_share": round(ring_ppm / 1_000_000, 4),
+            "ring_points_share": round(ring_pts / total_pts, 4),
+        }
+
     def finish(self) -> dict[str, Any]:
         for t in self._timers:
             t.join()
@@ -838,6 +963,7 @@ class _Run:
         }
         if self.adversary is not None:
             report["adversary"] = self.adv_stats
+            report["trust"] = self.trust_view(live)
         return report
 
 

@@ -107,6 +107,9 @@ def run_node(
     )
     try:
         trio.run(_main, node, token, data_dir, admin)
+    except Exception:
+        log.exception("the node stopped on an unexpected error")  # the traceback, in node.log
+        raise
     finally:
         (data_dir / "node.json").unlink(missing_ok=True)
         ledger.close()

@@ -174,3 +174,10 @@ def test_adversarial_every_honest_node_detects_the_equivocation(tmp_path: Path) 
     assert adv["future_entrances_agree"], adv["future_fates"]
     assert adv["bad_prev_fork_detected"] == report["honest_nodes"], adv["fork_sets"]
     assert adv["churn_peers_dropped_after_s"] is not None, adv["churn_peers_listed_at_end"]
+    # Issue 11: trust is the same view on every node, and a ring that farmed
+    # three self-awarded bounties gains points but next to no trust.
+    trust = report["trust"]
+    assert trust["trust_digests_equal"], trust["trust_digests"]
+    assert len(trust["trust_digests"]) == report["live_nodes"]
+    assert trust["ring_points_share"] > 0.05, trust
+    assert trust["ring_trust_share"] <= 0.01, trust
