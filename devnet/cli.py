@@ -1,7 +1,8 @@
-"""`learnmesh devnet run|up|down` and `learnmesh bench propagation|sync`.
+"""`learnmesh devnet run|up|down` and `learnmesh bench propagation|sync|sybil`.
 
-`register(subparsers)` adds them to the main `learnmesh` parser (node/cli.py);
-each command is `func(args) -> exit code`, like the other commands.
+`register(subparsers)` adds them to the main `learnmesh` parser, which finds this
+module by its entry point (`learnmesh.commands` in pyproject.toml): the node does
+not name its harness. Each command is `func(args) -> exit code`, like the others.
 """
 
 from __future__ import annotations
@@ -225,8 +226,8 @@ def _subcommands_of(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Standalone entry (`python -m learnmesh.devnet.cli`), for when the main
-    `learnmesh` parser does not register these commands yet."""
+    """Standalone entry (`python -m learnmesh.devnet.cli`), for when the package's
+    entry points are not installed (`pip install -e .` registers them)."""
     parser = argparse.ArgumentParser(prog="learnmesh")
     parser.add_argument("--json", action="store_true")
     register(parser.add_subparsers(dest="cmd", required=True))
