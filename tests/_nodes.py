@@ -3,8 +3,12 @@
 - `Network(root, names)` makes one data directory per node (identity, config,
   API token) and one shared genesis that funds every node (plus any extra
   accounts a test wants to sign for itself), in-process and fast.
-- `Node.start()` runs the node in its own process group (stdout and stderr go
-  to `logs/stdout.log` in its data directory); `wait_ready()` waits for its
+- `Node` is the shared process harness (`learnmesh.node._procs.NodeProcess`, which
+  the devnet and the benchmarks use too) with waits that fail as test failures.
+- `Node.start()` runs the node in its own process group, with `--admin` (the
+  /api/admin/* routes `Network.connect` and fault tests use) unless
+  `admin=False`; stdout and stderr go to `logs/stdout.log` in its data
+  directory. `wait_ready()` waits for its
   `node.json` with the new pid and a first API answer; `stop()` sends SIGTERM
   and returns the exit code and how long it took; `kill()` sends SIGKILL.
 - `Node.get/post` call the local API with the node's token and raise
