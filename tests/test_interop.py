@@ -1,0 +1,236 @@
+"""A second implementation against real nodes: interop/peer.mjs, a js-libp2p 3.x
+peer written from PROTOCOL.md (its own canonical msgpack, Ed25519 and SHA-256).
+
+Three node processes in a line, a - b - c; the JS peer dials a only. Each node
+authors a profile after the JS peer has joined: the JS peer must receive all
+three (c's through b and a) and verify their signatures and ids itself. It then
+publishes a profile it signed, which every node must apply (through a's relay
+to b and c); syncs from a (heads, a range of every author, `get`, `forks`) and
+checks what it got; and last sends undecodable gossip and bad signatures until
+a bans it. The Python side checks all of this on the nodes.
+
+Skipped only when `node` is not on PATH. Runs `npm ci` in interop/ when its
+node_modules is missing (npm's cache in interop/.npm-cache, nothing outside
+the repository).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _nodes import WAIT, Network, wait_for
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parent.parent
+INTEROP = ROOT / "interop"
+NPM_CI_TIMEOUT = 600.0  # a cold npm ci on a slow link
+
+
+def _node() -> str:
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip(
+            "`node` (Node.js 20+) is not on PATH: the JavaScript peer in interop/ cannot run"
+        )
+    return node
+
+
+@pytest.fixture(scope="module")
+def node_bin() -> str:
+    """`node`, with interop/node_modules installed from package-lock.json."""
+    node = _node()
+    if not (INTEROP / "node_modules").is_dir():
+        npm = shutil.which("npm")
+        assert npm is not None, "node is on PATH but npm is not: cannot install interop/"
+        env = {**os.environ, "npm_config_cache": str(INTEROP / ".npm-cache")}
+        r = subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund"],
+            cwd=INTEROP,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=NPM_CI_TIMEOUT,
+            check=False,
+        )
+        assert r.returncode == 0, (
+            f"npm ci in interop/ failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+        )
+    return node
+
+
+class JsPeer:
+    """interop/peer.mjs as a process; its JSON lines collected by a thread."""
+
+    def __init__(self, node: str, args: list[str], log: Path) -> None:
+        self.steps: list[dict[str, Any]] = []
+        self.junk: list[str] = []
+        self._log = open(log, "wb")  # noqa: SIM115 (closed in close())
+        self.log_path = log
+        self.proc = subprocess.Popen(
+            [node, str(INTEROP / "peer.mjs"), *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            start_new_session=True,
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            try:
+                step = json.loads(line)
+            except ValueError:
+                self.junk.append(line.decode(errors="replace"))
+                continue
+            self.steps.append(step)
+
+    def step(self, name: str) -> dict[str, Any] | None:
+        for s in list(self.steps):
+            if s.get("step") == "failed":
+                raise AssertionError(f"the JS peer failed: {s['reason']}\n{self.describe()}")
+            if s.get("step") == name:
+                return s
+        if self.proc.poll() is not None and not self._reader.is_alive():
+            raise AssertionError(
+                f"the JS peer exited ({self.proc.returncode}) before {name!r}\n{self.describe()}"
+            )
+        return None
+
+    def describe(self) -> str:
+        try:
+            err = self.log_path.read_text(errors="replace")[-3000:]
+        except OSError:
+            err = ""
+        steps = json.dumps(self.steps)[-4000:]
+        return f"steps: {steps}\nstderr: {err}\nother output: {self.junk[-5:]}"
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(30)
+        self._reader.join(10)
+        self._log.close()
+
+
+@pytest.fixture
+def net(tmp_path: Path) -> Iterator[Network]:
+    network = Network(tmp_path / "nodes", ["a", "b", "c"])
+    try:
+        network.start(edges=[("a", "b"), ("b", "c")])
+        yield network
+    finally:
+        network.close()
+
+
+def test_vectors_in_javascript(node_bin: str) -> None:
+    """The JS bytes (msgpack, accounts, genesis, events, envelope, frames)
+    agree with the reference vectors, from their files alone."""
+    r = subprocess.run(
+        [node_bin, str(INTEROP / "selftest.mjs"), str(ROOT / "tests" / "vectors")],
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+        check=False,
+    )
+    assert r.returncode == 0, r.stderr + r.stdout
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["selftest"] == "ok" and out["checks"] >= 100, out
+
+
+def test_js_peer_joins_receives_publishes_syncs_and_is_banned(
+    node_bin: str, net: Network, tmp_path: Path
+) -> None:
+    a, b, c = net["a"], net["b"], net["c"]
+    peer = JsPeer(
+        node_bin,
+        [
+            "--bootstrap",
+            a.addr,
+            "--genesis",
+            str(a.data / "genesis.json"),
+            "--expect",
+            "3",
+            "--hostile",
+            "10",
+            "--timeout",
+            "100",
+        ],
+        tmp_path / "js-peer.log",
+    )
+    try:
+        joined = wait_for(
+            lambda: peer.step("joined"), "the JS peer to join a's mesh", describe=peer.describe
+        )
+        assert joined["nodes"] == [a.peer_id]
+        js_id, js_account = joined["peer_id"], joined["account"]
+        wait_for(lambda: js_id in a.get("/api/peers")["mesh_peers"], "a to graft the JS peer")
+
+        # 1. every node authors one event; the JS peer must get all three
+        ids = {
+            n.post("/api/profile", {"name": f"node {n.name}", "bio": "", "skills": []})["id"]
+            for n in (a, b, c)
+        }
+        received = wait_for(
+            lambda: peer.step("received"), "the JS peer to receive 3 events", describe=peer.describe
+        )
+        assert ids <= set(received["ids"]), (ids, received)
+        assert received["events"] >= 3 and received["refused"] == 0, received
+
+        # 2. its own event, applied by every node (relayed a -> b -> c)
+        published = wait_for(
+            lambda: peer.step("published"), "the JS peer to publish", describe=peer.describe
+        )
+        assert published["account"] == js_account
+        own = published["id"]
+
+        def applied_everywhere() -> bool:
+            return all(
+                [e["id"] for e in n.get(f"/api/accounts/{js_account}/events")["events"]] == [own]
+                for n in (a, b, c)
+            )
+
+        wait_for(
+            applied_everywhere, "a, b and c to apply the JS peer's event", describe=net.describe
+        )
+        digest = net.wait_converged(["a", "b", "c"], min_events=4)
+        assert len(digest) == 64
+
+        # 3. the sync it did from a: the three node accounts and its own
+        synced = wait_for(
+            lambda: peer.step("synced"), "the JS peer to sync from a", describe=peer.describe
+        )
+        assert synced["authors"] == 4 and synced["events"] == 4, synced
+        assert synced["own_event_served"] is True
+        assert synced["node_score"] >= 0, f"the JS peer scores a below zero: {synced}"
+
+        # 4. its hostile messages: a bans it after five offences (PROTOCOL.md §11.7)
+        done = wait_for(lambda: peer.step("done"), "the JS peer to finish", describe=peer.describe)
+        penalised = peer.step("penalised")
+        assert penalised is not None and penalised["disconnected"] and penalised["redial_refused"]
+        assert 5 <= done["hostile_sent"] <= 10, done
+        view = a.get("/api/peers")
+        score = view["scores"].get(js_id)
+        assert score is not None and score["banned"] is True, view
+        reasons = " ".join(score["reasons"])
+        assert "undecodable" in reasons and "bad_signature" in reasons, score
+        assert js_id not in a.status()["peers"]
+        # honest neighbours were never blamed for what the JS peer sent
+        for n, other in ((a, b), (b, a), (b, c), (c, b)):
+            assert n.get("/api/peers")["scores"].get(other.peer_id, {}).get("score", 0) == 0, n.name
+        assert peer.proc.wait(WAIT) == 0, peer.describe()
+        # the network goes on without it
+        b.post("/api/profile", {"name": "node b again", "bio": "", "skills": []})
+        assert net.wait_converged(["a", "b", "c"], min_events=5) != digest
+    finally:
+        peer.close()
