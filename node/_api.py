@@ -45,6 +45,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ._api_credentials import credential_routes
 from ._api_trust import trust_routes
 from ._metrics import ApiLatency, NodeMetrics, metrics_routes
+from ._openapi import openapi_routes
 from ._service import Node, UserError
 from ._web_session import (
     LOGIN_TTL_S,
@@ -895,6 +896,7 @@ def make_app(node: Node, token: str, *, admin: bool = False) -> Starlette:
         *credential_routes(node),  # node/_api_credentials.py (list, get, verify)
         *trust_routes(node),  # node/_api_trust.py (ranking, one account, review quality)
         *metrics_routes(metrics),  # node/_metrics.py (Prometheus text format)
+        *openapi_routes(),  # node/_openapi.py (this route table, described)
         ("GET", "/api/blobs/{h}", get_blob),
         ("POST", "/api/bounties", post_bounty),
         ("POST", "/api/submit", submit),

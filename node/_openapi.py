@@ -1,0 +1,1004 @@
+"""The HTTP API described: OpenAPI 3.1 at `GET /api/openapi.json`, and API.md.
+
+The description is built from the app's real route table (so a route that is
+served is always listed) and `ROUTES` below, one entry per (method, path
+template): its summary, query parameters, request body, answer and errors.
+tests/test_openapi.py checks that both sides name the same routes, that the
+documented shapes match real answers, and that API.md is up to date:
+
+    .venv/bin/python -m learnmesh.node._openapi > API.md
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import Request
+from starlette.routing import BaseRoute, Mount, Route
+
+__all__ = ["ROUTES", "RouteDoc", "markdown", "openapi", "openapi_routes", "served_routes"]
+
+Handler = Callable[[Request], Awaitable[Any]]
+Schema = dict[str, Any]
+
+OPENAPI_PATH = "/api/openapi.json"
+
+# -- schema helpers ------------------------------------------------------------------------
+
+S: Schema = {"type": "string"}
+INT: Schema = {"type": "integer"}
+BOOL: Schema = {"type": "boolean"}
+NUM: Schema = {"type": "number"}
+ANY: Schema = {}
+HEX: Schema = {"type": "string", "pattern": "^[0-9a-f]{64}$", "description": "32 bytes in hex"}
+ACCT: Schema = {
+    "type": "string",
+    "pattern": "^lm[a-z2-7]{56}$",
+    "description": "an account: `lm` + base32 of its public key and a checksum",
+}
+
+
+def obj(props: dict[str, Schema], *, optional: Iterable[str] = ()) -> Schema:
+    """An object with these properties, all required except `optional`."""
+    opt = set(optional)
+    return {
+        "type": "object",
+        "properties": props,
+        "required": [k for k in props if k not in opt],
+    }
+
+
+def arr(items: Schema) -> Schema:
+    return {"type": "array", "items": items}
+
+
+def null(s: Schema) -> Schema:
+    return {"anyOf": [s, {"type": "null"}]}
+
+
+def ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def dict_of(values: Schema) -> Schema:
+    return {"type": "object", "additionalProperties": values}
+
+
+EVENT_ID = obj({"id": HEX})
+REP = obj({"score": INT, "points": INT, "abandoned": INT, "trusted": BOOL, "equivocated": BOOL})
+BOUNTY = obj(
+    {
+        "id": HEX,
+        "title": S,
+        "author": ACCT,
+        "author_name": null(S),
+        "phase": {"enum": ["open", "closed", "awarded", "refunded"]},
+        "status": {
+            "type": "string",
+            "description": "the phase as a person sees it: also `awaiting_close` "
+            "(open past its submission deadline) and `abandoned` (not settled by its "
+            "review deadline)",
+        },
+        "reward": INT,
+        "escrow": INT,
+        "reviewer_share_bp": INT,
+        "skills": arr(S),
+        "rubric": arr(obj({"name": S, "max": INT})),
+        "submit_by": INT,
+        "review_by": INT,
+        "quorum": INT,
+        "posted_at": INT,
+        "commits": INT,
+        "submissions": INT,
+        "my_role": null({"enum": ["mentor", "learner", "reviewer"]}),
+        "my_commit": null(obj({"id": HEX, "at": null(INT)})),
+        "next_action": null({"enum": ["submit", "close", "award", "refund", "review"]}),
+        "reviewable": arr(HEX),
+        "my_reviews": arr(HEX),
+    }
+)
+BOUNTY_DETAIL: Schema = {
+    "allOf": [
+        ref("Bounty"),
+        obj(
+            {
+                "description": S,
+                "accepted": arr(HEX),
+                "commit_ids": dict_of(ACCT),
+                "settled_by": null(HEX),
+                "submissions_detail": arr(
+                    obj(
+                        {
+                            "id": HEX,
+                            "learner": ACCT,
+                            "commit": HEX,
+                            "text": S,
+                            "attachments": arr(
+                                obj({"hash": HEX, "name": S, "size": INT, "have": BOOL})
+                            ),
+                            "awarded": INT,
+                            "reviews": arr(
+                                obj(
+                                    {
+                                        "id": HEX,
+                                        "reviewer": ACCT,
+                                        "scores": dict_of(INT),
+                                        "comment": S,
+                                        "paid": INT,
+                                    }
+                                )
+                            ),
+                        }
+                    )
+                ),
+            }
+        ),
+    ]
+}
+PAYMENT = obj(
+    {
+        "id": HEX,
+        "kind": S,
+        "direction": {"enum": ["in", "out"]},
+        "from": ACCT,
+        "to": ACCT,
+        "amount": INT,
+        "memo": S,
+        "bounty": null(HEX),
+        "timestamp": INT,
+        "void": BOOL,
+    }
+)
+TRUST_ROW = obj(
+    {
+        "rank": INT,
+        "account": ACCT,
+        "score": INT,
+        "ppm": INT,
+        "overall": INT,
+        "overall_ppm": INT,
+        "skills": dict_of(INT),
+        "seed": BOOL,
+        "penalties": INT,
+        "no_shows": INT,
+        "calibration": obj({"near": INT, "judged": INT}),
+    }
+)
+TRUST_EDGE = obj(
+    {
+        "kind": S,
+        "bounty": null(HEX),
+        "skills": arr(S),
+        "amount": INT,
+        "weight": INT,
+        "gives": INT,
+        "gives_ppm": INT,
+    }
+)
+RANK = obj({"score": INT, "ppm": INT, "rank": null(INT), "of": INT})
+VERIFY_REPORT = obj(
+    {
+        "valid": BOOL,
+        "checks": arr(obj({"check": S, "ok": BOOL, "reason": S})),
+        "id": null(S),
+        "name": null(S),
+        "issuer": obj({"id": null(S), "name": null(S)}),
+        "subject": null(S),
+        "achievement": null(S),
+        "valid_from": null(S),
+        "valid_until": null(S),
+        "work": null(S),
+        "network": obj({"name": null(S), "id": null(S)}),
+        "learnmesh": null({"type": "object"}),
+        "issuer_fork": obj(
+            {"checked": BOOL, "forked": BOOL, "fork_seq": INT, "award_stands": BOOL, "reason": S},
+            optional=["forked", "fork_seq", "award_stands", "reason"],
+        ),
+    }
+)
+RAW_ANSWER = obj(
+    {
+        "status": {"enum": ["applied", "pending", "duplicate", "held", "rejected"]},
+        "id": HEX,
+        "error": S,
+        "message": S,
+    },
+    optional=["id", "error", "message"],
+)
+
+COMPONENT_SCHEMAS: dict[str, Schema] = {
+    "Error": obj(
+        {
+            "error": {"type": "string", "description": "a stable machine code"},
+            "message": {"type": "string", "description": "a sentence for a person"},
+        }
+    ),
+    "EventId": EVENT_ID,
+    "Reputation": REP,
+    "Bounty": BOUNTY,
+    "BountyDetail": BOUNTY_DETAIL,
+    "Payment": PAYMENT,
+    "TrustRow": TRUST_ROW,
+    "TrustEdge": TRUST_EDGE,
+    "VerifyReport": VERIFY_REPORT,
+    "RawEventAnswer": RAW_ANSWER,
+}
+
+# Path parameters, by the name the route templates give them.
+PATH_PARAMS: dict[str, tuple[Schema, str]] = {
+    "bid": (HEX, "a bounty id"),
+    "account": (ACCT, "an account"),
+    "h": (HEX, "an attachment's SHA-256"),
+    "sid": (HEX, "a submission id"),
+    "path": (S, "a file of the page"),
+}
+
+# -- the routes ----------------------------------------------------------------------------
+
+Err = tuple[int, str, str]  # status, error code, when
+BAD: Err = (400, "bad_request", "a field is missing or of the wrong kind (the message says which)")
+BAD_JSON: Err = (400, "bad_json", "the body is not a JSON object")
+NOT_FOUND: Err = (404, "not_found", "no such thing here")
+RULE: Err = (409, "<protocol code>", "the event would break a rule (PROTOCOL.md §6)")
+NOT_SYNCED: Err = (409, "not_synced", "an imported key: the node has not synced its chain yet")
+INVALID: Err = (400, "invalid", "the input breaks the event schema (PROTOCOL.md §3)")
+
+
+@dataclass(frozen=True)
+class RouteDoc:
+    summary: str
+    tag: str
+    ok: Schema | None = None  # the JSON answer (status `status`), or None with `media`
+    status: int = 200
+    media: str = "application/json"
+    query: dict[str, tuple[Schema, str]] = field(default_factory=dict)
+    body: Schema | None = None
+    body_media: str = "application/json"
+    errors: tuple[Err, ...] = ()
+    auth: str = "api"  # api: token or session; token: token only; public: none
+    admin: bool = False  # only on a node started with --admin (devnets, tests)
+    idempotent: bool = False  # takes an Idempotency-Key header
+    description: str = ""
+
+
+AUTHOR_ERRORS = (BAD, BAD_JSON, INVALID, RULE, NOT_SYNCED)
+_STATS_NOTE = "`stats`: the node's counters (see also GET /metrics)"
+
+ROUTES: dict[tuple[str, str], RouteDoc] = {
+    # -- the page --------------------------------------------------------------
+    ("GET", "/"): RouteDoc(
+        "The web page (HTML; it logs in with a code from `learnmesh web`)",
+        "page",
+        media="text/html",
+        auth="public",
+    ),
+    ("GET", "/static/{path}"): RouteDoc(
+        "The page's scripts, styles and images", "page", media="*/*", auth="public"
+    ),
+    # -- session ------------------------------------------------------------------
+    ("POST", "/api/login-link"): RouteDoc(
+        "A one-time login code and link for the web page (2 minutes, one use)",
+        "session",
+        obj({"code": S, "url": S, "expires_in_s": INT}),
+        errors=((403, "token_only", "asked with a session cookie, not the token"),),
+        auth="token",
+    ),
+    ("POST", "/api/session"): RouteDoc(
+        "Trade a login code for a session cookie (HttpOnly, SameSite=Strict)",
+        "session",
+        obj({"ok": BOOL, "account": ACCT}),
+        body=obj({"code": S}),
+        errors=(BAD_JSON, (401, "login_expired", "the code was used or has expired")),
+        auth="public",
+        description="Needs the `X-Learnmesh-CSRF: 1` header like every cookie request.",
+    ),
+    ("POST", "/api/logout"): RouteDoc(
+        "End this session (its live streams end too)", "session", obj({"ok": BOOL})
+    ),
+    ("GET", "/api/stream"): RouteDoc(
+        "Server-sent events: `change` with {applied, events, digest, peers} when the state changes",
+        "session",
+        media="text/event-stream",
+    ),
+    # -- the node --------------------------------------------------------------------
+    ("GET", "/api/status"): RouteDoc(
+        "This node: account, peers, network, ledger size, digest, balance, counters",
+        "node",
+        obj(
+            {
+                "account": ACCT,
+                "peer_id": S,
+                "addrs": arr(S),
+                "peers": arr(S),
+                "mesh_peers": arr(S),
+                "network": S,
+                "network_id": HEX,
+                "events": INT,
+                "pending": INT,
+                "pending_dropped": INT,
+                "heads": dict_of(INT),
+                "digest": HEX,
+                "forks": arr(ACCT),
+                "balance": INT,
+                "stats": dict_of(INT),
+                "uptime_s": NUM,
+                "web": obj({"streams": INT, "sessions": INT}),
+            }
+        ),
+        description=_STATS_NOTE,
+    ),
+    ("GET", "/api/peers"): RouteDoc(
+        "Connected and mesh peers, peer scores, bans and recent refusals",
+        "node",
+        obj(
+            {
+                "peers": arr(S),
+                "mesh_peers": arr(S),
+                "partitioned": arr(S),
+                "scores": dict_of(obj({"score": NUM, "banned": BOOL, "reasons": arr(S)})),
+                "rejections": arr(obj({"peer": S, "reason": S})),
+            }
+        ),
+    ),
+    ("GET", "/api/applied"): RouteDoc(
+        "Events applied here: [id, created ms, applied ms] (devnet's propagation figures)",
+        "node",
+        obj({"applied": arr(arr(ANY))}),
+        query={"since": (INT, "only those applied at or after this time (ms)")},
+        errors=(BAD,),
+    ),
+    ("GET", "/metrics"): RouteDoc(
+        "Prometheus metrics (text format): peers, mesh, events by entrance, refusals by "
+        "code, penalties, bans, sync, pools, ledger size, API latency",
+        "node",
+        media="text/plain",
+    ),
+    ("GET", OPENAPI_PATH): RouteDoc(
+        "This description (OpenAPI 3.1)", "node", obj({"openapi": S, "paths": dict_of(ANY)})
+    ),
+    # -- reading the ledger ----------------------------------------------------------------
+    ("GET", "/api/bounties"): RouteDoc(
+        "Bounties, newest first, with the viewer's role and next action",
+        "bounties",
+        obj({"bounties": arr(ref("Bounty"))}),
+        query={
+            "q": (S, "text in the title or description"),
+            "skill": (S, "only bounties with this skill"),
+            "phase": (S, "a phase or a status (open, closed, awaiting_close, abandoned, …)"),
+            "min_reward": (INT, "only rewards at least this"),
+            "author": (ACCT, "only this author's"),
+            "mine": (S, "1: only those INT authored, committed to or reviewed"),
+        },
+        errors=(BAD,),
+    ),
+    ("GET", "/api/bounties/{bid}"): RouteDoc(
+        "One bounty with its submissions, reviews and attachments",
+        "bounties",
+        ref("BountyDetail"),
+        errors=(BAD, NOT_FOUND),
+    ),
+    ("GET", "/api/balances"): RouteDoc(
+        "Every non-zero balance, the escrow and the token supply",
+        "accounts",
+        obj({"balances": dict_of(INT), "escrow": INT, "supply": INT, "genesis_supply": INT}),
+    ),
+    ("GET", "/api/balance"): RouteDoc(
+        "My balance and what INT can spend (unclaimed credits included)",
+        "accounts",
+        obj({"account": ACCT, "balance": INT, "spendable": INT}),
+    ),
+    ("GET", "/api/balance/{account}"): RouteDoc(
+        "An account's balance and spendable amount",
+        "accounts",
+        obj({"account": ACCT, "balance": INT, "spendable": INT}),
+        errors=(BAD,),
+    ),
+    ("GET", "/api/reputation"): RouteDoc(
+        "Reputation of every account (PROTOCOL.md §6.4), or of one",
+        "accounts",
+        obj({"reputation": dict_of(ref("Reputation"))}),
+        query={"account": (ACCT, "only this account")},
+        errors=(BAD,),
+    ),
+    ("GET", "/api/accounts/{account}/events"): RouteDoc(
+        "An account's latest events, newest first, with their live void verdict",
+        "accounts",
+        obj(
+            {
+                "account": ACCT,
+                "events": arr(
+                    obj({"id": HEX, "seq": INT, "kind": S, "timestamp": INT, "void": null(S)})
+                ),
+            }
+        ),
+        query={"limit": (INT, "at most this many (1-1000, default 100)")},
+        errors=(BAD,),
+    ),
+    ("GET", "/api/payments"): RouteDoc(
+        "Tokens received (transfers with memos, award payouts) and transfers sent",
+        "accounts",
+        obj({"account": ACCT, "payments": arr(ref("Payment"))}),
+        query={
+            "account": (ACCT, "whose (default: mine)"),
+            "limit": (INT, "at most this many (1-500, default 50)"),
+        },
+        errors=(BAD,),
+    ),
+    ("GET", "/api/me"): RouteDoc(
+        "My profile, balance, reputation, vouches, network and its parameters",
+        "accounts",
+        obj(
+            {
+                "account": ACCT,
+                "name": null(S),
+                "bio": S,
+                "skills": arr(S),
+                "balance": INT,
+                "spendable": INT,
+                "reputation": ref("Reputation"),
+                "vouches_by_me": arr(ACCT),
+                "vouches_for_me": arr(ACCT),
+                "peer_id": S,
+                "network": obj({"name": S, "id": HEX}),
+                "params": dict_of(ANY),
+            }
+        ),
+    ),
+    ("GET", "/api/profiles/{account}"): RouteDoc(
+        "An account's profile, reputation and record",
+        "accounts",
+        obj(
+            {
+                "account": ACCT,
+                "name": null(S),
+                "bio": S,
+                "skills": arr(S),
+                "reputation": ref("Reputation"),
+                "bounties_posted": INT,
+                "work_awarded": INT,
+                "reviews": INT,
+                "vouches_for": INT,
+            }
+        ),
+        errors=(BAD,),
+    ),
+    ("GET", "/api/drafts"): RouteDoc(
+        "My submissions not revealed yet (content kept here until the close lists them)",
+        "bounties",
+        obj(
+            {
+                "drafts": arr(
+                    obj(
+                        {
+                            "bounty": HEX,
+                            "commitment": HEX,
+                            "commit": null(HEX),
+                            "text": S,
+                            "attachments": arr(obj({"hash": HEX, "name": S, "size": INT})),
+                            "revealed": ANY,
+                        }
+                    )
+                )
+            }
+        ),
+    ),
+    ("GET", "/api/blobs/{h}"): RouteDoc(
+        "An attachment, always as a download (fetched from a peer if not here)",
+        "bounties",
+        media="application/octet-stream",
+        query={"name": (S, "the file name to save it as")},
+        errors=(BAD, (404, "not_found", "no such attachment here or at any peer")),
+    ),
+    # -- credentials (node/_api_credentials.py) ------------------------------------------------
+    ("GET", "/api/credentials"): RouteDoc(
+        "My awarded submissions and their credentials (ready, fetching or missing)",
+        "credentials",
+        obj(
+            {
+                "credentials": arr(
+                    obj(
+                        {
+                            "submission": HEX,
+                            "bounty": HEX,
+                            "title": S,
+                            "skills": arr(S),
+                            "mentor": ACCT,
+                            "amount": INT,
+                            "awarded_at_ms": null(INT),
+                            "status": {"enum": ["ready", "fetching", "missing", "unreadable"]},
+                            "credential": null(S),
+                            "sha256": null(HEX),
+                        }
+                    )
+                )
+            }
+        ),
+    ),
+    ("GET", "/api/credentials/{sid}"): RouteDoc(
+        "The signed Open Badges 3.0 credential of an awarded submission",
+        "credentials",
+        media="application/vc",
+        query={"format": (S, "vc (default) or bundle (the learnmesh bundle, binary)")},
+        errors=(
+            BAD,
+            NOT_FOUND,
+            (409, "not_awarded", "this submission was not awarded"),
+            (404, "not_issued", "the mentor's node has not issued it (yet)"),
+            (404, "not_fetched", "announced, but no peer has sent it yet"),
+        ),
+    ),
+    ("POST", "/api/credentials/verify"): RouteDoc(
+        "Verify a credential (JSON body): the checks it passed, and whether its issuer forked",
+        "credentials",
+        ref("VerifyReport"),
+        body={"type": "object", "description": "a credential (Open Badges 3.0 JSON)"},
+        errors=(BAD_JSON, (413, "too_large", "over 16 MiB")),
+    ),
+    # -- trust (node/_api_trust.py) ----------------------------------------------------------------
+    ("GET", "/api/trust"): RouteDoc(
+        "Accounts ranked by trust (PROTOCOL.md §6.5), overall or in one skill",
+        "trust",
+        obj(
+            {
+                "trust_digest": HEX,
+                "events": INT,
+                "skill": null(S),
+                "skills": arr(obj({"skill": S, "accounts": INT, "total": INT})),
+                "one": INT,
+                "blend_pm": INT,
+                "iterations": INT,
+                "total": INT,
+                "count": INT,
+                "accounts": arr(ref("TrustRow")),
+            }
+        ),
+        query={
+            "skill": (S, "rank in this skill (at most 32 characters)"),
+            "limit": (INT, "at most this many (1-10000, default 100)"),
+        },
+        errors=(BAD,),
+    ),
+    ("GET", "/api/trust/{account}"): RouteDoc(
+        "One account's trust per skill, the edges that gave it, penalties, calibration",
+        "trust",
+        obj(
+            {
+                "account": ACCT,
+                "trust_digest": HEX,
+                "events": INT,
+                "one": INT,
+                "overall": RANK,
+                "skills": dict_of(RANK),
+                "seed": BOOL,
+                "forked": BOOL,
+                "penalties": obj({"bounties": INT, "by_skill": dict_of(INT)}),
+                "no_shows": INT,
+                "calibration": obj({"near": INT, "judged": INT}),
+                "edges_in": arr(ref("TrustEdge")),
+                "edges_out": arr(ref("TrustEdge")),
+            }
+        ),
+        errors=(BAD,),
+    ),
+    ("GET", "/api/trust/reviews/{bid}"): RouteDoc(
+        "Per submission of a bounty: the trust-weighted median of its reviews",
+        "trust",
+        obj(
+            {
+                "bounty": HEX,
+                "skills": arr(S),
+                "min_trust": INT,
+                "tolerance_pm": INT,
+                "quorum": INT,
+                "trust_digest": HEX,
+                "events": INT,
+                "submissions": arr(
+                    obj(
+                        {
+                            "submission": HEX,
+                            "weighted_median": ANY,
+                            "counted": INT,
+                            "reviews": arr(
+                                obj(
+                                    {
+                                        "review": HEX,
+                                        "reviewer": ACCT,
+                                        "total": INT,
+                                        "weight": INT,
+                                        "counts": BOOL,
+                                        "near": ANY,
+                                    }
+                                )
+                            ),
+                        }
+                    )
+                ),
+            }
+        ),
+        query={"min_trust": (INT, "reviews by accounts below this trust do not count")},
+        errors=(BAD, NOT_FOUND),
+    ),
+    # -- acting: each signs and publishes one event of my chain ---------------------------------
+    ("POST", "/api/bounties"): RouteDoc(
+        "Post a bounty: the reward goes into escrow",
+        "act",
+        ref("EventId"),
+        body=obj(
+            {
+                "title": S,
+                "description": S,
+                "reward": INT,
+                "rubric": arr(obj({"name": S, "max": INT})),
+                "skills": arr(S),
+                "reviewer_share_bp": INT,
+                "submit_by": INT,
+                "review_by": INT,
+                "quorum": INT,
+            },
+            optional=[
+                "description",
+                "rubric",
+                "skills",
+                "reviewer_share_bp",
+                "submit_by",
+                "review_by",
+                "quorum",
+            ],
+        ),
+        errors=(*AUTHOR_ERRORS, (409, "insufficient_funds", "the reward is over my balance")),
+        idempotent=True,
+        description="Deadlines are ms since the epoch (default: 7 and 14 days from now); "
+        "reviewer_share_bp in basis points (default 1000 = 10 %).",
+    ),
+    ("POST", "/api/submit"): RouteDoc(
+        "Submit work: commits now, reveals by itself once the close accepts the commit",
+        "act",
+        ref("EventId"),
+        body=obj(
+            {"bounty": HEX, "text": S, "files": arr(obj({"name": S, "data_b64": S}))},
+            optional=["text", "files"],
+        ),
+        errors=(
+            *AUTHOR_ERRORS,
+            NOT_FOUND,
+            (409, "late", "the submission deadline has passed"),
+            (413, "too_large", "a file is over the network's attachment limit"),
+        ),
+        idempotent=True,
+    ),
+    ("POST", "/api/bounties/{bid}/close"): RouteDoc(
+        "Close a bounty (mentor), accepting the listed commits or every commit",
+        "act",
+        ref("EventId"),
+        body=obj({"accept": arr(HEX)}, optional=["accept"]),
+        errors=(*AUTHOR_ERRORS, NOT_FOUND, (403, "not_mentor", "only its author closes it")),
+        idempotent=True,
+    ),
+    ("POST", "/api/bounties/{bid}/award"): RouteDoc(
+        "Award a closed bounty (mentor): winners and amounts; honest reviewers are paid",
+        "act",
+        ref("EventId"),
+        body=obj(
+            {
+                "winners": {
+                    "type": "object",
+                    "additionalProperties": null(INT),
+                    "description": "submission id -> amount (null: split evenly)",
+                }
+            }
+        ),
+        errors=(
+            *AUTHOR_ERRORS,
+            NOT_FOUND,
+            (409, "settled", "already awarded or refunded"),
+            (409, "over_escrow", "the amounts add up to more than the escrow"),
+        ),
+        idempotent=True,
+    ),
+    ("POST", "/api/bounties/{bid}/refund"): RouteDoc(
+        "Refund a bounty's escrow to its mentor",
+        "act",
+        ref("EventId"),
+        errors=(*AUTHOR_ERRORS, NOT_FOUND, (409, "settled", "already awarded or refunded")),
+        idempotent=True,
+    ),
+    ("POST", "/api/review"): RouteDoc(
+        "Review a revealed submission against the bounty's rubric",
+        "act",
+        ref("EventId"),
+        body=obj({"submission": HEX, "scores": dict_of(INT), "comment": S}, optional=["comment"]),
+        errors=(
+            *AUTHOR_ERRORS,
+            NOT_FOUND,
+            (400, "bad_scores", "a score is missing or out of its range"),
+        ),
+        idempotent=True,
+    ),
+    ("POST", "/api/transfer"): RouteDoc(
+        "Send tokens to an account, with a memo",
+        "act",
+        ref("EventId"),
+        body=obj({"to": ACCT, "amount": INT, "memo": S}, optional=["memo"]),
+        errors=(*AUTHOR_ERRORS, (409, "insufficient_funds", "the amount is over my balance")),
+        idempotent=True,
+    ),
+    ("POST", "/api/vouch"): RouteDoc(
+        "Vouch for an account (a trust edge)",
+        "act",
+        ref("EventId"),
+        body=obj({"account": ACCT}),
+        errors=AUTHOR_ERRORS,
+        idempotent=True,
+    ),
+    ("POST", "/api/profile"): RouteDoc(
+        "Set my profile: name, bio, skills",
+        "act",
+        ref("EventId"),
+        body=obj({"name": S, "bio": S, "skills": arr(S)}, optional=["bio", "skills"]),
+        errors=AUTHOR_ERRORS,
+        idempotent=True,
+    ),
+    ("POST", "/api/events"): RouteDoc(
+        "Admit an event signed elsewhere (msgpack bytes), as gossip and sync would",
+        "act",
+        ref("RawEventAnswer"),
+        body_media="application/msgpack",
+        body={"type": "string", "contentMediaType": "application/msgpack"},
+        errors=(
+            (422, "<protocol code>", "undecodable, badly signed or refused: `status` rejected"),
+        ),
+        description="200 applied (with `error` when void: applied without effect), "
+        "duplicate; 202 pending (waits for its prev or refs) or held (dated ahead of "
+        "this node's clock).",
+    ),
+    # -- admin: devnet faults (node start --admin) ---------------------------------------------
+    ("POST", "/api/admin/connect"): RouteDoc(
+        "Dial a peer by multiaddress",
+        "admin",
+        obj({"peer": S}),
+        body=obj({"addr": S}),
+        errors=(BAD, BAD_JSON, (502, "connect_failed", "the dial failed")),
+        admin=True,
+    ),
+    ("POST", "/api/admin/partition"): RouteDoc(
+        "Refuse these peers' connections (split the network)",
+        "admin",
+        obj({"partitioned": arr(S)}),
+        body=obj({"peers": arr(S)}),
+        errors=(BAD, BAD_JSON),
+        admin=True,
+    ),
+    ("POST", "/api/admin/heal"): RouteDoc(
+        "Accept every partitioned peer again", "admin", obj({"partitioned": arr(S)}), admin=True
+    ),
+    ("POST", "/api/admin/sync"): RouteDoc(
+        "Sync with every connected peer now; how many events came in",
+        "admin",
+        obj({"events": INT}),
+        admin=True,
+    ),
+}
+
+COMMON_ERRORS: tuple[Err, ...] = (
+    (401, "unauthorized", "missing or wrong API token (or no valid session)"),
+    (403, "csrf", "a cookie (or public) non-GET request without X-Learnmesh-CSRF: 1"),
+    (403, "origin_refused", "an Origin that is not this API's"),
+    (413, "too_large", "a body over 32 MiB"),
+    (421, "host_refused", "a Host that is not 127.0.0.1, localhost or [::1]"),
+    (500, "internal", "a bug: see the node's log"),
+)
+
+# -- from the route table --------------------------------------------------------------------
+
+
+def served_routes(routes: Iterable[BaseRoute]) -> list[tuple[str, str]]:
+    """(method, path template) of every route an app serves (HEAD, which Starlette
+    adds to each GET, is left out); a mounted file tree is `{path}` below it."""
+    out: list[tuple[str, str]] = []
+    for r in routes:
+        if isinstance(r, Route):
+            out += [(m, r.path) for m in sorted(r.methods or ()) if m != "HEAD"]
+        elif isinstance(r, Mount):
+            out.append(("GET", r.path.rstrip("/") + "/{path}"))
+    return out
+
+
+def _params(path: str, doc: RouteDoc) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for seg in path.split("/"):
+        if seg.startswith("{") and seg.endswith("}"):
+            name = seg[1:-1].split(":")[0]
+            schema, text = PATH_PARAMS.get(name, (S, name))
+            out.append(
+                {
+                    "name": name,
+                    "in": "path",
+                    "required": True,
+                    "schema": schema,
+                    "description": text,
+                }
+            )
+    for name, (schema, text) in doc.query.items():
+        out.append(
+            {"name": name, "in": "query", "required": False, "schema": schema, "description": text}
+        )
+    if doc.idempotent:
+        out.append(
+            {
+                "name": "Idempotency-Key",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string", "maxLength": 200},
+                "description": "a repeat with the same key replays the first answer "
+                "(header Idempotent-Replayed: true) instead of signing again",
+            }
+        )
+    return out
+
+
+def _error_response(errors: Iterable[Err]) -> dict[str, Any]:
+    errs = list(errors)
+    return {
+        "description": "; ".join(f"`{code}`: {text}" for _, code, text in errs),
+        "content": {"application/json": {"schema": ref("Error")}},
+    }
+
+
+def _operation(method: str, path: str, doc: RouteDoc) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "operationId": f"{method.lower()}_{path.strip('/').replace('/', '_') or 'root'}".replace(
+            "{", ""
+        )
+        .replace("}", "")
+        .replace(".", "_")
+        .replace("-", "_"),
+        "summary": doc.summary,
+        "tags": [doc.tag],
+    }
+    if doc.description:
+        op["description"] = doc.description
+    params = _params(path, doc)
+    if params:
+        op["parameters"] = params
+    if doc.body is not None:
+        op["requestBody"] = {
+            "required": True,
+            "content": {doc.body_media: {"schema": doc.body}},
+        }
+    if doc.ok is not None:
+        ok: dict[str, Any] = {
+            "description": "OK",
+            "content": {doc.media: {"schema": doc.ok}},
+        }
+    else:
+        ok = {"description": "OK", "content": {doc.media: {}}}
+    responses: dict[str, Any] = {str(doc.status): ok}
+    if path == "/api/events":
+        responses["202"] = {
+            "description": "pending or held",
+            "content": {"application/json": {"schema": ref("RawEventAnswer")}},
+        }
+    errors: dict[int, list[Err]] = {}
+    for e in doc.errors + (COMMON_ERRORS if doc.auth != "public" else COMMON_ERRORS[1:]):
+        errors.setdefault(e[0], []).append(e)
+    for status, errs in sorted(errors.items()):
+        responses[str(status)] = _error_response(errs)
+    if path == "/api/events":
+        responses["422"]["content"] = {"application/json": {"schema": ref("RawEventAnswer")}}
+    op["responses"] = responses
+    if doc.auth == "public":
+        op["security"] = []
+    elif doc.auth == "token":
+        op["security"] = [{"token": []}]
+    if doc.admin:
+        op["x-admin-only"] = True
+    return op
+
+
+def openapi(routes: Iterable[BaseRoute], server: str | None = None) -> dict[str, Any]:
+    """The OpenAPI 3.1 description of the routes an app serves. A served route
+    missing from ROUTES is still listed (summary `(not described)`)."""
+    paths: dict[str, dict[str, Any]] = {}
+    for method, path in served_routes(routes):
+        doc = ROUTES.get((method, path)) or RouteDoc("(not described)", "undescribed")
+        paths.setdefault(path, {})[method.lower()] = _operation(method, path, doc)
+    spec: dict[str, Any] = {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "learnmesh node API",
+            "version": _version(),
+            "description": (
+                "The local HTTP API of a learnmesh node, on 127.0.0.1 only. Every /api/* "
+                "route and /metrics need `Authorization: Bearer <api.token>` (the file in "
+                "the data directory) or the web page's session cookie; with the cookie, "
+                "every non-GET request also needs `X-Learnmesh-CSRF: 1`. Ids are hex, "
+                "accounts `lm…` text, amounts integers, times ms since the epoch. A mistake "
+                'is a 4xx with {"error": code, "message": sentence}. Routes marked '
+                "x-admin-only exist only on a node started with --admin (devnets, tests)."
+            ),
+        },
+        "servers": [{"url": server or "http://127.0.0.1:8642"}],
+        "security": [{"token": []}, {"session": []}],
+        "tags": [{"name": t} for t in dict.fromkeys(d.tag for d in ROUTES.values())],
+        "paths": paths,
+        "components": {
+            "schemas": COMPONENT_SCHEMAS,
+            "securitySchemes": {
+                "token": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "the token in the data directory's api.token",
+                },
+                "session": {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": "lm_session_PORT",
+                    "description": "the web page's session (the cookie is named by the "
+                    "API's port, e.g. lm_session_8642); got at POST /api/session",
+                },
+            },
+        },
+    }
+    return spec
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("learnmesh")
+    except PackageNotFoundError:
+        return "0"
+
+
+def openapi_routes() -> list[tuple[str, str, Handler]]:
+    async def describe(request: Request) -> Any:
+        return openapi(request.app.routes, str(request.base_url).rstrip("/"))
+
+    return [("GET", OPENAPI_PATH, describe)]
+
+
+# -- API.md ---------------------------------------------------------------------------------------
+
+
+def markdown() -> str:
+    """API.md: every route, one line each, from ROUTES (the test keeps it in step)."""
+    lines = [
+        "# The node's HTTP API",
+        "",
+        "<!-- generated by `python -m learnmesh.node._openapi > API.md`; "
+        "tests/test_openapi.py checks it is up to date -->",
+        "",
+        "A node serves its API on 127.0.0.1 only (port 8642 by default). Every `/api/*` "
+        "route and `/metrics` need `Authorization: Bearer <token>` (the file `api.token` "
+        "in the data directory) or the web page's session cookie, and then every non-GET "
+        "request also needs `X-Learnmesh-CSRF: 1`. Ids are hex, accounts `lm…` text, "
+        "amounts integers, times milliseconds since the epoch. A mistake is a 4xx with "
+        '`{"error": code, "message": sentence}`.',
+        "",
+        f"The full description, with every request, answer and error, is served as "
+        f"OpenAPI 3.1 at `GET {OPENAPI_PATH}`.",
+        "",
+        "| method | path | what |",
+        "|---|---|---|",
+    ]
+    for (method, path), doc in ROUTES.items():
+        notes = []
+        if doc.auth == "public":
+            notes.append("no auth")
+        elif doc.auth == "token":
+            notes.append("token only")
+        if doc.admin:
+            notes.append("`--admin` only")
+        if doc.idempotent:
+            notes.append("Idempotency-Key")
+        extra = f" ({', '.join(notes)})" if notes else ""
+        lines.append(f"| {method} | `{path}` | {doc.summary.replace('|', '/')}{extra} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.stdout.write(markdown())
