@@ -55,6 +55,7 @@ _COUNTERS = (
     ),
     ("gossip_published", "learnmesh_gossip_messages_published", "Gossip messages published."),
     ("gossip_events_out", "learnmesh_gossip_events_out", "Events sent out in gossip messages."),
+    ("gossip_events_in", "learnmesh_gossip_events_in", "Valid events received in gossip."),
     ("events_held", "learnmesh_events_held", "Events dated ahead of the clock, put aside."),
     (
         "admission_dropped",

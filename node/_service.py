@@ -179,6 +179,7 @@ class Node:
             "events_applied_sync": 0,
             "events_applied_own": 0,
             "events_applied_held": 0,
+            "gossip_events_in": 0,  # valid events received in gossip messages
             "peer_penalties": 0,
             "sync_failures": 0,
             "sync_last_events": 0,  # events the latest sync round took in (not a counter)
@@ -466,6 +467,7 @@ class Node:
             self.penalise(peer, f"{exc.code}: {exc.reason}")
             return False
         events, bad = self.decode_raws(raws)
+        self.stats["gossip_events_in"] += len(events)
         if bad:
             self.penalise(peer, f"{bad[0].code}: {bad[0].reason}")
         horizon = self.now_ms() + self.genesis.params.max_clock_skew_ms

@@ -211,6 +211,35 @@ async def test_two_apps_in_one_process_keep_their_own_metrics(tmp_path: Path) ->
         assert value(m0, hist, route="/api/profile", method="POST", status="2xx") == 1
         assert value(m1, hist, route="/api/profile", method="POST", status="2xx") == 0
         assert value(m0, "learnmesh_peers_connected") == 0  # no libp2p host in-process
+
+        # Penalties and bans, as the node's peer book decides them.
+        node = nodes[0]
+        for _ in range(6):  # 10 points each, decaying 1 a second: past the ban score of 50
+            node.penalise("12D3KooWbad", "undecodable: test")
+        m0 = parse((await clients[0].get("/metrics")).text)
+        assert value(m0, "learnmesh_peer_penalties_total") == 6
+        assert value(m0, "learnmesh_peer_bans_total") == 1
+        assert value(m0, "learnmesh_peers_banned") == 1
+        # An event dated two hours ahead is held; one a week ahead is refused.
+        w = ChainWriter(KeyPair(os.urandom(32)), genesis.network_id)
+        hour = 3_600_000
+        soon = w.sign("profile", {"name": "soon", "bio": "", "skills": []}, int(clock.t * 1000))
+        w2 = ChainWriter(w.key, genesis.network_id)
+        early = w2.sign(
+            "profile", {"name": "e", "bio": "", "skills": []}, soon.timestamp + 2 * hour
+        )
+        late = ChainWriter(KeyPair(os.urandom(32)), genesis.network_id).sign(
+            "profile", {"name": "l", "bio": "", "skills": []}, soon.timestamp + 7 * 24 * hour
+        )
+        r = await clients[0].post("/api/events", content=early.raw)
+        assert r.status_code == 202 and r.json()["status"] == "held", r.text
+        r = await clients[0].post("/api/events", content=late.raw)
+        assert r.status_code == 422 and r.json()["error"] == "future", r.text
+        m0 = parse((await clients[0].get("/metrics")).text)
+        assert value(m0, "learnmesh_events_held_total") == 1
+        assert value(m0, "learnmesh_events_held_now") == 1
+        assert value(m0, "learnmesh_events_rejected_total", code="future") == 1
+        assert value(m0, "learnmesh_ledger_events") == 1  # only the profile
     finally:
         for c in clients:
             await c.aclose()
