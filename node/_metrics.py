@@ -44,6 +44,7 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 # "api" (raw events posted to /api/events) is what the others do not account for.
 SOURCES = ("gossip", "sync", "own", "held")
 _CODE = re.compile(r"[A-Za-z0-9_]{1,40}")
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 # Node.stats counters shown as they are: (stats key, metric name without _total, help).
 _COUNTERS = (
@@ -267,6 +268,8 @@ class ApiLatency:
             done = True
             route = getattr(scope.get("route"), "path", None)
             method = str(scope.get("method", "GET"))
+            if method not in _METHODS:  # any token is a method: keep the label set small
+                method = "OTHER"
             self.metrics.observe(route or "unmatched", method, status, clock() - started)
 
         async def timed_send(message: Message) -> None:

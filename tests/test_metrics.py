@@ -210,6 +210,12 @@ async def test_two_apps_in_one_process_keep_their_own_metrics(tmp_path: Path) ->
         hist = "learnmesh_api_request_duration_seconds_count"
         assert value(m0, hist, route="/api/profile", method="POST", status="2xx") == 1
         assert value(m1, hist, route="/api/profile", method="POST", status="2xx") == 0
+        # any token is an HTTP method: an odd one is labelled OTHER (a bounded label set)
+        r = await clients[1].request("BREW", "/api/status")
+        assert r.status_code == 405, r.text
+        m1 = parse((await clients[1].get("/metrics")).text)
+        assert value(m1, hist, route="/api/status", method="OTHER", status="4xx") == 1
+        assert not [k for k in m1[hist] if ("method", "BREW") in k]
         assert value(m0, "learnmesh_peers_connected") == 0  # no libp2p host in-process
 
         # Penalties and bans, as the node's peer book decides them.
