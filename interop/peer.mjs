@@ -110,6 +110,7 @@ let messages = 0
 
 function validate (_from, msg) {
   messages++
+  known.add(hex(messageId(msg.data)))
   try {
     const raws = decodeEnvelope(msg.data, gen.networkId)
     const events = raws.map((raw) => decodeEvent(raw, gen.networkId, maxEvent))
@@ -146,6 +147,17 @@ const libp2p = await createLibp2p({
 const pubsub = libp2p.services.pubsub
 pubsub.topicValidators.set(topic, (from, msg) => validate(from, msg))
 
+// The message ids nodes name in IHAVE and IDONTWANT must be sha256(data)
+// (§11.3): keep every id they send, to check against the data we know.
+const known = new Set() // hex sha256 of every message data seen or published
+const controlIds = [] // [kind, hex id] from the nodes' control messages
+const handleControl = pubsub.handleControlMessage.bind(pubsub)
+pubsub.handleControlMessage = (id, control) => {
+  for (const ih of control?.ihave ?? []) for (const m of ih.messageIDs ?? []) controlIds.push(['ihave', hex(m)])
+  for (const dw of control?.idontwant ?? []) for (const m of dw.messageIDs ?? []) controlIds.push(['idontwant', hex(m)])
+  return handleControl(id, control)
+}
+
 const disconnected = new Set()
 libp2p.addEventListener('peer:disconnect', (evt) => {
   disconnected.add(evt.detail.toString())
@@ -153,7 +165,9 @@ libp2p.addEventListener('peer:disconnect', (evt) => {
 })
 
 async function stop () {
-  try { await libp2p.stop() } catch (e) { log('stop:', e.message) }
+  // bounded: the verdict is already printed, a slow goodbye must not hang the run
+  const gaveUp = sleep(5000).then(() => log('stop: gave up after 5 s'))
+  try { await Promise.race([libp2p.stop(), gaveUp]) } catch (e) { log('stop:', e.message) }
 }
 
 // -- sync client (§11.4, §11.5) --------------------------------------------------------
@@ -256,7 +270,9 @@ async function run () {
     refs: []
   })
   const ownId = hex(own.id)
-  await pubsub.publish(topic, encodeEnvelope(gen.networkId, [own.raw]))
+  const ownData = encodeEnvelope(gen.networkId, [own.raw])
+  known.add(hex(messageId(ownData)))
+  await pubsub.publish(topic, ownData)
   say({ step: 'published', id: ownId, account: summary.account, author: hex(account.publicKey) })
 
   // 3. sync from the first node: heads until it lists this peer's event (it
@@ -286,7 +302,18 @@ async function run () {
   // This peer's gossipsub score of the node: with message ids that differ
   // between implementations it fell below the gossip threshold (issue 10).
   const nodeScore = pubsub.score.score(nodeIds[0])
-  say({ step: 'synced', authors: Object.keys(authors).length, events: synced, own_event_served: true, forks: forks.proofs.length, relayed_own: relayedOwn, node_score: nodeScore })
+  const unknownIds = controlIds.filter(([, id]) => !known.has(id))
+  say({
+    step: 'synced',
+    authors: Object.keys(authors).length,
+    events: synced,
+    own_event_served: true,
+    forks: forks.proofs.length,
+    relayed_own: relayedOwn,
+    node_score: nodeScore,
+    control_ids: controlIds.length,
+    control_ids_unknown: unknownIds
+  })
 
   // 4. misbehave: undecodable gossip and events with a bad signature, in
   // turn, until the node(s) hang up (§11.7: 10 per offence, a ban at 50)

@@ -160,7 +160,7 @@ def test_js_peer_joins_receives_publishes_syncs_and_is_banned(
             "--genesis",
             str(a.data / "genesis.json"),
             "--expect",
-            "3",
+            "4",
             "--hostile",
             "10",
             "--timeout",
@@ -181,11 +181,15 @@ def test_js_peer_joins_receives_publishes_syncs_and_is_banned(
             n.post("/api/profile", {"name": f"node {n.name}", "bio": "", "skills": []})["id"]
             for n in (a, b, c)
         }
+        # and one of at least 1 KiB, for which a sends IDONTWANT before it forwards
+        # it: the JS peer checks that id is sha256(data) (PROTOCOL.md §11.3)
+        big = b.post("/api/bounties", {"title": "big", "description": "x" * 2000, "reward": 5})
+        ids.add(big["id"])
         received = wait_for(
-            lambda: peer.step("received"), "the JS peer to receive 3 events", describe=peer.describe
+            lambda: peer.step("received"), "the JS peer to receive 4 events", describe=peer.describe
         )
         assert ids <= set(received["ids"]), (ids, received)
-        assert received["events"] >= 3 and received["refused"] == 0, received
+        assert received["events"] >= 4 and received["refused"] == 0, received
 
         # 2. its own event, applied by every node (relayed a -> b -> c)
         published = wait_for(
@@ -203,16 +207,18 @@ def test_js_peer_joins_receives_publishes_syncs_and_is_banned(
         wait_for(
             applied_everywhere, "a, b and c to apply the JS peer's event", describe=net.describe
         )
-        digest = net.wait_converged(["a", "b", "c"], min_events=4)
+        digest = net.wait_converged(["a", "b", "c"], min_events=5)
         assert len(digest) == 64
 
-        # 3. the sync it did from a: the three node accounts and its own
+        # 3. the sync it did from a: the three node accounts (b with two events) and its own
         synced = wait_for(
             lambda: peer.step("synced"), "the JS peer to sync from a", describe=peer.describe
         )
-        assert synced["authors"] == 4 and synced["events"] == 4, synced
+        assert synced["authors"] == 4 and synced["events"] == 5, synced
         assert synced["own_event_served"] is True
         assert synced["node_score"] >= 0, f"the JS peer scores a below zero: {synced}"
+        # the message ids a named in its control messages are content-addressed
+        assert synced["control_ids"] >= 1 and synced["control_ids_unknown"] == [], synced
 
         # 4. its hostile messages: a bans it after five offences (PROTOCOL.md §11.7)
         done = wait_for(lambda: peer.step("done"), "the JS peer to finish", describe=peer.describe)
@@ -225,12 +231,15 @@ def test_js_peer_joins_receives_publishes_syncs_and_is_banned(
         reasons = " ".join(score["reasons"])
         assert "undecodable" in reasons and "bad_signature" in reasons, score
         assert js_id not in a.status()["peers"]
+        # it serves no sync protocol (identify says so): a never tried to sync with it
+        log = (a.data / "logs" / "stdout.log").read_text(errors="replace")
+        assert f"sync with {js_id} failed" not in log
         # honest neighbours were never blamed for what the JS peer sent
         for n, other in ((a, b), (b, a), (b, c), (c, b)):
             assert n.get("/api/peers")["scores"].get(other.peer_id, {}).get("score", 0) == 0, n.name
         assert peer.proc.wait(WAIT) == 0, peer.describe()
         # the network goes on without it
         b.post("/api/profile", {"name": "node b again", "bio": "", "skills": []})
-        assert net.wait_converged(["a", "b", "c"], min_events=5) != digest
+        assert net.wait_converged(["a", "b", "c"], min_events=6) != digest
     finally:
         peer.close()
