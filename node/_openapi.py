@@ -702,7 +702,7 @@ ROUTES: dict[tuple[str, str], RouteDoc] = {
         "Refund a bounty's escrow to its mentor",
         "act",
         ref("EventId"),
-        errors=(*AUTHOR_ERRORS, NOT_FOUND, (409, "settled", "already awarded or refunded")),
+        errors=(BAD, NOT_FOUND, (409, "settled", "already awarded or refunded"), RULE, NOT_SYNCED),
         idempotent=True,
     ),
     ("POST", "/api/review"): RouteDoc(
@@ -844,6 +844,7 @@ def _error_response(errors: Iterable[Err]) -> dict[str, Any]:
     return {
         "description": "; ".join(f"`{code}`: {text}" for _, code, text in errs),
         "content": {"application/json": {"schema": ref("Error")}},
+        "x-error-codes": [code for _, code, _ in errs],
     }
 
 
@@ -982,8 +983,12 @@ def markdown() -> str:
         f"The full description, with every request, answer and error, is served as "
         f"OpenAPI 3.1 at `GET {OPENAPI_PATH}`.",
         "",
-        "| method | path | what |",
-        "|---|---|---|",
+        "Besides the errors listed with each route, any of them may answer "
+        + ", ".join(f"{st} `{code}`" for st, code, _ in COMMON_ERRORS)
+        + " (no 401 where no auth is needed).",
+        "",
+        "| method | path | what | its own errors |",
+        "|---|---|---|---|",
     ]
     for (method, path), doc in ROUTES.items():
         notes = []
@@ -996,7 +1001,9 @@ def markdown() -> str:
         if doc.idempotent:
             notes.append("Idempotency-Key")
         extra = f" ({', '.join(notes)})" if notes else ""
-        lines.append(f"| {method} | `{path}` | {doc.summary.replace('|', '/')}{extra} |")
+        errors = ", ".join(f"{st} `{c}`" for st, c, _ in sorted(doc.errors, key=lambda e: e[0]))
+        summary = doc.summary.replace("|", "/")
+        lines.append(f"| {method} | `{path}` | {summary}{extra} | {errors} |")
     return "\n".join(lines) + "\n"
 
 
