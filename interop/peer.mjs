@@ -315,14 +315,19 @@ async function run () {
     control_ids_unknown: unknownIds
   })
 
-  // 4. misbehave: undecodable gossip and events with a bad signature, in
-  // turn, until the node(s) hang up (§11.7: 10 per offence, a ban at 50)
+  // 4. misbehave: undecodable gossip, an event with a bad signature and an
+  // oversize message, in turn, until the node(s) hang up (§11.7: 10 per
+  // offence, a ban at 50)
   const sent = []
   for (let i = 0; i < hostile && !nodeIds.every((id) => disconnected.has(id)); i++) {
     let data, what
-    if (i % 2 === 0) {
+    if (i % 3 === 0) {
       data = new Uint8Array([0xc1, ...crypto.randomBytes(8)]) // 0xc1 is never used in msgpack
       what = 'undecodable'
+    } else if (i % 3 === 2) {
+      // past the cap of §11.3 (262,144 + 1,024 bytes): dropped before decoding, and a penalty
+      data = new Uint8Array(crypto.randomBytes(300000))
+      what = 'oversize'
     } else {
       const bad = signEvent(account, {
         network: gen.networkId, seq: 2, prev: own.id, timestamp: Date.now() + i, kind: 'profile',

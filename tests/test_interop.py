@@ -6,8 +6,8 @@ authors a profile after the JS peer has joined: the JS peer must receive all
 three (c's through b and a) and verify their signatures and ids itself. It then
 publishes a profile it signed, which every node must apply (through a's relay
 to b and c); syncs from a (heads, a range of every author, `get`, `forks`) and
-checks what it got; and last sends undecodable gossip and bad signatures until
-a bans it. The Python side checks all of this on the nodes.
+checks what it got; and last sends undecodable gossip, bad signatures and
+oversize messages until a bans it. The Python side checks all of this on the nodes.
 
 Skipped only when `node` is not on PATH. Runs `npm ci` in interop/ when its
 node_modules is missing (npm's cache in interop/.npm-cache, nothing outside
@@ -228,8 +228,11 @@ def test_js_peer_joins_receives_publishes_syncs_and_is_banned(
         view = a.get("/api/peers")
         score = view["scores"].get(js_id)
         assert score is not None and score["banned"] is True, view
-        reasons = " ".join(score["reasons"])
-        assert "undecodable" in reasons and "bad_signature" in reasons, score
+        reasons = " ".join(
+            score["reasons"] + [r["reason"] for r in view["rejections"] if r["peer"] == js_id]
+        )
+        assert "undecodable" in reasons and "bad_signature" in reasons, view
+        assert "300000 bytes" in reasons, view  # over the cap of §11.3: it costs too
         assert js_id not in a.status()["peers"]
         # it serves no sync protocol (identify says so): a never tried to sync with it
         log = (a.data / "logs" / "stdout.log").read_text(errors="replace")
