@@ -319,6 +319,23 @@ async function run () {
   // oversize message, in turn, until the node(s) hang up (§11.7: 10 per
   // offence, a ban at 50)
   const sent = []
+  // first a malformed sync request (§11.5): a `range` without its author
+  // must get an `error` answer, then the stream is closed, and it costs
+  const bad = await SyncSession.open(nodePeers[0])
+  await bad.bytes.write(frame({ t: 'range', start: 1, limit: 10 }))
+  const head = (await bad.bytes.read({ bytes: 4, signal: AbortSignal.timeout(20000) })).subarray()
+  const answer = checkAnswer((await bad.bytes.read({ bytes: new DataView(head.buffer, head.byteOffset, 4).getUint32(0), signal: AbortSignal.timeout(20000) })).subarray())
+  if (answer.t !== 'error' || typeof answer.reason !== 'string') throw new StepFailed(`a range without author was answered ${JSON.stringify(answer)}`)
+  let closed = false
+  try {
+    closed = (await bad.bytes.read({ signal: AbortSignal.timeout(20000) })) === null
+  } catch (e) {
+    closed = true // reset rather than closed: also an end
+  }
+  if (!closed) throw new StepFailed('the node did not close the sync stream after its error answer')
+  await bad.close()
+  sent.push('bad_sync_request')
+  say({ step: 'bad_sync_request', reason: answer.reason })
   for (let i = 0; i < hostile && !nodeIds.every((id) => disconnected.has(id)); i++) {
     let data, what
     if (i % 3 === 0) {

@@ -3,11 +3,14 @@ peer written from PROTOCOL.md (its own canonical msgpack, Ed25519 and SHA-256).
 
 Three node processes in a line, a - b - c; the JS peer dials a only. Each node
 authors a profile after the JS peer has joined: the JS peer must receive all
-three (c's through b and a) and verify their signatures and ids itself. It then
+three (c's through b and a), and a 2 KiB bounty from b, and verify their
+signatures and ids itself (and that the message ids a names in IDONTWANT are
+sha256 of the data). It then
 publishes a profile it signed, which every node must apply (through a's relay
 to b and c); syncs from a (heads, a range of every author, `get`, `forks`) and
-checks what it got; and last sends undecodable gossip, bad signatures and
-oversize messages until a bans it. The Python side checks all of this on the nodes.
+checks what it got; and last sends a malformed sync request, then undecodable
+gossip, bad signatures and oversize messages until a bans it. The Python
+side checks all of this on the nodes.
 
 Skipped only when `node` is not on PATH. Runs `npm ci` in interop/ when its
 node_modules is missing (npm's cache in interop/.npm-cache, nothing outside
@@ -224,7 +227,7 @@ def test_js_peer_joins_receives_publishes_syncs_and_is_banned(
         done = wait_for(lambda: peer.step("done"), "the JS peer to finish", describe=peer.describe)
         penalised = peer.step("penalised")
         assert penalised is not None and penalised["disconnected"] and penalised["redial_refused"]
-        assert 5 <= done["hostile_sent"] <= 10, done
+        assert 5 <= done["hostile_sent"] <= 11, done
         view = a.get("/api/peers")
         score = view["scores"].get(js_id)
         assert score is not None and score["banned"] is True, view
@@ -233,6 +236,9 @@ def test_js_peer_joins_receives_publishes_syncs_and_is_banned(
         )
         assert "undecodable" in reasons and "bad_signature" in reasons, view
         assert "300000 bytes" in reasons, view  # over the cap of §11.3: it costs too
+        assert "sync request" in reasons, view  # a malformed sync request (§11.5)
+        bad_sync = peer.step("bad_sync_request")
+        assert bad_sync is not None and bad_sync["reason"], peer.describe()
         assert js_id not in a.status()["peers"]
         # it serves no sync protocol (identify says so): a never tried to sync with it
         log = (a.data / "logs" / "stdout.log").read_text(errors="replace")
