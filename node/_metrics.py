@@ -200,6 +200,11 @@ class _NodeCollector(Collector):
             value=stats.get("sync_last_events", 0),
         )
         yield GaugeMetricFamily(
+            "learnmesh_sync_last_success_timestamp_seconds",
+            "When the latest sync round ended (0: none yet); alert on time() minus this.",
+            value=stats.get("sync_last_ms", 0) / 1000,
+        )
+        yield GaugeMetricFamily(
             "learnmesh_ledger_events", "Events in the ledger (applied).", value=len(rep.raw)
         )
         yield GaugeMetricFamily(

@@ -183,6 +183,7 @@ class Node:
             "peer_penalties": 0,
             "sync_failures": 0,
             "sync_last_events": 0,  # events the latest sync round took in (not a counter)
+            "sync_last_ms": 0,  # when the latest sync round ended (ms since the epoch)
             # and "rejected:<code>" / "void:<code>": events refused / applied
             # without effect, by their protocol code (added when first seen)
         }
@@ -694,6 +695,7 @@ class Node:
         self.stats["sync_rounds"] += 1
         self.stats["sync_events_in"] += got
         self.stats["sync_last_events"] = got
+        self.stats["sync_last_ms"] = self.now_ms()
         self._synced_once.set()
         if self.key_imported and self._restored_marker is not None:
             self._restored_marker.unlink(missing_ok=True)

@@ -134,11 +134,15 @@ def test_metrics_of_a_real_node_move_with_its_events(net2: Network) -> None:
 
     b1 = wait_for(b_has_them, "b's metrics to count a's events", describe=net2.describe)
     assert value(b1, applied, source="own") == 0
+
     # anti-entropy syncs with a connected peer every few seconds
-    wait_for(
-        lambda: total(scrape(b), "learnmesh_sync_rounds_total") >= 1,
-        "b's metrics to count a sync round",
-    )
+    def b_synced() -> Samples | None:
+        m = scrape(b)
+        return m if total(m, "learnmesh_sync_rounds_total") >= 1 else None
+
+    synced = wait_for(b_synced, "b's metrics to count a sync round")
+    last = value(synced, "learnmesh_sync_last_success_timestamp_seconds")
+    assert time.time() - 600 < last <= time.time() + 1, last
 
     # API latency: by route template, method and status class.
     hist = "learnmesh_api_request_duration_seconds_count"
