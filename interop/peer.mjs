@@ -243,7 +243,12 @@ const summary = { peer_id: libp2p.peerId.toString(), account: accountText(accoun
 async function run () {
   const nodePeers = []
   for (const ma of bootstrap) {
-    const conn = await libp2p.dial(ma, { signal: AbortSignal.timeout(15000) })
+    let conn
+    try {
+      conn = await libp2p.dial(ma, { signal: AbortSignal.timeout(15000) })
+    } catch (e) {
+      throw new StepFailed(`cannot dial ${ma}: ${e.message ?? e}`)
+    }
     nodePeers.push(conn.remotePeer)
   }
   const nodeIds = nodePeers.map((p) => p.toString())
@@ -393,7 +398,9 @@ try {
   say({ step: 'done', ok: true, ...summary, ...result, seconds: (Date.now() - started) / 1000 })
 } catch (e) {
   code = 1
-  say({ step: 'failed', reason: e instanceof StepFailed || e instanceof ProtocolError || e instanceof CanonError ? e.message : String(e?.stack ?? e) })
+  const expected = e instanceof StepFailed || e instanceof ProtocolError || e instanceof CanonError
+  if (!expected) log(e?.stack ?? e) // a bug here, or libp2p's: the trace to stderr
+  say({ step: 'failed', reason: expected ? e.message : `${e?.name ?? 'Error'}: ${e?.message ?? e}` })
 }
 clearTimeout(watchdog)
 await stop()

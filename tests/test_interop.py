@@ -151,6 +151,51 @@ def test_vectors_in_javascript(node_bin: str) -> None:
     assert out["selftest"] == "ok" and out["checks"] >= 100, out
 
 
+def test_js_peer_bad_arguments(node_bin: str, tmp_path: Path) -> None:
+    """A mistake on the command line is a sentence and exit code 2, not a trace."""
+    good = tmp_path / "good.json"
+    wire = json.loads((ROOT / "tests" / "vectors" / "wire.json").read_text())
+    good.write_text(json.dumps(wire["genesis"]["json"]))
+    bad = tmp_path / "genesis.json"
+    bad.write_text('{"name": "x", "created_ms": 1, "allocations": {"lmnotanaccount": 5}}')
+    cases = [
+        ([], "--bootstrap is required"),
+        (
+            ["--bootstrap", "/ip4/127.0.0.1/tcp/1", "--genesis", str(tmp_path / "none.json")],
+            "cannot read the genesis",
+        ),
+        (["--bootstrap", "/ip4/127.0.0.1/tcp/1", "--genesis", str(bad)], "account"),
+        (["--bootstrap", "not a multiaddr", "--genesis", str(good)], "bad multiaddr"),
+        (
+            ["--bootstrap", "/ip4/127.0.0.1/tcp/1", "--genesis", str(bad), "--expect", "x"],
+            "--expect",
+        ),
+    ]
+    for args, words in cases:
+        r = subprocess.run(
+            [node_bin, str(INTEROP / "peer.mjs"), *args],
+            capture_output=True,
+            text=True,
+            timeout=WAIT,
+            check=False,
+        )
+        assert r.returncode == 2, (args, r.returncode, r.stderr)
+        assert words in r.stderr and "    at " not in r.stderr, (args, r.stderr)
+        assert r.stdout == "", (args, r.stdout)
+    # a node that is not there: a failed step that says so, exit 1
+    nobody = ["--bootstrap", "/ip4/127.0.0.1/tcp/1", "--genesis", str(good), "--timeout", "30"]
+    r = subprocess.run(
+        [node_bin, str(INTEROP / "peer.mjs"), *nobody],
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+        check=False,
+    )
+    assert r.returncode == 1, r
+    last = json.loads(r.stdout.strip().splitlines()[-1])
+    assert last["step"] == "failed" and "cannot dial /ip4/127.0.0.1/tcp/1" in last["reason"], last
+
+
 def test_js_peer_joins_receives_publishes_syncs_and_is_banned(
     node_bin: str, net: Network, tmp_path: Path
 ) -> None:
@@ -176,6 +221,8 @@ def test_js_peer_joins_receives_publishes_syncs_and_is_banned(
             lambda: peer.step("joined"), "the JS peer to join a's mesh", describe=peer.describe
         )
         assert joined["nodes"] == [a.peer_id]
+        # the network id it computed from genesis.json alone (PROTOCOL.md §11.1)
+        assert joined["topic"] == f"/learnmesh/{net.network_id.hex()}/events/1"
         js_id, js_account = joined["peer_id"], joined["account"]
         wait_for(lambda: js_id in a.get("/api/peers")["mesh_peers"], "a to graft the JS peer")
 
