@@ -222,6 +222,7 @@ async function syncRange (session, author, start, head) {
     const answer = await session.ask({ t: 'range', author: unhex(author), start: next, limit: 500 })
     if (!Array.isArray(answer.events)) throw new StepFailed('range answer without events')
     if (answer.events.length === 0) break
+    const before = next
     for (const raw of answer.events) {
       const e = decodeEvent(raw, gen.networkId, maxEvent)
       if (hex(e.author) !== author) throw new StepFailed(`range of ${author.slice(0, 8)} brought another author's event`)
@@ -232,6 +233,7 @@ async function syncRange (session, author, start, head) {
       out.push(e)
       next = e.seq + 1
     }
+    if (next === before) break // a page with nothing new (§11.5 stops there too)
   }
   return out
 }
