@@ -322,9 +322,10 @@ async function run () {
     control_ids_unknown: unknownIds
   })
 
-  // 4. misbehave: undecodable gossip, an event with a bad signature and an
-  // oversize message, in turn, until the node(s) hang up (§11.7: 10 per
-  // offence, a ban at 50)
+  // 4. misbehave: a malformed sync request, an unparsable pubsub RPC, then
+  // undecodable gossip, an event with a bad signature and an oversize
+  // message, in turn, until the node(s) hang up (§11.7: 10 per offence, a
+  // ban at 50)
   const sent = []
   // first a malformed sync request (§11.5): a `range` without its author
   // must get an `error` answer, then the stream is closed, and it costs
@@ -343,6 +344,21 @@ async function run () {
   await bad.close()
   sent.push('bad_sync_request')
   say({ step: 'bad_sync_request', reason: answer.reason })
+  // to the last node, an RPC on a pubsub stream that is not the pubsub
+  // protobuf (a field of wire type 7): §11.3 says it resets that stream and costs
+  const target = nodePeers.at(-1)
+  const rpc = await libp2p.dialProtocol(target, ['/meshsub/1.2.0', '/meshsub/1.1.0'], { signal: AbortSignal.timeout(5000) })
+  const rpcBytes = byteStream(rpc)
+  await rpcBytes.write(Uint8Array.from([4, 0x0f, 0xff, 0xff, 0xff])) // uvarint length 4, then 4 bytes
+  let rpcEnded = false
+  try {
+    rpcEnded = (await rpcBytes.read({ signal: AbortSignal.timeout(10000) })) === null
+  } catch (e) {
+    rpcEnded = true // reset: what §11.3 says
+  }
+  if (!rpcEnded) throw new StepFailed('the node kept a pubsub stream open after an unparsable RPC')
+  sent.push('bad_rpc')
+  say({ step: 'bad_rpc', node: target.toString(), stream_ended: rpcEnded })
   for (let i = 0; i < hostile && !nodeIds.every((id) => disconnected.has(id)); i++) {
     let data, what
     if (i % 3 === 0) {

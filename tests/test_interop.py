@@ -10,8 +10,8 @@ ids itself (and that the message ids a names in IDONTWANT are sha256 of the
 data), and relay them. It then publishes a profile it signed, which every node
 must apply (b through a's relay); syncs from a (heads, a range of every
 author, `get`, `forks`) and checks what it got; and last sends a malformed
-sync request to a, then undecodable gossip, bad signatures and oversize
-messages until a and c ban it. The Python side checks all of this on the
+sync request to a, an unparsable pubsub RPC to c, then undecodable gossip,
+bad signatures and oversize messages until a and c ban it. The Python side checks all of this on the
 nodes, and that the network goes on without it.
 
 Skipped only when `node` is not on PATH. Runs `npm ci` in interop/ when its
@@ -289,6 +289,9 @@ def test_js_peer_joins_relays_publishes_syncs_and_is_banned(
             log = (n.data / "logs" / "stdout.log").read_text(errors="replace")
             assert f"sync with {js_id} failed" not in log
         assert "sync request" in reasons["a"], reasons  # the malformed one (§11.5) cost too
+        assert "bad pubsub RPC" in reasons["c"], reasons  # so did the unparsable RPC (§11.3)
+        bad_rpc = peer.step("bad_rpc")
+        assert bad_rpc is not None and bad_rpc["node"] == c.peer_id and bad_rpc["stream_ended"]
         # honest neighbours were never blamed for what the JS peer sent
         for n, other in ((a, b), (b, a)):
             assert n.get("/api/peers")["scores"].get(other.peer_id, {}).get("score", 0) == 0, n.name
