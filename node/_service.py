@@ -63,6 +63,10 @@ _OPEN_TIMEOUT = 5.0  # seconds to open a sync stream: a peer slower than this is
 _MAX_QUEUED = 20_000  # events decoded from gossip and waiting for admission
 
 
+class PeerSilent(P2PError):
+    """A peer did not answer in time: its connection was closed."""
+
+
 class UserError(Exception):
     """A request the node refuses, with a sentence for the person who made it."""
 
@@ -754,7 +758,7 @@ class Node:
             closed = p2p.kill_peer(peer)
             self.stats["peers_dropped"] += 1
             log.warning("peer %s does not answer: dropped (%d sockets closed)", peer, closed)
-            raise P2PError(f"peer {peer} did not answer within {seconds:.0f} s")
+            raise PeerSilent(f"peer {peer} did not answer within {seconds:.0f} s")
         if isinstance(box[0], BaseException):
             raise box[0]
         result: T = box[0]
@@ -774,9 +778,10 @@ class Node:
     async def _check_alive(self, p2p: P2PHost, peer: str) -> None:
         try:
             await self._within(self.settings.ping_timeout, peer, lambda: p2p.ping(peer))
-        except P2PError as exc:
+        except PeerSilent:
+            self.peers.mark_dead(peer, self.monotonic())  # and its sockets are closed
+        except P2PError as exc:  # refused or already gone: not a sign of a hung peer
             log.debug("ping %s: %s", peer, exc)
-            self.peers.mark_dead(peer, self.monotonic())
 
     async def _ask(self, stream: P2PStream, t: str, **fields: Any) -> dict[str, Any]:
         # Each request has its own bound: a long catch-up is many quick pages,
