@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import multiaddr
 import trio
 from learnmesh.protocol import (
     FINAL_PHASES,
@@ -853,8 +854,13 @@ def make_app(node: Node, token: str, *, admin: bool = False) -> Starlette:
 
     async def admin_connect(request: Request) -> Any:
         d = await body_of(request)
+        addr = _str(d, "addr")
         try:
-            peer = await node.connect(_str(d, "addr"))
+            multiaddr.Multiaddr(addr)
+        except Exception as exc:  # the caller's mistake, not a failed dial
+            raise UserError(f"addr is not a multiaddr: {exc}") from exc
+        try:
+            peer = await node.connect(addr)
         except Exception as exc:
             raise UserError(f"could not connect: {exc}", status=502, code="connect_failed") from exc
         return {"peer": peer}
