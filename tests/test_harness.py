@@ -61,7 +61,7 @@ def test_admin_routes_only_with_the_flag(tmp_path: Path) -> None:
         assert admin.post("/api/admin/heal") == {"partitioned": []}
         assert admin.post("/api/admin/sync") == {"events": 0}
         bad = admin.request("POST", "/api/admin/connect", json_body={"addr": "not an address"})
-        assert bad.status_code != 404 and bad.json()["error"] == "connect_failed", bad.text
+        assert bad.status_code == 400 and bad.json()["error"] == "bad_request", bad.text
         # The admin node connects to the plain one through the route: a real peer link.
         admin.post("/api/admin/connect", {"addr": plain.addr})
         wait_for(
