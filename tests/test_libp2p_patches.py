@@ -11,41 +11,19 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import libp2p.pubsub.gossipsub as _gossipsub_mod
 import libp2p.pubsub.pubsub as _pubsub_mod
 import pytest
 import trio
+from _hosts import WAIT, accept_all, hosts, wait_for
 from learnmesh.node import _libp2p_patches as patches
 from learnmesh.node._p2p import P2PConfig, P2PError, P2PHost
 from libp2p.pubsub.pb import rpc_pb2
 from libp2p.stream_muxer.yamux.yamux import YamuxStream
 
 TOPIC = "lm/patches"
-WAIT = 30
-
-
-def accept_all(_peer: str, _data: bytes) -> bool:
-    return True
-
-
-async def wait_for(cond: Callable[[], bool], what: str) -> None:
-    with trio.fail_after(WAIT):
-        while not cond():
-            await trio.sleep(0.05)
-
-
-@asynccontextmanager
-async def hosts(n: int, **overrides: Any) -> AsyncIterator[list[P2PHost]]:
-    async with AsyncExitStack() as stack:
-        out = []
-        for _ in range(n):
-            cfg = P2PConfig(identity_seed=os.urandom(32), **overrides)
-            out.append(await stack.enter_async_context(P2PHost.open(cfg)))
-        yield out
 
 
 async def recv_until(host: P2PHost, data: bytes) -> list[bytes]:

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
 
 import libp2p.pubsub.pubsub as _pubsub_mod
 import libp2p.pubsub.utils as libp2p_pubsub_utils
 import multiaddr
 import pytest
 import trio
+from _hosts import WAIT, accept_all, hosts, wait_for
 from learnmesh.node._p2p import P2PConfig, P2PError, P2PHost, P2PStream, _strip_teardown_noise
 from libp2p import new_host
 from libp2p.crypto.ed25519 import create_new_key_pair
@@ -25,27 +24,6 @@ from libp2p.security.insecure.transport import PLAINTEXT_PROTOCOL_ID, InsecureTr
 from libp2p.stream_muxer.yamux.yamux import YamuxStream
 
 TOPIC = "lm/test"
-WAIT = 30  # generous bound for any condition on a loaded 2-core machine
-
-
-def accept_all(_peer: str, _data: bytes) -> bool:
-    return True
-
-
-async def wait_for(cond: Callable[[], bool], what: str) -> None:
-    with trio.fail_after(WAIT):
-        while not cond():
-            await trio.sleep(0.05)
-
-
-@asynccontextmanager
-async def hosts(n: int, **overrides: object) -> AsyncIterator[list[P2PHost]]:
-    async with AsyncExitStack() as stack:
-        out = []
-        for _ in range(n):
-            cfg = P2PConfig(identity_seed=os.urandom(32), **overrides)  # type: ignore[arg-type]
-            out.append(await stack.enter_async_context(P2PHost.open(cfg)))
-        yield out
 
 
 async def chain(a: P2PHost, b: P2PHost, c: P2PHost) -> None:

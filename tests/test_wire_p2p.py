@@ -6,35 +6,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import trio
-from learnmesh.node._p2p import P2PConfig, P2PHost, P2PStream
+from _hosts import WAIT, accept_all, hosts, wait_for
+from learnmesh.node._p2p import P2PHost, P2PStream
 
 TOPIC = "lm/wire"
-WAIT = 30
-
-
-def accept_all(_peer: str, _data: bytes) -> bool:
-    return True
-
-
-async def wait_for(cond: Callable[[], bool], what: str) -> None:
-    with trio.fail_after(WAIT):
-        while not cond():
-            await trio.sleep(0.05)
-
-
-@asynccontextmanager
-async def hosts(n: int, **overrides: Any) -> AsyncIterator[list[P2PHost]]:
-    async with AsyncExitStack() as stack:
-        out = []
-        for _ in range(n):
-            cfg = P2PConfig(identity_seed=os.urandom(32), **overrides)
-            out.append(await stack.enter_async_context(P2PHost.open(cfg)))
-        yield out
 
 
 async def recv_until(host: P2PHost, data: bytes) -> list[tuple[str, bytes]]:
