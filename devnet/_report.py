@@ -284,6 +284,14 @@ def summary_table(report: Mapping[str, Any]) -> Table:
                 else f"{adv['churn_peers_dropped_after_s']:.1f} s after the last attack",
             ),
         ]
+    creds = report.get("credentials")
+    if isinstance(creds, Mapping):
+        rows.append(
+            (
+                "credentials verified offline",
+                f"{creds.get('verified_offline')} of {creds.get('issued')} issued",
+            )
+        )
     trust = report.get("trust")
     if isinstance(trust, Mapping):
         rows += [

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import trio
+from learnmesh.node._credentials import verify_document
 from learnmesh.node._p2p import P2PConfig, P2PError, P2PHost
 from learnmesh.node._wire import encode_gossip, gossip_topic
 from learnmesh.protocol import (
@@ -869,6 +870,38 @@ class _Run:
 
     # -- the verdict -------------------------------------------------------------------------
 
+    def credentials_check(self, live: list[NodeProc]) -> dict[str, Any]:
+        """Each learner's Open Badges credentials, signed by the mentors' nodes,
+        reach the learner's node and verify here, offline (no node, no network)."""
+        names = {n.name for n in self.learners}
+        learners = [n for n in live if n.name in names]
+
+        def lists() -> list[list[dict[str, Any]]] | None:
+            got = self.c.each(lambda n: n.get("/api/credentials")["credentials"], learners)
+            ready = all(c["status"] == "ready" for cs in got for c in cs)
+            return got if ready and any(got) else None
+
+        try:
+            got = poll(lists, 60, "the learners' credentials to arrive", 0.5)
+        except DevnetError:
+            got = self.c.each(lambda n: n.get("/api/credentials")["credentials"], learners)
+        issued = verified = 0
+        failures: list[str] = []
+        for node, creds in zip(learners, got, strict=True):
+            for c in creds:
+                issued += 1
+                if c["status"] != "ready":
+                    failures.append(f"{node.name}: {c['submission'][:12]} is {c['status']}")
+                    continue
+                doc = json.loads(node.call("GET", f"/api/credentials/{c['submission']}"))
+                r = verify_document(doc, time.time())
+                if r.valid:
+                    verified += 1
+                else:
+                    bad = next((f"{n}: {why}" for n, ok, why in r.checks if not ok), "?")
+                    failures.append(f"{node.name}: {c['submission'][:12]}: {bad}")
+        return {"issued": issued, "verified_offline": verified, "failures": failures[:10]}
+
     def trust_view(self, live: list[NodeProc]) -> dict[str, Any]:
         """Every node's trust digest (all must be equal: trust is a view of the
         state) and the farming ring's share of trust beside its share of points."""
@@ -954,6 +987,7 @@ class _Run:
             "rss_mb": res["rss_mb"],
             "cpu_s": res["cpu_s"],
             "faults": self.faults,
+            "credentials": self.credentials_check(live) if converged else None,
             "equivocations_detected": detected,
             "fork_sets": {k: s["forks"] for k, s in st.items()},
             "fork_sets_equal": len({tuple(s["forks"]) for s in st.values()}) <= 1,

@@ -123,6 +123,9 @@ def _check_common(report: dict[str, Any]) -> None:
     assert report["bounties"].get("refunded", 0) >= 1
     assert report["propagation_ms"]["events"] > 0
     assert report["rss_mb"]["max"] > 0
+    # Every awarded learner holds an Open Badges credential that verifies offline.
+    creds = report["credentials"]
+    assert creds["issued"] >= 1 and creds["verified_offline"] == creds["issued"], creds
 
 
 @pytest.mark.slow
