@@ -35,6 +35,7 @@ from learnmesh.protocol import (
     account_text,
     reputation,
 )
+from learnmesh.protocol._trust import min_trust_of_ppm
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -44,7 +45,13 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ._api_credentials import credential_routes
-from ._api_trust import trust_routes
+from ._api_trust import (
+    MAX_PPM,
+    REVIEWER_RULES,
+    ReviewerThresholds,
+    bounty_review_trust,
+    trust_routes,
+)
 from ._metrics import ApiLatency, NodeMetrics, metrics_routes
 from ._openapi import openapi_routes
 from ._service import Node, UserError
@@ -456,6 +463,7 @@ def make_app(node: Node, token: str, *, admin: bool = False) -> Starlette:
                 }
             )
         j["submissions_detail"] = subs
+        j["review_trust"] = bounty_review_trust(node, b)  # node/_api_trust.py
         return j
 
     async def balances(request: Request) -> Any:
@@ -685,6 +693,10 @@ def make_app(node: Node, token: str, *, admin: bool = False) -> Starlette:
             "review_by": _int(d.get("review_by", now + 14 * 86_400_000), "review_by"),
             "quorum": _int(d.get("quorum", 1), "quorum", 1),
         }
+        # node-side, not in the event (PROTOCOL.md §6.5): node/_api_trust.py
+        min_ppm = _int(d.get("min_reviewer_trust_ppm", 0), "min_reviewer_trust_ppm")
+        if min_ppm > MAX_PPM:
+            raise UserError(f"min_reviewer_trust_ppm must be an integer in 0..{MAX_PPM}")
         bal = state().balance(me())
         if body["reward"] > bal:
             raise UserError(
@@ -693,6 +705,8 @@ def make_app(node: Node, token: str, *, admin: bool = False) -> Starlette:
                 code="insufficient_funds",
             )
         ev = await node.post_bounty(body)
+        if min_ppm:
+            ReviewerThresholds(node.data_dir).set(ev.id, min_ppm)
         return event_json(ev.id)
 
     async def submit(request: Request) -> Any:
@@ -761,10 +775,16 @@ def make_app(node: Node, token: str, *, admin: bool = False) -> Starlette:
             _hex(k, "submission"): (None if v is None else _int(v, "amount", 1))
             for k, v in winners_in.items()
         }
+        rule = d.get("reviewers", "median")
+        if rule not in REVIEWER_RULES:
+            raise UserError(
+                "reviewers is 'median' (the plain median) or 'trusted' (the trust-weighted one)"
+            )
         bid = _hex(request.path_params["bid"], "bounty")
         _not_settled(bid)
+        min_trust = min_trust_of_ppm(ReviewerThresholds(node.data_dir).get(bid))
         try:
-            ev = await node.award(bid, winners)
+            ev = await node.award(bid, winners, rule, min_trust)
         except UserError as exc:
             over = re.fullmatch(r"winners ask (\d+) but (-?\d+) is left", exc.message)
             if over is None:

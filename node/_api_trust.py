@@ -9,6 +9,14 @@
   the trust-weighted median of its reviews and each review's judgement (what a
   mentor may pay as honest; the award stays the mentor's signed choice).
 
+The bounty view (`GET /api/bounties/{id}`, node/_api.py) carries
+`review_trust` from `bounty_review_trust`: which reviews count toward quorum
+under the bounty's minimum reviewer trust and which the mentor's award would
+pay under each rule. The minimum is node-side data (`ReviewerThresholds`, the
+file `reviewer_trust.json` in the data directory): the mentor sets it when
+posting, on the mentor's own node; version 1 of the bounty kind has no field
+for it (PROTOCOL.md §6.5), so other nodes do not know it.
+
 Every answer carries `trust_digest` (the clock-free digest nodes compare) and
 `events` (the applied events it was computed at). Scores are integers in units
 of `one` (all trust); `ppm` is parts per million of all trust. The view is
@@ -18,32 +26,52 @@ node may answer from a view a few seconds old: `events` says which).
 
 from __future__ import annotations
 
+import json
+import os
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from learnmesh.protocol import State, account_from_text, account_text
+from learnmesh.protocol import State, account_from_text, account_text, award_body
 from learnmesh.protocol._errors import RemoteProtocolError
+from learnmesh.protocol._state import Bounty
 from learnmesh.protocol._trust import (
     BLEND_PM,
     ITERATIONS,
     ONE,
     TrustEdge,
     TrustView,
+    min_trust_of_ppm,
     review_judgements,
     reviewer_calibration,
+    reviews_to_pay,
     trust_view,
 )
 from starlette.requests import Request
 
 from ._service import Node, UserError
 
-__all__ = ["REFRESH_S", "TrustCache", "account_trust", "trust_ranking", "trust_routes"]
+__all__ = [
+    "MAX_PPM",
+    "REFRESH_S",
+    "REVIEWER_RULES",
+    "ReviewerThresholds",
+    "TrustCache",
+    "account_trust",
+    "bounty_review_trust",
+    "node_trust",
+    "trust_ranking",
+    "trust_routes",
+]
 
 Handler = Callable[[Request], Awaitable[Any]]
 REFRESH_S = 3.0
 _MAX_LIMIT = 10_000
+MAX_PPM = 1_000_000
+REVIEWER_RULES = ("median", "trusted")  # how an award picks the reviews it pays
 
 
 @dataclass
@@ -82,6 +110,120 @@ class TrustCache:
         )
         self._snap, self._state_id = snap, id(state)
         return snap
+
+
+_CACHES: weakref.WeakKeyDictionary[Node, TrustCache] = weakref.WeakKeyDictionary()
+
+
+def node_trust(node: Node) -> tuple[State, _Snapshot]:
+    """The node's live state and its (shared, cached) trust snapshot."""
+    cache = _CACHES.get(node)
+    if cache is None:
+        cache = _CACHES[node] = TrustCache()
+    state = node.ledger.replica.state  # the live state: a rebuild replaces it
+    return state, cache.get(state, node.now_ms())
+
+
+class ReviewerThresholds:
+    """Minimum reviewer trust per bounty, in parts per million of all trust:
+    node-side data the mentor sets when posting (`reviewer_trust.json`)."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = data_dir / "reviewer_trust.json"
+
+    def _load(self) -> dict[str, int]:
+        try:
+            data = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+        if not isinstance(data, dict):
+            return {}
+        return {k: v for k, v in data.items() if isinstance(v, int) and 0 <= v <= MAX_PPM}
+
+    def get(self, bid: bytes) -> int:
+        return self._load().get(bid.hex(), 0)
+
+    def set(self, bid: bytes, ppm: int) -> None:
+        if not 0 <= ppm <= MAX_PPM:
+            raise UserError(f"min_reviewer_trust_ppm must be an integer in 0..{MAX_PPM}")
+        data = self._load()
+        if ppm:
+            data[bid.hex()] = ppm
+        else:
+            data.pop(bid.hex(), None)
+        tmp = self.path.with_suffix(".tmp")
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+            f.write(json.dumps(data, sort_keys=True))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+
+
+def bounty_review_trust(node: Node, b: Bounty) -> dict[str, Any]:
+    """The reviews of a bounty judged by trust: per submission the weighted
+    median of the reviews that count (reviewers with at least the bounty's
+    minimum trust in its skills), whether they reach the quorum, each review's
+    weight, and what an award pays each review under each rule
+    (`median`: §6.4's plain median; `trusted`: the trust-weighted one)."""
+    state, snap = node_trust(node)
+    ppm = ReviewerThresholds(node.data_dir).get(b.id)
+    min_trust = min_trust_of_ppm(ppm)
+    share = b.reward * b.reviewer_share_bp // 10000
+    judged = review_judgements(state, snap.view, b.id, min_trust)
+    by_median = {r["review"] for r in award_body(state, b.id, {})["reviewers"]}
+    by_trust = set(reviews_to_pay(state, snap.view, b.id, min_trust))
+    each = {
+        "median": share // len(by_median) if by_median else 0,
+        "trusted": share // len(by_trust) if by_trust else 0,
+    }
+    subs: dict[str, Any] = {}
+    for sid, (med, rows) in judged.items():
+        counted = sum(1 for j in rows if j.counts)
+        reviews = {}
+        for j in rows:
+            tol = state.params.honest_review_tolerance_pm
+            if not j.counts:
+                why = "its reviewer is below the bounty's minimum trust: it does not count"
+            elif counted < 2:
+                why = (
+                    "the only review that counts in this bounty"
+                    if j.review in by_trust
+                    else "the only review that counts on this work: nothing to compare it with"
+                )
+            elif j.near:
+                why = f"within {tol} ‰ of the weighted median"
+            else:
+                why = f"{abs(j.total - (med or 0))} ‰ from the weighted median (over {tol} ‰)"
+            reviews[j.review.hex()] = {
+                "reviewer": account_text(j.reviewer),
+                "total": j.total,
+                "weight": j.weight,
+                "weight_ppm": _ppm(j.weight, ONE),
+                "counts": j.counts,
+                "near": j.near,
+                "paid_by_trusted": each["trusted"] if j.review in by_trust else 0,
+                "paid_by_median": each["median"] if j.review in by_median else 0,
+                "why": why,
+            }
+        subs[sid.hex()] = {
+            "weighted_median": med,
+            "counted": counted,
+            "quorum_met": counted >= b.quorum,
+            "reviews": reviews,
+        }
+    return {
+        "min_reviewer_trust_ppm": ppm,
+        "min_trust": min_trust,
+        "tolerance_pm": state.params.honest_review_tolerance_pm,
+        "share": share,
+        "paid_by": {
+            "median": sorted(r.hex() for r in by_median),
+            "trusted": sorted(r.hex() for r in by_trust),
+        },
+        "trust_digest": snap.clock_free.digest.hex(),
+        "events": snap.events,
+        "submissions": subs,
+    }
 
 
 def _ppm(x: int, total: int) -> int:
@@ -257,11 +399,8 @@ def _int_arg(request: Request, name: str, default: int, lo: int, hi: int) -> int
 
 
 def trust_routes(node: Node) -> list[tuple[str, str, Handler]]:
-    cache = TrustCache()
-
     def snapshot() -> tuple[State, _Snapshot]:
-        state = node.ledger.replica.state  # the live state: a rebuild replaces it
-        return state, cache.get(state, node.now_ms())
+        return node_trust(node)
 
     async def ranking(request: Request) -> Any:
         skill = request.query_params.get("skill") or None

@@ -189,6 +189,8 @@ def cmd_bounty_post(args: argparse.Namespace) -> int:
         "quorum": args.quorum,
         "reviewer_share_bp": round(args.reviewer_share * 100),
     }
+    if args.min_reviewer_trust is not None:
+        body["min_reviewer_trust_ppm"] = round(args.min_reviewer_trust * 10_000)
     r = _client(args).call("POST", "/api/bounties", body)
     return _out(args, r, f"posted bounty {r['id']}")
 
@@ -219,14 +221,36 @@ def cmd_bounty_show(args: argparse.Namespace) -> int:
         t.add_row(k, _when(v) if k.endswith("_by") else str(v))
     t.add_row("rubric", ", ".join(f"{c['name']} (max {c['max']})" for c in b["rubric"]))
     t.add_row("description", b["description"])
+    rt = b.get("review_trust") or {}
+    ppm = rt.get("min_reviewer_trust_ppm", 0)
+    t.add_row(
+        "reviewer trust",
+        (f"at least {_pct(ppm)} of all trust in its skills" if ppm else "no minimum")
+        + f"; reviews near the trust-weighted median within {rt.get('tolerance_pm', 0)} ‰",
+    )
     for s in b["submissions_detail"]:
-        reviews = (
-            "; ".join(f"{r['reviewer'][:10]}…: {r['scores']}" for r in s["reviews"])
-            or "no reviews yet"
+        st = rt.get("submissions", {}).get(s["id"], {})
+        lines = []
+        for r in s["reviews"]:
+            j = st.get("reviews", {}).get(r["id"], {})
+            lines.append(
+                f"{r['reviewer'][:10]}…: {r['scores']} total {j.get('total', '?')} ‰, "
+                f"trust {_pct(j.get('weight_ppm', 0))}, "
+                + ("counts" if j.get("counts") else "does not count")
+                + f"; trusted award pays {j.get('paid_by_trusted', 0)}"
+                f", median award {j.get('paid_by_median', 0)} ({j.get('why', '')})"
+            )
+        med = st.get("weighted_median")
+        quorum = (
+            f"{st.get('counted', 0)} of quorum {b['quorum']} reviews count"
+            + (" (met)" if st.get("quorum_met") else " (not met)")
+            + (f", trust-weighted median {med} ‰" if med is not None else "")
         )
+        reviews = "\n".join(lines) or "no reviews yet"
         t.add_row(
             f"submission {s['id'][:16]}",
-            f"by {s['learner'][:12]}… awarded {s['awarded']}\n{s['text'][:200]}\n{reviews}",
+            f"by {s['learner'][:12]}… awarded {s['awarded']}\n{s['text'][:200]}\n"
+            f"{quorum}\n{reviews}",
         )
     return _out(args, b, t)
 
@@ -293,9 +317,11 @@ def cmd_award(args: argparse.Namespace) -> int:
             raise CliError(f"winners are SUBMISSION[=AMOUNT] (got {w!r})")
         winners[sid] = int(amount) if amount else None
     r = _client(args).call(
-        "POST", f"/api/bounties/{_full_id(args, args.bounty)}/award", {"winners": winners}
+        "POST",
+        f"/api/bounties/{_full_id(args, args.bounty)}/award",
+        {"winners": winners, "reviewers": args.reviewers},
     )
-    return _out(args, r, f"awarded: {r['id']}")
+    return _out(args, r, f"awarded: {r['id']} (reviewers paid by the {args.reviewers} rule)")
 
 
 def cmd_refund(args: argparse.Namespace) -> int:
@@ -381,6 +407,16 @@ def cmd_reputation(args: argparse.Namespace) -> int:
     if not tr["accounts"]:
         t.add_row("", "(no account holds trust" + (f" in {skill})" if skill else ")"), *[""] * 5)
     return _out(args, {"reputation": pts, "trust": tr}, t)
+
+
+def _percent(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        v = -1.0
+    if not 0.0 <= v <= 100.0:
+        raise argparse.ArgumentTypeError(f"a percent in 0..100 (got {text!r})")
+    return v
 
 
 def _pct(ppm: int) -> str:
@@ -474,6 +510,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument(
         "--reviewer-share", type=float, default=10.0, help="percent of the reward for reviewers"
     )
+    p.add_argument(
+        "--min-reviewer-trust",
+        type=_percent,
+        metavar="PERCENT",
+        help="reviews count toward quorum only if their reviewer holds at least this percent "
+        "of all trust in the bounty's skills (kept by this node, not in the event)",
+    )
     p.set_defaults(func=cmd_bounty_post)
     p = b.add_parser("list", help="list bounties")
     p.add_argument("--phase")
@@ -500,6 +543,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("award", help="mentor: pay winners and honest reviewers")
     p.add_argument("bounty")
     p.add_argument("--winner", action="append", required=True, metavar="SUBMISSION[=AMOUNT]")
+    p.add_argument(
+        "--reviewers",
+        choices=("median", "trusted"),
+        default="median",
+        help="pay reviews near the plain median (default) or near the trust-weighted median "
+        "of the reviews that count (see `bounty show`)",
+    )
     p.set_defaults(func=cmd_award)
     p = sub.add_parser("refund", help="mentor: return the escrow")
     p.add_argument("bounty")

@@ -134,6 +134,41 @@ BOUNTY_DETAIL: Schema = {
                         }
                     )
                 ),
+                "review_trust": obj(
+                    {
+                        "min_reviewer_trust_ppm": INT,
+                        "min_trust": INT,
+                        "tolerance_pm": INT,
+                        "share": INT,
+                        "paid_by": obj({"median": arr(HEX), "trusted": arr(HEX)}),
+                        "trust_digest": HEX,
+                        "events": INT,
+                        "submissions": dict_of(
+                            obj(
+                                {
+                                    "weighted_median": null(INT),
+                                    "counted": INT,
+                                    "quorum_met": BOOL,
+                                    "reviews": dict_of(
+                                        obj(
+                                            {
+                                                "reviewer": ACCT,
+                                                "total": INT,
+                                                "weight": INT,
+                                                "weight_ppm": INT,
+                                                "counts": BOOL,
+                                                "near": BOOL,
+                                                "paid_by_trusted": INT,
+                                                "paid_by_median": INT,
+                                                "why": S,
+                                            }
+                                        )
+                                    ),
+                                }
+                            )
+                        ),
+                    }
+                ),
             }
         ),
     ]
@@ -379,6 +414,12 @@ ROUTES: dict[tuple[str, str], RouteDoc] = {
         "bounties",
         ref("BountyDetail"),
         errors=(BAD, NOT_FOUND),
+        description="`review_trust` judges the reviews by trust (PROTOCOL.md §6.5): per "
+        "submission (by id) the trust-weighted median of the reviews that count (their "
+        "reviewer holds at least the bounty's `min_reviewer_trust_ppm` of all trust in its "
+        "skills, a threshold kept by the mentor's node only), whether they reach the quorum, "
+        "and per review (by id) its weight, whether it counts, whether it is near, and what "
+        "an award pays it under each rule (`median`, `trusted`) and why.",
     ),
     ("GET", "/api/balances"): RouteDoc(
         "Every non-zero balance, the escrow and the token supply",
@@ -637,6 +678,7 @@ ROUTES: dict[tuple[str, str], RouteDoc] = {
                 "submit_by": INT,
                 "review_by": INT,
                 "quorum": INT,
+                "min_reviewer_trust_ppm": INT,
             },
             optional=[
                 "description",
@@ -646,12 +688,16 @@ ROUTES: dict[tuple[str, str], RouteDoc] = {
                 "submit_by",
                 "review_by",
                 "quorum",
+                "min_reviewer_trust_ppm",
             ],
         ),
         errors=(*AUTHOR_ERRORS, (409, "insufficient_funds", "the reward is over my balance")),
         idempotent=True,
         description="Deadlines are ms since the epoch (default: 7 and 14 days from now); "
-        "reviewer_share_bp in basis points (default 1000 = 10 %).",
+        "reviewer_share_bp in basis points (default 1000 = 10 %). min_reviewer_trust_ppm "
+        "(0..1000000, default 0): reviews whose reviewer holds less than this share of all "
+        "trust in the bounty's skills do not count toward quorum nor for a `trusted` award; "
+        "kept by this node only (not in the event).",
     ),
     ("POST", "/api/submit"): RouteDoc(
         "Submit work: commits now, reveals by itself once the close accepts the commit",
@@ -678,7 +724,8 @@ ROUTES: dict[tuple[str, str], RouteDoc] = {
         idempotent=True,
     ),
     ("POST", "/api/bounties/{bid}/award"): RouteDoc(
-        "Award a closed bounty (mentor): winners and amounts; honest reviewers are paid",
+        "Award a closed bounty (mentor): winners and amounts; reviewers near the median "
+        "(plain or trust-weighted) are paid",
         "act",
         ref("EventId"),
         body=obj(
@@ -687,8 +734,15 @@ ROUTES: dict[tuple[str, str], RouteDoc] = {
                     "type": "object",
                     "additionalProperties": null(INT),
                     "description": "submission id -> amount (null: split evenly)",
-                }
-            }
+                },
+                "reviewers": {
+                    "enum": ["median", "trusted"],
+                    "description": "which reviews are paid as honest: near the plain median "
+                    "(default, PROTOCOL.md §6.4) or near the trust-weighted median of the "
+                    "reviews that count (§6.5; see the bounty's review_trust)",
+                },
+            },
+            optional=["reviewers"],
         ),
         errors=(
             *AUTHOR_ERRORS,

@@ -1206,9 +1206,28 @@ class Node:
         }
         return await self.author("review", body, [submission])
 
-    async def award(self, bounty: bytes, winners: dict[bytes, int | None]) -> Event:
+    async def award(
+        self,
+        bounty: bytes,
+        winners: dict[bytes, int | None],
+        reviewers: str = "median",
+        min_trust: int = 0,
+    ) -> Event:
+        """Pay `winners`; the reviewers' share goes evenly to the reviews judged
+        honest by `reviewers`: "median" (§6.4's plain median) or "trusted" (near
+        the trust-weighted median of the reviews whose reviewer has at least
+        `min_trust` in the bounty's skills, PROTOCOL.md §6.5)."""
+        if reviewers not in ("median", "trusted"):
+            raise UserError("reviewers is 'median' or 'trusted'", code="bad_request")
+        state = self.ledger.replica.state
         try:
-            body = award_body(self.ledger.replica.state, bounty, winners)
+            if reviewers == "trusted":
+                from learnmesh.protocol._trust import trust_view, trusted_award_body
+
+                view = trust_view(state, self.now_ms())
+                body = trusted_award_body(state, view, bounty, winners, min_trust)
+            else:
+                body = award_body(state, bounty, winners)
         except Exception as exc:
             raise UserError(str(getattr(exc, "reason", exc)), code="invalid") from exc
         refs = [

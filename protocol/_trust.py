@@ -37,10 +37,11 @@ from dataclasses import dataclass, field
 from itertools import repeat
 from math import isqrt
 from operator import floordiv, itemgetter, mul
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import msgpack
 
+from ._errors import LocalProtocolError
 from ._reputation import _median
 
 if TYPE_CHECKING:
@@ -57,12 +58,15 @@ __all__ = [
     "ReviewJudgement",
     "TrustEdge",
     "TrustView",
+    "min_trust_of_ppm",
     "propagate",
     "review_judgements",
     "reviewer_calibration",
+    "reviews_to_pay",
     "trust_digest",
     "trust_edges",
     "trust_view",
+    "trusted_award_body",
     "weighted_median",
 ]
 
@@ -554,3 +558,78 @@ def reviewer_calibration(state: State, view: TrustView) -> dict[bytes, tuple[int
                 c[0] += j.near
                 c[1] += 1
     return {k: (v[0], v[1]) for k, v in out.items()}
+
+
+def min_trust_of_ppm(ppm: int) -> int:
+    """A minimum reviewer trust given in parts per million of all trust (`ONE`),
+    as a weight `review_judgements` compares against."""
+    return ppm * ONE // 1_000_000
+
+
+def reviews_to_pay(
+    state: State, view: TrustView, bounty_id: bytes, min_trust: int = 0
+) -> list[bytes]:
+    """The reviews a mentor would pay as honest by the trust-weighted rule: on
+    each submission with at least two reviews that count (weight ≥ `min_trust`),
+    those that count and are near the weighted median. As §6.4's rule (and
+    `award_body`), a bounty whose only counting review is a single one pays it.
+    Sorted by id."""
+    b = state.bounties.get(bounty_id)
+    if b is None:
+        return []
+    judged = review_judgements(state, view, bounty_id, min_trust)
+    paid: list[bytes] = []
+    counting: list[bytes] = []
+    for _, rows in judged.values():
+        counts = [j for j in rows if j.counts]
+        counting += (j.review for j in counts)
+        if len(counts) >= 2:
+            paid += (j.review for j in counts if j.near)
+    if not paid and len(counting) == 1:
+        paid = counting
+    return sorted(paid)
+
+
+def trusted_award_body(
+    state: State,
+    view: TrustView,
+    bounty_id: bytes,
+    winners: dict[bytes, int | None],
+    min_trust: int = 0,
+) -> dict[str, Any]:
+    """`award_body` with the reviewers' share split evenly over `reviews_to_pay`
+    instead of §6.4's plain-median honest reviews; the winners' even split is
+    made from what that leaves. Still the mentor's signed choice: the fold's
+    rules (reviewers ≤ the share, reviews of this bounty) are unchanged."""
+
+    b = state.bounties.get(bounty_id)
+    if b is None:
+        raise LocalProtocolError("unknown_bounty", "no such bounty")
+    for s in winners:
+        if s not in b.submissions:
+            raise LocalProtocolError(
+                "bad_submission", f"{s.hex()[:12]} is not a submission of this bounty"
+            )
+    share = b.reward * b.reviewer_share_bp // 10000
+    paid = reviews_to_pay(state, view, bounty_id, min_trust)
+    reviewers: list[dict[str, Any]] = []
+    if paid and share:
+        each = share // len(paid)
+        reviewers = [{"review": rid, "amount": each} for rid in paid if each > 0]
+    pool = b.escrow - sum(r["amount"] for r in reviewers)
+    fixed = {s: n for s, n in winners.items() if n is not None}
+    even = sorted(s for s, n in winners.items() if n is None)
+    left = pool - sum(fixed.values())
+    if left < 0:
+        raise LocalProtocolError(
+            "over_escrow", f"winners ask {sum(fixed.values())} but {pool} is left"
+        )
+    out: list[dict[str, Any]] = [{"submission": s, "amount": n} for s, n in fixed.items()]
+    if even:
+        each = left // len(even)
+        out += [{"submission": s, "amount": each} for s in even if each > 0]
+    return {
+        "bounty": bounty_id,
+        "winners": sorted(out, key=lambda w: w["submission"]),
+        "reviewers": reviewers,
+    }

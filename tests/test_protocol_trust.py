@@ -485,3 +485,91 @@ def test_late_reviews_after_the_award_update_the_edges() -> None:
     for ev in net.events:
         cold.add(ev)
     assert trust_view(cold.state).digest == warm.digest != first.digest
+
+
+# -- the mentor's trust-weighted award (what the node suggests; still the mentor's choice) --
+
+
+def _fresh_keys_outvote_the_plain_median() -> tuple[Net, Event, Event, list[Event]]:
+    """Member 3 holds trust in python; fresh keys 6, 7, 8 agree on a low score."""
+    net = Net(n=9, trusted=1)
+    net.lifecycle(mentor=0, learners=(3,), reviewers=(1, 2))
+    net.lifecycle(mentor=0, learners=(1,), reviewers=(3, 2))
+    b = net.bounty(0)
+    c = net.commit(4, b)
+    close = net.close(0, b, [c])
+    sub = net.reveal(4, b, c, close)
+    reviews = [net.review(3, b, sub, [9, 9])]
+    reviews += [net.review(fresh, b, sub, [1, 1]) for fresh in (6, 7, 8)]
+    return net, b, sub, reviews
+
+
+def test_the_trusted_award_pays_reviews_near_the_weighted_median() -> None:
+    from learnmesh.protocol import award_body
+    from learnmesh.protocol._trust import min_trust_of_ppm, reviews_to_pay, trusted_award_body
+
+    net, b, sub, (trusted, *fresh) = _fresh_keys_outvote_the_plain_median()
+    view = trust_view(net.state)
+    assert reviews_to_pay(net.state, view, b.id) == [trusted.id]
+    body = trusted_award_body(net.state, view, b.id, {sub.id: None})
+    # the whole reviewers' share (10 % of 10,000) to the one near the weighted median,
+    # the rest of the escrow to the work
+    assert body["reviewers"] == [{"review": trusted.id, "amount": 1000}]
+    assert body["winners"] == [{"submission": sub.id, "amount": 9000}]
+    # the plain median (§6.4) pays the three fresh keys instead, a third each
+    plain = award_body(net.state, b.id, {sub.id: None})
+    assert sorted(r["review"] for r in plain["reviewers"]) == sorted(f.id for f in fresh)
+    assert plain["reviewers"][0]["amount"] == 333
+    # the fold takes the trusted award as it is: the mentor's signed choice
+    ev = net.emit(0, "award", body)
+    assert net.void(ev) is None
+    assert net.state.reviews[trusted.id].paid == 1000
+    assert all(net.state.reviews[f.id].paid == 0 for f in fresh)
+    # a minimum trust above every reviewer's leaves nothing that counts: nothing paid
+    net2, b2, sub2, _ = _fresh_keys_outvote_the_plain_median()
+    v2 = trust_view(net2.state)
+    too_high = min_trust_of_ppm(1_000_000)
+    assert reviews_to_pay(net2.state, v2, b2.id, too_high) == []
+    body2 = trusted_award_body(net2.state, v2, b2.id, {sub2.id: None}, too_high)
+    assert body2["reviewers"] == [] and body2["winners"][0]["amount"] == 10_000
+
+
+def test_the_trusted_award_equals_the_plain_one_without_trust() -> None:
+    """Nobody holds trust in the skill: the weighted median is §6.4's median."""
+    from learnmesh.protocol import award_body
+    from learnmesh.protocol._trust import trusted_award_body
+
+    net = Net(n=8, trusted=1)
+    lc = net.lifecycle(mentor=1, learners=(2, 3), reviewers=(4, 5, 6), award=False)
+    net.review(7, lc.bounty, lc.reveals[0], [1, 1])  # far from the others
+    view = trust_view(net.state)
+    winners: dict[bytes, int | None] = {lc.reveals[0].id: 4000, lc.reveals[1].id: None}
+    assert trusted_award_body(net.state, view, lc.bounty.id, winners) == award_body(
+        net.state, lc.bounty.id, winners
+    )
+
+
+def test_a_lone_counting_review_is_paid_only_when_it_is_the_bounty_s_only_one() -> None:
+    from learnmesh.protocol._trust import reviews_to_pay
+
+    net = Net(n=6, trusted=1)
+    b = net.bounty(0)
+    c = net.commit(1, b)
+    close = net.close(0, b, [c])
+    sub = net.reveal(1, b, c, close)
+    r = net.review(2, b, sub)
+    assert reviews_to_pay(net.state, trust_view(net.state), b.id) == [r.id]  # as award_body
+
+
+def test_trusted_award_refuses_what_award_body_refuses() -> None:
+    from learnmesh.protocol._errors import LocalProtocolError
+    from learnmesh.protocol._trust import trusted_award_body
+
+    net, b, sub, _ = _fresh_keys_outvote_the_plain_median()
+    view = trust_view(net.state)
+    with pytest.raises(LocalProtocolError, match="no such bounty"):
+        trusted_award_body(net.state, view, hashlib.sha256(b"x").digest(), {sub.id: None})
+    with pytest.raises(LocalProtocolError, match="not a submission"):
+        trusted_award_body(net.state, view, b.id, {b.id: None})
+    with pytest.raises(LocalProtocolError, match="winners ask 9001 but 9000 is left"):
+        trusted_award_body(net.state, view, b.id, {sub.id: 9001})
