@@ -59,6 +59,7 @@ _PAGE = 500  # events per sync page
 _BLOB_CHUNK = 256 * 1024
 _SYNC_BACKOFF = 2.0  # seconds between deps-triggered syncs with one peer
 _ASK_TIMEOUT = 20.0  # seconds for one sync request and its reply
+_BLOB_TRIES = 12  # fetch attempts of a wanted blob (backing off from 2 s to 5 min)
 _OPEN_TIMEOUT = 5.0  # seconds to open a sync stream: a peer slower than this is gone
 _MAX_QUEUED = 20_000  # events decoded from gossip and waiting for admission
 
@@ -158,6 +159,7 @@ class Node:
         self._queue_ready = trio.Event()
         self._held: dict[bytes, Event] = {}
         self._fetching: set[bytes] = set()
+        self._blobs_wanted: dict[bytes, tuple[int, float, int | None]] = {}  # tries, due, size
         self._known_peers_file = data_dir / "peers.json"
         self._drafts_dir = data_dir / "drafts"
         self.applied_log: deque[tuple[bytes, int, int]] = deque(maxlen=20_000)
@@ -226,6 +228,7 @@ class Node:
                 nursery.start_soon(self._admission_worker)
                 nursery.start_soon(self._release_held)
                 nursery.start_soon(self._liveness_loop)
+                nursery.start_soon(self._blob_retry_loop)
                 nursery.start_soon(self._gossip_out)
                 nursery.start_soon(self._sync_loop)
                 nursery.start_soon(self._sync_worker)
@@ -946,10 +949,36 @@ class Node:
                     self.penalise(peer, f"blob: {exc}")
                     continue
                 self.stats["blobs_fetched"] += 1
+                self._blobs_wanted.pop(h, None)
                 return True
         finally:
             self._fetching.discard(h)
+        self._want_blob(h, expected_size)
         return False
+
+    def _want_blob(self, h: bytes, size: int | None) -> None:
+        """No neighbour had it yet (a neighbour may still be fetching it from
+        the node that made it): try again later, backing off, so a blob spreads
+        hop by hop however sparse the mesh. Bounded: the oldest wishes go first."""
+        tries, _, _ = self._blobs_wanted.get(h, (0, 0.0, size))
+        if tries >= _BLOB_TRIES:
+            self._blobs_wanted.pop(h, None)
+            return
+        delay = min(2.0 * 2**tries, 300.0)
+        self._blobs_wanted[h] = (tries + 1, self.monotonic() + delay, size)
+        while len(self._blobs_wanted) > 1000:
+            del self._blobs_wanted[next(iter(self._blobs_wanted))]
+
+    async def _blob_retry_loop(self) -> None:
+        while True:
+            await trio.sleep(2.0)
+            now = self.monotonic()
+            for h, (_, due, size) in list(self._blobs_wanted.items()):
+                if due <= now and h not in self._fetching:
+                    if self.blobs.has(h):
+                        self._blobs_wanted.pop(h, None)
+                    else:
+                        self._spawn(self.fetch_blob, h, size)
 
     async def _fetch_from(self, peer: str, h: bytes, cap: int) -> bytes | None:
         assert self.p2p is not None
