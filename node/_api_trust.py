@@ -35,8 +35,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from learnmesh.protocol import State, account_from_text, account_text, award_body
+from learnmesh.protocol import State, account_from_text, account_text
 from learnmesh.protocol._errors import RemoteProtocolError
+from learnmesh.protocol._reputation import honest_reviews
 from learnmesh.protocol._state import Bounty
 from learnmesh.protocol._trust import (
     BLEND_PM,
@@ -170,7 +171,9 @@ def bounty_review_trust(node: Node, b: Bounty) -> dict[str, Any]:
     min_trust = min_trust_of_ppm(ppm)
     share = b.reward * b.reviewer_share_bp // 10000
     judged = review_judgements(state, snap.view, b.id, min_trust)
-    by_median = {r["review"] for r in award_body(state, b.id, {})["reviewers"]}
+    # award_body's rule (§6.4), which also holds once the escrow is spent
+    every = [rid for sub in b.submissions.values() for rid in sub.reviews]
+    by_median = honest_reviews(state, [b]) or (set(every) if len(every) == 1 else set())
     by_trust = set(reviews_to_pay(state, snap.view, b.id, min_trust))
     each = {
         "median": share // len(by_median) if by_median else 0,

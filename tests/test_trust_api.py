@@ -189,3 +189,139 @@ def test_the_api_cache_recomputes_after_a_change_at_most_every_refresh() -> None
     for ev in evs:
         rebuilt.add(ev)
     assert lazy.get(rebuilt.state, 0).clock_free.digest == fresh.clock_free.digest
+
+
+def _lifecycle(
+    m: Node,
+    w: dict[bytes, ChainWriter],
+    bid: str,
+    learners: list[KeyPair],
+    reviews: list[tuple[KeyPair, int, list[int]]],
+) -> tuple[list[str], list[str]]:
+    """Commits and reveals by `learners` (signed here, posted to the mentor's
+    node), the mentor's close, then reviews (reviewer, learner index, scores)."""
+    b = bytes.fromhex(bid)
+    ts = int(time.time() * 1000)
+    commits = []
+    for k in learners:
+        salt = bytes([k.public_key[0]]) * 16
+        body = commit_body(b, k.public_key, f"answer of {k.public_key[:2].hex()}", [], salt)
+        commits.append((_post(m, w[k.public_key].sign("commit", body, ts, [b]).raw), salt))
+    close = bytes.fromhex(m.post(f"/api/bounties/{bid}/close", {})["id"])
+    subs = []
+    for k, (cid, salt) in zip(learners, commits, strict=True):
+        c = bytes.fromhex(cid)
+        body = reveal_body(b, c, close, f"answer of {k.public_key[:2].hex()}", [], salt)
+        ev = w[k.public_key].sign("reveal", body, ts + 2000, sorted([c, close]))
+        subs.append(_post(m, ev.raw))
+    rids = []
+    for who, i, scores in reviews:
+        s = bytes.fromhex(subs[i])
+        body = {"bounty": b, "submission": s, "scores": scores, "comment": "ok"}
+        rids.append(_post(m, w[who.public_key].sign("review", body, ts + 3000, [s]).raw))
+    return subs, rids
+
+
+def test_a_minimum_reviewer_trust_and_the_trusted_award(tmp_path: Path) -> None:
+    """Two members earn trust in rust by honest paid reviews; on a second rust
+    bounty that asks for reviewers with at least 0.1 % of all trust, three fresh
+    keys agree on a low score. Their reviews do not count toward quorum, and the
+    trusted award pays the two trusted reviewers (the plain median would pay the
+    fresh keys). The threshold is the mentor node's data: it survives a restart."""
+    keys = [KeyPair(bytes([50 + i]) * 32) for i in range(6)]
+    k1, k2, kr, f1, f2, f3 = keys
+    net = Network(
+        tmp_path,
+        ["mentor"],
+        allocations={"mentor": 100_000},
+        extra_allocations=[(k.public_key, 10) for k in keys],
+        trusted=["mentor"],
+    )
+    with net:
+        m = net["mentor"]
+        m.start()
+        m.wait_ready()
+        w = {k.public_key: ChainWriter(k, net.network_id) for k in keys}
+        rubric = [{"name": "clarity", "max": 10}, {"name": "depth", "max": 10}]
+        b1 = m.post(
+            "/api/bounties",
+            {"title": "Lifetimes", "reward": 10_000, "rubric": rubric, "skills": ["rust"]},
+        )["id"]
+        subs1, _ = _lifecycle(
+            m, w, b1, [k1, k2], [(kr, 0, [8, 8]), (k2, 0, [8, 7]), (kr, 1, [6, 6]), (k1, 1, [6, 5])]
+        )
+        m.post(f"/api/bounties/{b1}/award", {"winners": {subs1[0]: 6000, subs1[1]: 3000}})
+
+        # Mistakes get a sentence.
+        bad = m.request(
+            "POST",
+            "/api/bounties",
+            json_body={"title": "x", "reward": 10, "min_reviewer_trust_ppm": 2_000_000},
+        )
+        assert bad.status_code == 400 and "min_reviewer_trust_ppm" in bad.json()["message"]
+        out = cli(
+            "--data", str(m.data), "bounty", "post", "--title", "x", "--reward", "5",
+            "--min-reviewer-trust", "101", check=False,
+        )  # fmt: skip
+        assert out.returncode == 2 and "percent" in out.stderr and "Traceback" not in out.stderr
+
+        # The second bounty asks for reviewers with at least 0.1 % of all trust.
+        out = cli(
+            "--data", str(m.data), "--json", "bounty", "post", "--title", "Borrowing",
+            "--reward", "10000", "--rubric", "clarity=10", "--rubric", "depth=10",
+            "--skill", "rust", "--quorum", "2", "--min-reviewer-trust", "0.1",
+        )  # fmt: skip
+        b2 = json.loads(out.stdout)["id"]
+        (s2,), (r_kr, r_k1, *r_fresh) = _lifecycle(
+            m,
+            w,
+            b2,
+            [k2],
+            [(kr, 0, [9, 9]), (k1, 0, [9, 8]), (f1, 0, [1, 1]), (f2, 0, [1, 1]), (f3, 0, [1, 1])],
+        )
+
+        def view() -> dict[str, object]:
+            rt: dict[str, object] = m.get(f"/api/bounties/{b2}")["review_trust"]
+            return rt
+
+        rt = wait_for(
+            lambda: (v := view())["submissions"].get(s2, {}).get("counted") == 2 and v,  # type: ignore[attr-defined]
+            "the trusted reviewers to count",
+        )
+        assert rt["min_reviewer_trust_ppm"] == 1000 and rt["share"] == 1000
+        sub = rt["submissions"][s2]
+        assert sub["quorum_met"] is True and sub["weighted_median"] in range(850, 901)
+        revs = sub["reviews"]
+        for rid in (r_kr, r_k1):
+            assert revs[rid]["counts"] and revs[rid]["near"] and revs[rid]["weight_ppm"] >= 1000
+            assert revs[rid]["paid_by_trusted"] == 500 and revs[rid]["paid_by_median"] == 0
+        for rid in r_fresh:
+            assert not revs[rid]["counts"] and revs[rid]["weight"] == 0
+            assert "minimum trust" in revs[rid]["why"]
+            assert revs[rid]["paid_by_trusted"] == 0 and revs[rid]["paid_by_median"] == 333
+        assert rt["paid_by"] == {"median": sorted(r_fresh), "trusted": sorted([r_kr, r_k1])}
+
+        human = cli("--data", str(m.data), "bounty", "show", b2).stdout
+        assert "at least 0.10 % of all trust" in human
+        assert "2 of quorum 2 reviews count (met)" in human and "does not count" in human
+
+        # The threshold is the node's data: it is there after a restart.
+        code, _ = m.stop()
+        assert code == 0
+        m.start()
+        m.wait_ready()
+        assert m.get(f"/api/bounties/{b2}")["review_trust"]["min_reviewer_trust_ppm"] == 1000
+
+        bad = m.request(
+            "POST",
+            f"/api/bounties/{b2}/award",
+            json_body={"winners": {s2: None}, "reviewers": "best"},
+        )
+        assert bad.status_code == 400 and "median" in bad.json()["message"]
+        out = cli("--data", str(m.data), "award", b2, "--winner", s2, "--reviewers", "trusted")
+        assert "trusted rule" in out.stdout
+        wait_for(lambda: m.get(f"/api/bounties/{b2}")["phase"] == "awarded", "the award")
+        detail = m.get(f"/api/bounties/{b2}")["submissions_detail"][0]
+        paid = {r["id"]: r["paid"] for r in detail["reviews"]}
+        assert paid == {r_kr: 500, r_k1: 500, **{r: 0 for r in r_fresh}}
+        assert detail["awarded"] == 9000
