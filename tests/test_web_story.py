@@ -564,3 +564,122 @@ def test_banner_while_the_node_is_down(story: Story) -> None:
         lambda: not b.find("#banner").is_displayed() or "again" in b.find("#banner").text,
         "the banner to clear",
     )
+
+
+# -- 4. quality control that rests on trust (PROTOCOL.md §6.5) --------------------------------
+
+
+def test_minimum_reviewer_trust_and_the_trust_weighted_award(story: Story) -> None:
+    """The mentor posts with a minimum reviewer trust; the learner (trusted in
+    distributed-systems by the story's award) and a fresh key review the
+    reviewer's work. The page shows which review counts toward the quorum, and
+    the Award form which reviews each rule pays and why; the award pays the
+    trusted review. The learner's profile shows calibration and where its trust
+    comes from."""
+    from learnmesh.protocol import ChainWriter, KeyPair
+
+    story.need("award")
+    b, m, learner, worker = story.browser, story.mentor, story.learner, story.reviewer
+    b.login(m)
+    b.go("post")
+    b.fill("input[name=title]", "Explain vector clocks")
+    b.fill("input[name=reward]", "1000")
+    b.fill("input[name=skills]", "distributed-systems")
+    b.fill("input[name=min_reviewer_trust]", "lots")
+    b.click("#post-button")
+    assert "Minimum reviewer trust must be a percent in 0..100" in _error(b, "form")
+    b.fill("input[name=min_reviewer_trust]", "0.1")
+    b.click("#post-button")
+    b.wait(lambda: "#/bounty/" in b.driver.current_url, "the page of the new bounty")
+    bid = b.driver.current_url.split("#/bounty/")[1]
+    b.wait(
+        lambda: "0.10 % of all trust" in b.find("#min-reviewer-trust").text,
+        "the minimum reviewer trust on the bounty page",
+    )
+    assert _bounty(m, bid)["review_trust"]["min_reviewer_trust_ppm"] == 1000
+
+    wait_for(lambda: _bounty(worker, bid), "the worker's node to hear of the bounty")
+    worker.post("/api/submit", {"bounty": bid, "text": "Vector clocks order events causally."})
+    wait_for(lambda: _bounty(m, bid)["commits"] == 1, "the mentor to see the commit")
+    m.post(f"/api/bounties/{bid}/close", {})
+    sid = wait_for(
+        lambda: [s["id"] for s in _bounty(m, bid)["submissions_detail"]][:1],
+        "the work to be revealed",
+    )[0]
+    wait_for(lambda: _bounty(learner, bid)["submissions"] == 1, "the learner to see the work")
+    trusted = learner.post(
+        "/api/review", {"submission": sid, "scores": {"correctness": 9, "clarity": 9}}
+    )["id"]
+    fresh = ChainWriter(KeyPair(bytes([77]) * 32), story.net.network_id)
+    body = {
+        "bounty": bytes.fromhex(bid),
+        "submission": bytes.fromhex(sid),
+        "scores": [1, 1],
+        "comment": "meh",
+    }
+    ev = fresh.sign("review", body, int(datetime.now().timestamp() * 1000), [bytes.fromhex(sid)])
+    r = m.post_raw(ev.raw)
+    assert r.status_code == 200 and "error" not in r.json(), r.text
+    rt = wait_for(
+        lambda: (
+            ((x := _bounty(m, bid)["review_trust"])["submissions"].get(sid, {}).get("reviews", {}))
+            .get(trusted, {})
+            .get("counts")
+            and x
+        ),
+        "the learner's review to count",
+    )
+    assert rt["paid_by"] == {"median": [], "trusted": [trusted]}  # 900 vs 100: no plain median
+
+    # The submission says what counts; the Award form which reviews are paid, and why.
+    b.go(f"bounty/{bid}")
+    b.wait(
+        lambda: "1 of 1 wanted review(s) count (quorum met)" in b.find(".review-quorum").text,
+        "the quorum line",
+    )
+    lines = b.texts(".review-trust")
+    assert any("does not count (below the minimum reviewer trust)" in t for t in lines), lines
+    assert any("counts, near the trust-weighted median" in t for t in lines), lines
+    assert b.find("#award-reviewers").get_attribute("value") == "trusted"
+    b.wait(
+        lambda: (
+            "100 tokens to 1 review(s) near the trust-weighted median" in b.find("#award-note").text
+        ),
+        "the award note to count the trusted review",
+    )
+
+    def paid_row() -> list[str] | None:
+        t = b.texts("#award-review-table tbody tr")
+        ok = any("Lea L." in x and "100 tokens" in x and "only review that counts" in x for x in t)
+        return t if ok else None
+
+    rows = b.wait(paid_row, "the trusted review to be paid, by name, and why")
+    assert rows is not None
+    assert any("not paid" in t and "minimum trust" in t for t in rows), rows
+    b.full_screenshot("action-award-trust-desktop", 1280)
+    b.js(
+        "const s = document.getElementById('award-reviewers'); s.value = 'median';"
+        "s.dispatchEvent(new Event('change', {bubbles: true}));"
+    )
+    b.wait(
+        lambda: (
+            "1,000 tokens split evenly" in b.find("#award-note").text
+            and "review(s)" not in b.find("#award-note").text
+        ),
+        "the plain median to pay no review",
+    )
+    b.js(
+        "const s = document.getElementById('award-reviewers'); s.value = 'trusted';"
+        "s.dispatchEvent(new Event('change', {bubbles: true}));"
+    )
+    b.wait(lambda: "900 tokens split evenly" in b.find("#award-note").text, "back to trusted")
+    b.click("#award-button")
+    b.wait_text("This bounty is settled")
+    paid = {x["id"]: x["paid"] for x in _bounty(m, bid)["submissions_detail"][0]["reviews"]}
+    assert paid == {trusted: 100, ev.id.hex(): 0}
+
+    # Calibration and the edges that gave the trust, on the learner's profile.
+    b.go(f"profile/{learner.account}")
+    b.wait(lambda: "Review calibration" in b.find(".trust-calibration").text, "calibration")
+    edges = b.texts(".trust-edges tbody tr")
+    assert any("paid work" in t and "distributed-systems" in t for t in edges), edges

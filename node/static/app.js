@@ -586,6 +586,7 @@
     const reward = intInput("reward", "100");
     const share = intInput("reviewer_share", "10");
     const quorum = intInput("quorum", String(Math.max(1, param("min_quorum", 1))));
+    const minTrust = h("input", { type: "text", name: "min_reviewer_trust", inputmode: "decimal", value: "0", autocomplete: "off" });
     const submitBy = h("input", { type: "datetime-local", name: "submit_by", required: true, value: localInput(Date.now() + 7 * 86400000) });
     const reviewBy = h("input", { type: "datetime-local", name: "review_by", required: true, value: localInput(Date.now() + 14 * 86400000) });
     const shareNote = h("p", { class: "hint note", id: "share-note" });
@@ -630,6 +631,7 @@
         field("Reviewer share (%)", share),
         field("Reviews wanted (quorum)", quorum)),
       shareNote,
+      field("Minimum reviewer trust (%)", minTrust, "A review counts toward the quorum, and for a trust-weighted award, only if its reviewer holds at least this share of all trust in the bounty's skills. 0: every review counts. Kept by your node, not published."),
       h("fieldset", { class: "rubric" }, h("legend", {}, "Rubric"),
         h("p", { class: "hint" }, "Reviewers score each criterion from 0 to its maximum (1–100)."),
         h("table", { class: "rubric-edit" },
@@ -659,6 +661,10 @@
         const rb = readWhen(reviewBy, "Review deadline");
         if (sb <= Date.now()) throw new FormError("Submission deadline must be in the future");
         if (rb <= sb) throw new FormError("Review deadline must be after the submission deadline");
+        const mt = minTrust.value.trim() || "0";
+        if (!/^[0-9]{1,3}(\.[0-9]{1,4})?$/.test(mt) || Number(mt) > 100) {
+          throw new FormError("Minimum reviewer trust must be a percent in 0..100 (at most 4 decimals)");
+        }
         body = {
           title: readText(title, "Title", 1, 200, { blank: false }),
           description: readText(desc, "Description", 0, 8000),
@@ -669,6 +675,7 @@
           rubric: crit,
           submit_by: sb,
           review_by: rb,
+          min_reviewer_trust_ppm: Math.round(Number(mt) * 10000),
         };
       } catch (e) { showErr(box, e.message); return; }
       const res = await act(postBtn, box, (key) => post(key, "/api/bounties", body));
@@ -688,7 +695,9 @@
     const body = h("div", {});
     let actionKey = null;
     let lastSig = null;
+    let awardInfo = null;  // redraws the Award form's list of paid reviews
     const reviewForms = new Map();
+    const pctOf = (ppm) => (Number(ppm || 0) / 10000).toFixed(2) + " %";
 
     async function refresh() {
       let b;
@@ -721,7 +730,9 @@
             h("dt", {}, "Reviewer share"), h("dd", {}, `${b.reviewer_share_bp / 100} % (${amount(share)})`),
             h("dt", {}, "Escrow"), h("dd", {}, amount(b.escrow)),
             h("dt", {}, "Learners committed"), h("dd", {}, String(b.commits)),
-            h("dt", {}, "Reviews wanted"), h("dd", {}, String(b.quorum))),
+            h("dt", {}, "Reviews wanted"), h("dd", {}, String(b.quorum)),
+            b.review_trust && b.review_trust.min_reviewer_trust_ppm ? [h("dt", {}, "Minimum reviewer trust"),
+              h("dd", { id: "min-reviewer-trust" }, `${pctOf(b.review_trust.min_reviewer_trust_ppm)} of all trust in its skills (reviews by others do not count toward the quorum)`)] : null),
           b.description ? h("p", { class: "text" }, b.description) : h("p", { class: "muted" }, "No description."),
           h("h2", {}, "Rubric"),
           h("table", { class: "scores" },
@@ -736,8 +747,10 @@
       const key = JSON.stringify([b.phase, b.status, b.commits, mentor, myCommit && myCommit.id, subs.map((s) => s.id), [...reviewedByMe]]);
       if (key !== actionKey) {
         actionKey = key;
+        awardInfo = null;
         put(actions, drawActions(b, mentor, myCommit, subs));
       }
+      if (awardInfo) awardInfo(b);
 
       put(body,
         h("h2", {}, subs.length ? `Submissions (${subs.length})` : "Submissions"),
@@ -834,7 +847,57 @@
         });
         const awardBtn = h("button", { type: "button", class: "primary", id: "award-button", disabled: !subs.length }, "Award");
         const note = h("p", { class: "hint", id: "award-note" });
-        const pool = b.escrow - (reviewed ? share : 0);
+        // Which reviews the reviewers' share pays: near the trust-weighted median
+        // (suggested) or near the plain median; the node says which, and why.
+        const rule = h("select", { name: "reviewers", id: "award-reviewers" },
+          h("option", { value: "trusted", selected: true }, "near the trust-weighted median (suggested)"),
+          h("option", { value: "median" }, "near the plain median"));
+        const payList = h("div", { id: "award-reviews" });
+        const ruleField = h("div", { hidden: !reviewed }, field("Pay the reviews", rule));
+        // Reviews arrive while the form is open: these follow the latest view.
+        let rt = b.review_trust || null;
+        let curSubs = subs;
+        let reviewedNow = reviewed;
+        const paidIds = () => (rt && rt.paid_by && rt.paid_by[rule.value]) || [];
+        const reviewTotal = () => {
+          if (!rt) return reviewedNow ? share : 0;
+          const n = paidIds().length;
+          return n ? Math.floor(share / n) * n : 0;
+        };
+        const poolOf = () => b.escrow - reviewTotal();
+        const drawPay = () => {
+          ruleField.hidden = !reviewedNow;
+          if (!rt || !reviewedNow) { put(payList); return; }
+          const trusted = rule.value === "trusted";
+          const paid = new Set(paidIds());
+          const each = paid.size ? Math.floor(share / paid.size) : 0;
+          const rows = [];
+          for (const s of curSubs) {
+            const st = (rt.submissions || {})[s.id];
+            if (!st || !(s.reviews || []).length) continue;
+            rows.push(h("tr", { class: "sub-row" }, h("td", { colspan: 5 }, "Work by ", who(s.learner), " · ",
+              st.weighted_median === null || st.weighted_median === undefined ? "no review counts"
+                : `trust-weighted median ${st.weighted_median} ‰`,
+              ` · ${st.counted} of ${b.quorum} wanted review(s) count`)));
+            for (const r of s.reviews) {
+              const j = (st.reviews || {})[r.id] || {};
+              rows.push(h("tr", { class: paid.has(r.id) ? "paid" : "unpaid" },
+                h("td", {}, who(r.reviewer)),
+                h("td", { class: "num" }, `${j.total ?? "–"} ‰`),
+                h("td", { class: "num" }, pctOf(j.weight_ppm)),
+                h("td", { class: "num" }, paid.has(r.id) ? amount(each) : "not paid"),
+                h("td", {}, trusted ? String(j.why || "") : (paid.has(r.id) ? "near the plain median" : "not near the plain median, or alone on its work"))));
+            }
+          }
+          put(payList,
+            h("p", { class: "hint" }, trusted
+              ? `A review's weight is its reviewer's trust in this bounty's skills; the trust-weighted median is the score half the weight lies at or below. Reviews that count and are within ${rt.tolerance_pm} ‰ of it share the reviewers' ${amount(share)}.`
+              : `Every review weighs the same; reviews within ${rt.tolerance_pm} ‰ of the median share the reviewers' ${amount(share)}.`),
+            h("table", { class: "scores", id: "award-review-table" },
+              h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Reviewer"), h("th", { scope: "col", class: "num" }, "Score"),
+                h("th", { scope: "col", class: "num" }, "Weight (trust)"), h("th", { scope: "col", class: "num" }, "Paid"), h("th", { scope: "col" }, "Why"))),
+              h("tbody", {}, rows)));
+        };
         // The amounts the form asks for: {submission: amount or null (even split)}.
         const winnersOf = () => {
           const winners = {};
@@ -847,6 +910,7 @@
             winners[x.s.id] = n;
           }
           if (!Object.keys(winners).length) throw new FormError("Choose at least one submission to award.");
+          const pool = poolOf();
           if (fixed > pool) throw new FormError(`The amounts add up to ${fixed} but ${pool} is left after the reviewers' share`);
           return winners;
         };
@@ -857,21 +921,34 @@
           const fixed = Object.values(w).reduce((t, v) => t + (v || 0), 0);
           const parts2 = [];
           if (fixed) parts2.push(`${amount(fixed)} as you set`);
+          const pool = poolOf();
           if (even) parts2.push(`${amount(pool - fixed)} split evenly between ${even} submission(s)`);
           const back = even ? 0 : pool - fixed;
+          const n = paidIds().length;
+          const toReviews = reviewTotal();
           note.textContent = parts2.join(" and ")
-            + (reviewed ? `; ${amount(share)} to the honest reviews` : "")
+            + (toReviews ? `; ${amount(toReviews)} to ${rt ? n : "the honest"} review(s)${rt ? (rule.value === "trusted" ? " near the trust-weighted median" : " near the median") : ""}` : "")
             + (back ? `; ${amount(back)} comes back to you.` : ".");
         };
         boxes.forEach((x) => { x.cb.addEventListener("change", explain); x.amt.addEventListener("input", explain); x.amt.addEventListener("change", explain); });
+        rule.addEventListener("change", () => { drawPay(); explain(); });
+        awardInfo = (nb) => {
+          rt = nb.review_trust || null;
+          curSubs = nb.submissions_detail || [];
+          reviewedNow = curSubs.some((s) => (s.reviews || []).length);
+          drawPay();
+          explain();
+        };
+        drawPay();
         explain();
         awardBtn.addEventListener("click", async () => {
           let winners;
           try { winners = winnersOf(); } catch (e) { showErr(box, e.message); return; }
-          const res = await act(awardBtn, box, (key) => post(key, `/api/bounties/${enc(b.id)}/award`, { winners }));
+          const res = await act(awardBtn, box, (key) => post(key, `/api/bounties/${enc(b.id)}/award`, { winners, reviewers: rule.value }));
           if (res) { toast("Awarded. The learners and reviewers are paid."); actionKey = null; lastSig = null; await refreshAll(); }
         });
         parts.push(subs.length ? h("div", { class: "winners" }, h("p", {}, "Choose the work to award; leave an amount blank to split the rest evenly."), boxes.map((x) => x.row)) : empty("No work is revealed yet; award once it is, or refund."),
+          ruleField, payList,
           note, h("div", { class: "actions" }, awardBtn, refundBtn));
       }
       parts.push(box);
@@ -883,6 +960,7 @@
       const rubric = b.rubric || [];
       const reviews = s.reviews || [];
       const canReview = !mentor && s.learner !== me && !reviewedByMe && b.phase === "closed" && Date.now() <= b.review_by;
+      const st = b.review_trust && b.review_trust.submissions ? b.review_trust.submissions[s.id] : null;
       return h("article", { class: "card submission" },
         h("header", { class: "sub-head" },
           h("span", {}, "Work by ", who(s.learner)),
@@ -891,15 +969,21 @@
         (s.attachments || []).length ? h("ul", { class: "files" }, s.attachments.map((a) =>
           h("li", {}, h("a", { href: `/api/blobs/${enc(a.hash)}?name=${enc(a.name)}`, download: a.name, class: "file" }, a.name),
             h("span", { class: "muted" }, " " + bytes(a.size) + (a.have === false ? " · not fetched yet" : ""))))) : null,
-        reviews.length ? h("div", { class: "reviews" }, reviews.map((r) => drawReview(rubric, r))) : null,
+        st && reviews.length ? h("p", { class: "muted review-quorum" },
+          `${st.counted} of ${b.quorum} wanted review(s) count`, st.quorum_met ? " (quorum met)" : " (quorum not met)",
+          st.weighted_median === null || st.weighted_median === undefined ? "" : ` · trust-weighted median ${st.weighted_median} ‰`) : null,
+        reviews.length ? h("div", { class: "reviews" }, reviews.map((r) => drawReview(rubric, r, st && st.reviews ? st.reviews[r.id] : null))) : null,
         reviewedByMe ? h("p", { class: "done" }, "You reviewed this submission.") : null,
         canReview ? keptReviewForm(b, s) : null);
     }
 
-    function drawReview(rubric, r) {
+    function drawReview(rubric, r, j) {
       const sc = r.scores || {};
       return h("div", { class: "review" },
         h("p", {}, "Review by ", who(r.reviewer), r.paid ? h("span", { class: "muted" }, ` · paid ${amount(r.paid)}`) : null),
+        j ? h("p", { class: "muted review-trust" }, `total ${j.total} ‰ · reviewer's trust in these skills ${pctOf(j.weight_ppm)} · `,
+          j.counts ? (j.near ? "counts, near the trust-weighted median" : "counts, far from the trust-weighted median")
+            : "does not count (below the minimum reviewer trust)") : null,
         h("table", { class: "scores" },
           h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Criterion"), h("th", { scope: "col", class: "num" }, "Score"))),
           h("tbody", {}, rubric.map((c) => h("tr", {}, h("td", {}, c.name),
@@ -993,7 +1077,37 @@
         h("tbody", {}, skills.map(([k, v]) => h("tr", {}, h("td", {}, k),
           h("td", { class: "num" }, pct(v && v.ppm)), h("td", { class: "num" }, rank(v))))))
         : empty("No trust in any skill yet: it comes from awarded work, honest reviews and vouches."),
+      calibration(t.calibration),
+      edgesTable(t.edges_in),
     ];
+  }
+
+  // How often a reviewer lands near the trust-weighted median of the reviews
+  // of the same work (GET /api/trust/{account}'s calibration).
+  function calibration(c) {
+    const judged = Number((c && c.judged) || 0);
+    const near = Number((c && c.near) || 0);
+    return h("p", { class: "trust-calibration" }, "Review calibration: ",
+      judged ? h("strong", {}, `${near} of ${judged}`) : "no reviews judged yet",
+      judged ? ` reviews near the trust-weighted median (${Math.round(near * 100 / judged)} %)` : " (a review is judged once its work has two reviews)");
+  }
+
+  const EDGE_KINDS = { work: "paid work", review: "honest review, paid", vouch: "vouch" };
+  // The edges that gave an account its trust, largest first.
+  function edgesTable(edges) {
+    const list = Array.isArray(edges) ? [...edges].sort((a, b) => Number(b.gives || 0) - Number(a.gives || 0)).slice(0, 20) : [];
+    if (!list.length) return null;
+    const pct = (ppm) => (Number(ppm || 0) / 10000).toFixed(2) + " %";
+    return [h("h3", {}, "Where it comes from"),
+      h("table", { class: "scores trust-edges" },
+        h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "From"), h("th", { scope: "col" }, "Why"),
+          h("th", { scope: "col" }, "Skills"), h("th", { scope: "col", class: "num" }, "Gives"))),
+        h("tbody", {}, list.map((e) => h("tr", {},
+          h("td", {}, who(e.from)),
+          h("td", {}, EDGE_KINDS[e.kind] || String(e.kind), e.amount ? ` (${amount(e.amount)})` : "",
+            e.bounty ? [" · ", h("a", { href: "#/bounty/" + enc(e.bounty) }, "bounty")] : null),
+          h("td", {}, (e.skills || []).join(", ") || "–"),
+          h("td", { class: "num" }, pct(e.gives_ppm))))))];
   }
 
   // -- my account
