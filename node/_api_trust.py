@@ -8,6 +8,7 @@
 - `GET /api/trust/reviews/{bid}?min_trust=N`: for each submission of a bounty,
   the trust-weighted median of its reviews and each review's judgement (what a
   mentor may pay as honest; the award stays the mentor's signed choice).
+  Without `min_trust`, the bounty's minimum set on this node (else 0).
 
 The bounty view (`GET /api/bounties/{id}`, node/_api.py) carries
 `review_trust` from `bounty_review_trust`: which reviews count toward quorum
@@ -426,7 +427,9 @@ def trust_routes(node: Node) -> list[tuple[str, str, Handler]]:
             bid = b""
         if len(bid) != 32:
             raise UserError("a bounty id is 64 hex characters", code="bad_request")
-        min_trust = _int_arg(request, "min_trust", 0, 0, ONE)
+        # by default the minimum the mentor set on this node when posting (if any)
+        dflt = min_trust_of_ppm(ReviewerThresholds(node.data_dir).get(bid))
+        min_trust = _int_arg(request, "min_trust", dflt, 0, ONE)
         state, snap = snapshot()
         return review_quality(state, snap, bid, min_trust)
 

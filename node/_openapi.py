@@ -659,7 +659,13 @@ ROUTES: dict[tuple[str, str], RouteDoc] = {
                 ),
             }
         ),
-        query={"min_trust": (INT, "reviews by accounts below this trust do not count")},
+        query={
+            "min_trust": (
+                INT,
+                "reviews by accounts below this trust (in units of `one`) do not count "
+                "(default: the bounty's minimum set on this node when posting, else 0)",
+            )
+        },
         errors=(BAD, NOT_FOUND),
     ),
     # -- acting: each signs and publishes one event of my chain ---------------------------------

@@ -301,6 +301,11 @@ def test_a_minimum_reviewer_trust_and_the_trusted_award(tmp_path: Path) -> None:
             assert revs[rid]["paid_by_trusted"] == 0 and revs[rid]["paid_by_median"] == 333
         assert rt["paid_by"] == {"median": sorted(r_fresh), "trusted": sorted([r_kr, r_k1])}
 
+        # the trust review route takes the bounty's minimum by default
+        q = m.get(f"/api/trust/reviews/{b2}")
+        assert q["min_trust"] == rt["min_trust"] > 0 and q["submissions"][0]["counted"] == 2
+        assert m.get(f"/api/trust/reviews/{b2}?min_trust=0")["submissions"][0]["counted"] == 5
+
         human = cli("--data", str(m.data), "bounty", "show", b2).stdout
         assert "at least 0.10 % of all trust" in human
         assert "2 of quorum 2 reviews count (met)" in human and "does not count" in human
