@@ -637,10 +637,18 @@ def test_minimum_reviewer_trust_and_the_trust_weighted_award(story: Story) -> No
         lambda: "1 of 1 wanted review(s) count (quorum met)" in b.find(".review-quorum").text,
         "the quorum line",
     )
-    lines = b.texts(".review-trust")
+
+    def judged() -> list[str] | None:
+        t = b.texts(".review-trust")
+        return t if len(t) == 2 else None  # the page follows the node: both reviews, soon
+
+    lines = b.wait(judged, "both reviews with their trust")
+    assert lines is not None
     assert any("does not count (below the minimum reviewer trust)" in t for t in lines), lines
     assert any("counts, near the trust-weighted median" in t for t in lines), lines
     assert b.find("#award-reviewers").get_attribute("value") == "trusted"
+    # the form was drawn before the reviews came: it follows them
+    b.wait(lambda: "2 review(s)" in b.find(".winner").text, "the Award form to count the reviews")
     b.wait(
         lambda: (
             "100 tokens to 1 review(s) near the trust-weighted median" in b.find("#award-note").text

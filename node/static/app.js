@@ -837,13 +837,14 @@
         const reviewed = subs.some((s) => (s.reviews || []).length);
         const boxes = subs.map((s) => {
           const cb = h("input", { type: "checkbox", name: "winner", value: s.id, checked: true, "aria-label": "Award this work" });
+          const cnt = h("span", {}, ` · ${(s.reviews || []).length} review(s)`);
           const amt = intInput("winner_amount", "");
           amt.placeholder = "even split";
           amt.setAttribute("aria-label", "Amount for this work (blank: an even split of the rest)");
           const row = h("div", { class: "winner" },
-            h("label", { class: "check" }, cb, h("span", {}, "work by ", who(s.learner), ` · ${(s.reviews || []).length} review(s)`)),
+            h("label", { class: "check" }, cb, h("span", {}, "work by ", who(s.learner), cnt)),
             amt);
-          return { s, cb, amt, row };
+          return { s, cb, amt, row, cnt };
         });
         const awardBtn = h("button", { type: "button", class: "primary", id: "award-button", disabled: !subs.length }, "Award");
         const note = h("p", { class: "hint", id: "award-note" });
@@ -936,6 +937,10 @@
           rt = nb.review_trust || null;
           curSubs = nb.submissions_detail || [];
           reviewedNow = curSubs.some((s) => (s.reviews || []).length);
+          for (const x of boxes) {
+            const now = curSubs.find((s) => s.id === x.s.id);
+            if (now) x.cnt.textContent = ` · ${(now.reviews || []).length} review(s)`;
+          }
           drawPay();
           explain();
         };
