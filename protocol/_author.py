@@ -71,20 +71,28 @@ def reveal_body(
     }
 
 
-def award_body(state: State, bounty_id: bytes, winners: dict[bytes, int | None]) -> dict[str, Any]:
+def award_body(
+    state: State,
+    bounty_id: bytes,
+    winners: dict[bytes, int | None],
+    paid: list[bytes] | None = None,
+) -> dict[str, Any]:
     """An award for `winners` (submission id -> amount, or None to split evenly).
 
-    The reviewers' share of the reward goes, in equal parts, to the honest
-    reviews of the bounty (those near their submission's median); what is not
-    paid returns to the mentor.
+    The reviewers' share of the reward goes, in equal parts, to `paid`: by
+    default the honest reviews of the bounty (those near their submission's
+    median, §6.4); what is not paid returns to the mentor.
     """
     b = state.bounties.get(bounty_id)
     if b is None:
         raise LocalProtocolError("unknown_bounty", "no such bounty")
     share = b.reward * b.reviewer_share_bp // 10000
-    honest = honest_reviews(state, [b])  # this bounty only: awards stay O(its reviews)
-    reviews = sorted(rid for s in b.submissions.values() for rid in s.reviews)
-    paid = [rid for rid in reviews if rid in honest] or (reviews if len(reviews) == 1 else [])
+    if paid is None:
+        honest = honest_reviews(state, [b])  # this bounty only: awards stay O(its reviews)
+        reviews = sorted(rid for s in b.submissions.values() for rid in s.reviews)
+        paid = [rid for rid in reviews if rid in honest] or (
+            reviews if len(reviews) == 1 else []
+        )
     reviewers: list[dict[str, Any]] = []
     if paid and share:
         each = share // len(paid)

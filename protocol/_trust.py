@@ -610,26 +610,8 @@ def trusted_award_body(
             raise LocalProtocolError(
                 "bad_submission", f"{s.hex()[:12]} is not a submission of this bounty"
             )
-    share = b.reward * b.reviewer_share_bp // 10000
-    paid = reviews_to_pay(state, view, bounty_id, min_trust)
-    reviewers: list[dict[str, Any]] = []
-    if paid and share:
-        each = share // len(paid)
-        reviewers = [{"review": rid, "amount": each} for rid in paid if each > 0]
-    pool = b.escrow - sum(r["amount"] for r in reviewers)
-    fixed = {s: n for s, n in winners.items() if n is not None}
-    even = sorted(s for s, n in winners.items() if n is None)
-    left = pool - sum(fixed.values())
-    if left < 0:
-        raise LocalProtocolError(
-            "over_escrow", f"winners ask {sum(fixed.values())} but {pool} is left"
-        )
-    out: list[dict[str, Any]] = [{"submission": s, "amount": n} for s, n in fixed.items()]
-    if even:
-        each = left // len(even)
-        out += [{"submission": s, "amount": each} for s in even if each > 0]
-    return {
-        "bounty": bounty_id,
-        "winners": sorted(out, key=lambda w: w["submission"]),
-        "reviewers": reviewers,
-    }
+    from ._author import award_body  # _author imports _state, which this module must not
+
+    return award_body(
+        state, bounty_id, winners, paid=reviews_to_pay(state, view, bounty_id, min_trust)
+    )
