@@ -90,6 +90,10 @@ class PeerBook:
     def mark_dead(self, peer: str, now: float) -> None:
         self._dead[peer] = now + DEAD_SECONDS
 
+    def revive(self, peer: str) -> None:
+        """The peer connected again: whatever made it look dead is past."""
+        self._dead.pop(peer, None)
+
     def usable(self, peer: str, now: float) -> bool:
         """Worth syncing with or dialing: not partitioned off, banned or dead."""
         return (

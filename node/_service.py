@@ -150,6 +150,7 @@ class Node:
         self._outbox_ready = trio.Event()
         self._author_lock = trio.Lock()
         self._sync_wanted: set[str] = set()
+        self._synced_peers: set[str] = set()  # live peers already synced once since they came
         self._sync_wake = trio.Event()
         self._last_sync: dict[str, float] = {}
         self._synced_once = trio.Event()
@@ -637,27 +638,38 @@ class Node:
                     nursery.start_soon(one, peer)
 
     async def _sync_loop(self) -> None:
-        """Anti-entropy: sync with a random live peer every interval, and with
-        every newly connected peer at once. Peers that left are forgotten, and a
-        peer whose stream would not open is skipped for a while, so churn
-        cannot fill the sync slots with peers that will never answer."""
-        seen: set[str] = set()
+        """Anti-entropy: sync with every newly connected peer at once (checked
+        twice a second, so a peer that dialed us, or one back after a partition,
+        is synced within moments), and with a random live peer every interval.
+        Peers that left are forgotten, and a peer whose stream would not open is
+        skipped for a while, so churn cannot fill the sync slots with peers that
+        will never answer; a peer that connects again is given a fresh chance."""
+        connected: set[str] = set()
+        last_round = -math.inf
         while True:
+            now_connected = set(self.connected_peers())
+            now = self.monotonic()
+            for p in now_connected - connected:
+                self.peers.revive(p)
+            connected = now_connected
             proto = sync_protocol(self.network)
             peers = [
                 p for p in self.live_peers() if self.p2p is None or self.p2p.speaks(p, proto)
             ]
             for p in peers:
-                if p not in seen:
+                if p not in self._synced_peers:
+                    self._synced_peers.add(p)
                     self.request_sync(p)
-            seen = set(peers)
-            if peers:
-                self.request_sync(random.choice(peers))
-            if self.ledger.replica.pending and peers:
-                self.request_sync(random.choice(peers), urgent=False)
-            self._unban_expired()
-            self._forget_gone(set(self.connected_peers()))
-            await trio.sleep(self.settings.sync_interval)
+            self._synced_peers &= set(peers)
+            if now - last_round >= self.settings.sync_interval:
+                last_round = now
+                if peers:
+                    self.request_sync(random.choice(peers))
+                if self.ledger.replica.pending and peers:
+                    self.request_sync(random.choice(peers), urgent=False)
+                self._unban_expired()
+                self._forget_gone(connected)
+            await trio.sleep(0.5)
 
     def _forget_gone(self, connected: set[str]) -> None:
         """Drop bookkeeping of peers that are gone and hold no ban or penalty."""

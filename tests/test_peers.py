@@ -53,6 +53,9 @@ def test_dead_peers_are_skipped_then_forgotten() -> None:
     book.mark_dead("gone", now=0.0)
     assert not book.usable("gone", DEAD_SECONDS - 1)
     assert book.usable("gone", DEAD_SECONDS)
+    book.mark_dead("back", now=0.0)
+    book.revive("back")  # it connected again: a fresh chance at once
+    assert book.usable("back", 1.0)
     # Churn: many peers that came, sent one bad message and left.
     for i in range(150):
         book.penalise(f"churn{i}", "x", now=0.0)
