@@ -33,6 +33,7 @@ from learnmesh.protocol import (
     State,
     account_from_text,
     account_text,
+    decode_event,
     reputation,
 )
 from learnmesh.protocol._trust import min_trust_of_ppm
@@ -566,9 +567,10 @@ def make_app(node: Node, token: str, *, admin: bool = False) -> Starlette:
             )
         head = node.ledger.replica.heads.get(acct, 0)
         for r in node.ledger.events_by_author(acct, limit=1000, offset=max(0, head - 1000)):
-            ev = node.stored_event(r.id)
-            if ev.kind.name != "transfer":
+            if r.kind != "transfer":
                 continue
+            max_bytes = node.genesis.params.max_event_bytes
+            ev = decode_event(r.raw, max_bytes, node.network, verify=False)
             rows.append(
                 {
                     "id": r.id.hex(),

@@ -113,10 +113,6 @@ class Admitted:
     code: str | None = None
     reason: str | None = None
 
-    @property
-    def void(self) -> bool:
-        return self.status == "applied" and self.code is not None
-
 
 class Node:
     def __init__(
