@@ -496,6 +496,7 @@ async def _churn_main(network_hex: str, count: int, frozen: int, addrs: list[str
     topic = gossip_topic(network)
     ids: list[str] = []
     stay = trio.Event()
+    done = [0]  # visitors that left cleanly (host closed) or are settled in the mesh
 
     async def visitor(i: int) -> None:
         async with P2PHost.open(P2PConfig(identity_seed=os.urandom(32))) as p:
@@ -509,14 +510,16 @@ async def _churn_main(network_hex: str, count: int, frozen: int, addrs: list[str
                     await trio.sleep(0.1)
             await trio.sleep(random.uniform(0.2, 1.0))
             if i < frozen:
+                done[0] += 1
                 await stay.wait()  # never: the parent freezes this process
+        done[0] += 1  # a clean leaver: its host is closed
 
     async with trio.open_nursery() as nursery:
         for i in range(count):
             nursery.start_soon(visitor, i)
-        while len(ids) < count:
+        # Until the clean leavers have left and the others are in the mesh.
+        while done[0] < count:
             await trio.sleep(0.1)
-        await trio.sleep(3.0)  # the clean leavers have left; the others are in the mesh
         print(json.dumps({"peers": ids}), flush=True)
 
 
