@@ -1208,7 +1208,7 @@
         const pay = await get("/api/payments?limit=20");
         const prow = (p) => h("tr", {},
           h("td", { class: "muted" }, when(p.timestamp)),
-          h("td", { class: p.direction === "in" ? "ok" : "" }, (p.direction === "in" ? "+" : "−") + String(p.amount)),
+          h("td", { class: p.direction === "in" ? "num ok" : "num" }, (p.direction === "in" ? "+" : "−") + String(p.amount)),
           h("td", {}, p.direction === "in" ? "from " : "to ", who(p.direction === "in" ? p.from : p.to)),
           h("td", { class: "memo" }, p.kind === "transfer" ? String(p.memo || "") : "award payout",
             p.void ? h("span", { class: "err inline" }, " (void)") : null));
