@@ -90,9 +90,7 @@ def award_body(
     if paid is None:
         honest = honest_reviews(state, [b])  # this bounty only: awards stay O(its reviews)
         reviews = sorted(rid for s in b.submissions.values() for rid in s.reviews)
-        paid = [rid for rid in reviews if rid in honest] or (
-            reviews if len(reviews) == 1 else []
-        )
+        paid = [rid for rid in reviews if rid in honest] or (reviews if len(reviews) == 1 else [])
     reviewers: list[dict[str, Any]] = []
     if paid and share:
         each = share // len(paid)

@@ -8,6 +8,7 @@ Only kinds that spend (bounty, transfer) may add extra refs: the credits
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -16,56 +17,17 @@ from ._errors import RemoteProtocolError
 
 __all__ = ["KINDS", "MAX_AMOUNT", "MAX_CLAIMS", "Kind", "check_body", "required_refs"]
 
-MAX_AMOUNT = 2**63 - 1
-MAX_CLAIMS = 64
-MAX_TS = 2**48 - 1
-
-
-def _fail(kind: str, reason: str) -> RemoteProtocolError:
-    return RemoteProtocolError("schema", f"{kind}: {reason}")
-
-
-def _text(kind: str, body: dict[str, Any], name: str, lo: int, hi: int) -> str:
-    v = body[name]
-    if not isinstance(v, str) or not lo <= len(v) <= hi:
-        raise _fail(kind, f"{name} must be text of {lo}..{hi} characters")
-    return v
-
-
-def _int(kind: str, body: dict[str, Any], name: str, lo: int, hi: int) -> int:
-    v = body[name]
-    if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
-        raise _fail(kind, f"{name} must be an integer in {lo}..{hi}")
-    return v
-
-
-def _hash(kind: str, v: Any, name: str) -> bytes:
-    if not isinstance(v, bytes) or len(v) != 32:
-        raise _fail(kind, f"{name} must be a 32-byte id")
-    return v
-
-
-def _skills(kind: str, body: dict[str, Any]) -> None:
-    v = body["skills"]
-    if not isinstance(v, list) or len(v) > 16:
-        raise _fail(kind, "skills must be a list of at most 16 tags")
-    for s in v:
-        if not isinstance(s, str) or not 1 <= len(s) <= 32:
-            raise _fail(kind, "each skill is 1..32 characters")
-    if len(set(v)) != len(v):
-        raise _fail(kind, "skills must not repeat")
-
-
-def _records(
-    kind: str, body: dict[str, Any], name: str, fields: set[str], hi: int
-) -> list[dict[str, Any]]:
-    v = body[name]
-    if not isinstance(v, list) or len(v) > hi:
-        raise _fail(kind, f"{name} must be a list of at most {hi} entries")
-    for r in v:
-        if not isinstance(r, dict) or set(r) != fields:
-            raise _fail(kind, f"each {name} entry has exactly {sorted(fields)}")
-    return v
+from ._schema import (
+    MAX_AMOUNT,
+    MAX_CLAIMS,
+    MAX_TS,
+    _fail,
+    _hash,
+    _int,
+    _records,
+    _skills,
+    _text,
+)
 
 
 def _profile(body: dict[str, Any], author: bytes) -> None:
@@ -187,6 +149,9 @@ def _credential(body: dict[str, Any], author: bytes) -> None:
 
 def required_refs(name: str, body: dict[str, Any]) -> set[bytes]:
     """The events this body names: they are dependencies and must be in refs."""
+    kind = KINDS.get(name)
+    if kind is not None and kind.refs is not None:
+        return kind.refs(body)
     if name in ("commit", "refund"):
         return {body["bounty"]}
     if name == "close":
@@ -214,6 +179,9 @@ class Kind:
     max_bytes: int
     check: Callable[[dict[str, Any], bytes], None]
     spends: bool = False  # may claim credits in refs
+    # The events the body names (kinds defined outside this file say so here;
+    # the kinds above are answered by `required_refs`).
+    refs: Callable[[dict[str, Any]], set[bytes]] | None = None
 
     def __repr__(self) -> str:
         return f"Kind({self.name})"
@@ -223,6 +191,8 @@ class _Registry:
     def __init__(self, kinds: list[Kind]) -> None:
         self._by_name = {k.name: k for k in kinds}
         self._by_code = {k.code: k for k in kinds}
+        if len(self._by_name) != len(kinds) or len(self._by_code) != len(kinds):
+            raise AssertionError("two event kinds share a name or a wire code")
 
     def get(self, name: str) -> Kind | None:
         return self._by_name.get(name)
@@ -244,8 +214,25 @@ def _k(
     max_bytes: int,
     check: Callable[[dict[str, Any], bytes], None],
     spends: bool = False,
+    refs: Callable[[dict[str, Any]], set[bytes]] | None = None,
 ) -> Kind:
-    return Kind(code, name, frozenset(fields.split()), max_bytes, check, spends)
+    return Kind(code, name, frozenset(fields.split()), max_bytes, check, spends, refs)
+
+
+# Kinds defined in their own modules (each exports EXTRA_KINDS: list[Kind] and,
+# in its handler module, HANDLERS for protocol/_state.py). Wire codes are
+# assigned here once and never reused:
+#   12 dispute, 13 jury_commit, 14 jury_reveal, 15 dispute_claim, 16 flag
+#   (disputes and moderation); 17 comment, 18 resource (learning together);
+#   19 bounty_terms (trust).
+def _extra_kinds() -> list[Kind]:
+    out: list[Kind] = []
+    for mod in _EXTRA_KIND_MODULES:
+        out += importlib.import_module(mod, __package__).EXTRA_KINDS
+    return out
+
+
+_EXTRA_KIND_MODULES: tuple[str, ...] = ("._kinds_disputes", "._kinds_learning", "._kinds_terms")
 
 
 KINDS = _Registry(
@@ -268,6 +255,7 @@ KINDS = _Registry(
         _k(9, "transfer", "to amount memo", 4096, _transfer, spends=True),
         _k(10, "vouch", "account", 1024, _vouch),
         _k(11, "credential", "award submission vc size", 1024, _credential),
+        *_extra_kinds(),
     ]
 )
 

@@ -14,6 +14,8 @@ chain are void from the fork on, and so is anything that depends on them.
 from __future__ import annotations
 
 import hashlib
+import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -564,7 +566,8 @@ def _credential(s: State, ev: Event, a: Account) -> None:
     s._checked()  # no effect: the signed credential is a blob the event names
 
 
-_HANDLERS = {
+_Handler = Callable[[State, Event, Account], None]
+_HANDLERS: dict[str, _Handler] = {
     "profile": _profile,
     "bounty": _bounty,
     "commit": _commit,
@@ -577,3 +580,13 @@ _HANDLERS = {
     "vouch": _vouch,
     "credential": _credential,
 }
+
+
+def _extra_handlers() -> None:
+    """Handlers of the kinds defined in their own modules (see protocol/_kinds.py):
+    each module exports HANDLERS, a map from kind name to handler."""
+    for mod in ("._disputes", "._learning", "._terms"):
+        _HANDLERS.update(importlib.import_module(mod, __package__).HANDLERS)
+
+
+_extra_handlers()

@@ -599,7 +599,8 @@ def _tested_codes() -> set[str]:
 
 def test_every_remote_rejection_code_has_a_case() -> None:
     files = ["_encoding.py", "_event.py", "_kinds.py", "_genesis.py", "_credential.py"]
-    files += ["_identity.py", "_replica.py"]
+    files += ["_identity.py", "_replica.py", "_schema.py"]
+    files += [p.name for p in PROTOCOL.glob("_kinds_*.py")]
     found: set[str] = set()
     for f in files:
         found |= _remote_codes(PROTOCOL / f)

@@ -188,6 +188,7 @@
     down: false,
     loggedIn: false,
     loginError: null,  // a spent login link's message, shown once
+    lastBounty: null,  // the bounty the bounty view fetched last (for its sections)
   };
 
   async function loadMe() {
@@ -239,6 +240,13 @@
     ["bounties", "Bounties"], ["post", "Post a bounty"], ["work", "My work"],
     ["account", "Account"], ["credentials", "Credentials"], ["network", "Network"],
   ];
+
+  // Feature scripts (node/static/*.js, listed in index.html after this file)
+  // add views and bounty sections through window.LM below; they draw with the
+  // same h() and talk to the node with the same api(), so there is still one
+  // rendering path.
+  const EXTRA_VIEWS = new Map();  // route name -> (arg) => view
+  const BOUNTY_SECTIONS = [];     // (bountyId) => {el, refresh(bounty)}
 
   let headerSig = null;
   function drawHeader() {
@@ -701,7 +709,8 @@
 
     async function refresh() {
       let b;
-      try { b = await get("/api/bounties/" + enc(id)); } catch (e) { lastSig = null; put(head, failBox(e)); put(body); put(actions); return; }
+      try { b = await get("/api/bounties/" + enc(id)); } catch (e) { lastSig = null; S.lastBounty = null; put(head, failBox(e)); put(body); put(actions); return; }
+      S.lastBounty = b;
       // A change elsewhere in the network need not redraw this bounty.
       const sig = JSON.stringify([b, S.me.account]);
       if (sig === lastSig) return;
@@ -1027,8 +1036,17 @@
         field("Comment", comment), box, h("div", { class: "actions" }, btn));
     }
 
-    const el = h("div", { class: "page" }, head, actions, body);
-    return { el, refresh, title: "Bounty" };
+    // Sections that feature scripts add (LM.bountySection): one bad section
+    // shows its own error and leaves the rest of the page alone.
+    const sections = BOUNTY_SECTIONS.map((f) => f(id));
+    async function refreshAll() {
+      await refresh();
+      const b = S.lastBounty && S.lastBounty.id === id ? S.lastBounty : null;
+      if (!b) return;
+      await Promise.all(sections.map((sec) => sec.refresh(b).catch((e) => put(sec.el, failBox(e)))));
+    }
+    const el = h("div", { class: "page" }, head, actions, body, sections.map((sec) => sec.el));
+    return { el, refresh: refreshAll, title: "Bounty" };
   }
 
   // -- my work
@@ -1424,6 +1442,7 @@
     else if (name === "account") v = viewAccount();
     else if (name === "credentials") v = viewCredentials();
     else if (name === "network") v = viewNetwork();
+    else if (EXTRA_VIEWS.has(name)) v = EXTRA_VIEWS.get(name)(arg);
     else v = viewBounties();
     v.route = location.hash;
     S.view = v;
@@ -1459,6 +1478,28 @@
     route();
   }
 
+  // The API that feature scripts use (see EXTRA_VIEWS above).
+  window.LM = Object.freeze({
+    h, put, add, enc, api, get, act, errBox, showErr, clearErr, field, intInput, card, empty,
+    loading, chips, failBox, who, short, amount, when, span, countdown, bytes, readInt,
+    readText, readSkills, readAccount, readWhen, localInput, newKey, toast, missing, ApiError,
+    me: () => S.me,
+    refresh: () => scheduleRefresh(),
+    // A top-level view: `factory(arg)` returns {el, refresh: async () => …, title};
+    // `label` (or null) adds it to the navigation bar.
+    view(name, label, factory) {
+      if (!/^[a-z]+$/.test(name) || EXTRA_VIEWS.has(name)) throw new Error("LM.view: bad or repeated name " + name);
+      EXTRA_VIEWS.set(name, factory);
+      if (label) NAV.push([name, String(label)]);
+    },
+    // A section under a bounty's page: `factory(bountyId)` returns
+    // {el, refresh: async (bounty) => …}, called on every refresh of that page.
+    bountySection(factory) { BOUNTY_SECTIONS.push(factory); },
+  });
+
   window.addEventListener("hashchange", onHash);
-  tryLogin().then((busy) => { if (!busy) start(); });
+  // Deferred feature scripts run before DOMContentLoaded: start after them.
+  const boot = () => tryLogin().then((busy) => { if (!busy) start(); });
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", boot);
+  else boot();
 })();
