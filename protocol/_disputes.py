@@ -1,4 +1,4 @@
-"""Rules (fold handlers) for disputes, juries and moderation.
+"""Rules (fold handlers) for disputes and juries.
 
 Schemas are in protocol/_kinds_disputes.py."""
 

@@ -222,8 +222,8 @@ def _k(
 # Kinds defined in their own modules (each exports EXTRA_KINDS: list[Kind] and,
 # in its handler module, HANDLERS for protocol/_state.py). Wire codes are
 # assigned here once and never reused:
-#   12 dispute, 13 jury_commit, 14 jury_reveal, 15 dispute_claim, 16 flag
-#   (disputes and moderation); 17 comment, 18 resource (learning together);
+#   12 dispute, 13 jury_commit, 14 jury_reveal, 15 dispute_claim (disputes);
+#   16 flag (moderation); 17 comment, 18 resource (learning together);
 #   19 bounty_terms (trust).
 def _extra_kinds() -> list[Kind]:
     out: list[Kind] = []
@@ -232,7 +232,12 @@ def _extra_kinds() -> list[Kind]:
     return out
 
 
-_EXTRA_KIND_MODULES: tuple[str, ...] = ("._kinds_disputes", "._kinds_learning", "._kinds_terms")
+_EXTRA_KIND_MODULES: tuple[str, ...] = (
+    "._kinds_disputes",
+    "._kinds_moderation",
+    "._kinds_learning",
+    "._kinds_terms",
+)
 
 
 KINDS = _Registry(

@@ -585,7 +585,7 @@ _HANDLERS: dict[str, _Handler] = {
 def _extra_handlers() -> None:
     """Handlers of the kinds defined in their own modules (see protocol/_kinds.py):
     each module exports HANDLERS, a map from kind name to handler."""
-    for mod in ("._disputes", "._learning", "._terms"):
+    for mod in ("._disputes", "._moderation", "._learning", "._terms"):
         _HANDLERS.update(importlib.import_module(mod, __package__).HANDLERS)
 
 
