@@ -69,7 +69,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2
 MAGIC = b"learnmesh-state-snapshot\n"
 _MAX_BYTES = 1 << 31
 _MOD = 2**256
@@ -107,12 +107,20 @@ _STATE_ATTRS = frozenset(
         "credits",
         "void",
         "forks",
+        "disputes",
+        "moderation",
+        "learning",
+        "terms",
         "event_count",
         "_dry",
         "_set_acc",
         "_void_acc",
     }
 )
+# State attributes that are "books" kept by kinds defined in their own protocol
+# modules: each encodes itself (`to_plain`, `from_plain`), so this module does not
+# need to know their fields; their module owns that encoding.
+_BOOKS = ("disputes", "moderation", "learning", "terms")
 _FIELDS: dict[type, tuple[str, ...]] = {
     Account: (
         "balance",
@@ -275,6 +283,7 @@ def to_plain(replica: Replica) -> dict[str, Any]:
         "void": [[k, code, reason] for k, (code, reason) in st.void.items()],
         "forks": [[a, s] for a, s in st.forks.items()],
         "proofs": [[a, p.first, p.second] for a, p in replica.proofs.items()],
+        "books": {name: getattr(st, name).to_plain() for name in _BOOKS},
         "claims": claims,
         # Sums of the applied and kept-reject ids: restoring checks them against
         # the tables, so a snapshot never joins another database's events.
@@ -370,6 +379,11 @@ def from_plain(
             void=_i(v),
         )
     st.accounts = accounts
+    books = body["books"]
+    if not isinstance(books, dict) or set(books) != set(_BOOKS):
+        raise SnapshotError("the books are not the ones this version keeps")
+    for name in _BOOKS:
+        setattr(st, name, type(getattr(st, name)).from_plain(books[name]))
     bounties = {}
     for row in body["bounties"]:
         (bid, author, title, desc, rubric, skills, reward, share, submit_by, review_by) = row[:10]

@@ -19,10 +19,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._disputes import DisputeBook
 from ._encoding import canonical_pack
 from ._event import Event
 from ._genesis import Genesis
 from ._kinds import required_refs
+from ._learning import LearningBook
+from ._moderation import FlagBook
+from ._rules import _DryRunDone, _rule, _Void
+from ._terms import TermsBook
 
 __all__ = [
     "BOUNTY_PHASES",
@@ -129,22 +134,6 @@ class Account:
     void: int = 0
 
 
-class _DryRunDone(Exception):
-    """Raised by `_checked()` in a dry run: every rule passed."""
-
-
-class _Void(Exception):
-    def __init__(self, code: str, reason: str) -> None:
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
-
-
-def _rule(cond: bool, code: str, reason: str) -> None:
-    if not cond:
-        raise _Void(code, reason)
-
-
 class State:
     """Balances, escrows, bounties, reviews, reputation points and forks."""
 
@@ -162,6 +151,12 @@ class State:
         self.credits: dict[bytes, dict[bytes, int]] = {}  # event id -> account -> amount
         self.void: dict[bytes, tuple[str, str]] = {}  # event id -> (code, reason)
         self.forks: dict[bytes, int] = {}  # author -> lowest forked seq
+        # The parts of the state that kinds defined in their own modules keep:
+        # each book encodes itself for the snapshot (to_plain / from_plain).
+        self.disputes = DisputeBook()
+        self.moderation = FlagBook()
+        self.learning = LearningBook()
+        self.terms = TermsBook()
         self.event_count = 0
         self._dry = False
         self._set_acc = 0  # sum of all applied ids: an order-free digest of the set
