@@ -1036,41 +1036,58 @@ class Node:
                     code="not_synced",
                 )
         async with self._author_lock:
-            replica = self.ledger.replica
-            seq, head = replica.head(self.key.public_key)
-            last = self.stored_event(head).timestamp if head is not None else 0
-            ts = max(self.now_ms(), last + 1)  # our own chain's times never go backwards
-            refs = sorted({*refs, *(self._claims() if claims else ())})
-            missing = [r for r in refs if r not in replica.raw]
-            if missing:
-                raise UserError(
-                    f"unknown event {missing[0].hex()[:16]}", status=404, code="not_found"
-                )
-            try:
-                ev = make_event(self.key, self.network, seq + 1, head, ts, kind, body, refs)
-            except Exception as exc:  # LocalProtocolError: the user's input breaks a schema
-                raise UserError(str(getattr(exc, "reason", exc)), code="invalid") from exc
-            void = replica.state.would_void(ev)
-            if void is not None:
-                raise UserError(void[1], status=409, code=void[0])
-            before = self.stats["events_applied"]
-            result = self.admit([ev])[0]
-            self.stats["events_applied_own"] += self.stats["events_applied"] - before
-            if result.status != "applied":
-                raise UserError(
-                    f"event not applied: {result.status} {result.reason or ''}".strip(),
-                    status=500,
-                    code="internal",
-                )
-            self.publish(ev.raw)
-            return ev
+            return self._author_locked(kind, body, refs, claims=claims)
+
+    def _author_locked(
+        self, kind: str, body: dict[str, Any], refs: Iterable[bytes], *, claims: bool
+    ) -> Event:
+        """`author`'s work, run while holding `_author_lock` (so a caller that
+        must write two events back to back, like a bounty and its terms, holds
+        the lock across both)."""
+        replica = self.ledger.replica
+        seq, head = replica.head(self.key.public_key)
+        last = self.stored_event(head).timestamp if head is not None else 0
+        ts = max(self.now_ms(), last + 1)  # our own chain's times never go backwards
+        refs = sorted({*refs, *(self._claims() if claims else ())})
+        missing = [r for r in refs if r not in replica.raw]
+        if missing:
+            raise UserError(
+                f"unknown event {missing[0].hex()[:16]}", status=404, code="not_found"
+            )
+        try:
+            ev = make_event(self.key, self.network, seq + 1, head, ts, kind, body, refs)
+        except Exception as exc:  # LocalProtocolError: the user's input breaks a schema
+            raise UserError(str(getattr(exc, "reason", exc)), code="invalid") from exc
+        void = replica.state.would_void(ev)
+        if void is not None:
+            raise UserError(void[1], status=409, code=void[0])
+        before = self.stats["events_applied"]
+        result = self.admit([ev])[0]
+        self.stats["events_applied_own"] += self.stats["events_applied"] - before
+        if result.status != "applied":
+            raise UserError(
+                f"event not applied: {result.status} {result.reason or ''}".strip(),
+                status=500,
+                code="internal",
+            )
+        self.publish(ev.raw)
+        return ev
 
     def _claims(self) -> list[bytes]:
         credits = self.ledger.replica.state.unclaimed_credits(self.key.public_key)
         return sorted(c for c, _ in credits)[:64]
 
-    async def post_bounty(self, body: dict[str, Any]) -> Event:
-        return await self.author("bounty", body, claims=True)
+    async def post_bounty(self, body: dict[str, Any], terms: dict[str, Any] | None = None) -> Event:
+        """Post a bounty; with `terms` (a bounty_terms body without `bounty`), write
+        them as the very next event of our chain, as PROTOCOL.md requires, in the
+        same critical section so nothing of ours comes between."""
+        if terms is None:
+            return await self.author("bounty", body, claims=True)
+        async with self._author_lock:
+            ev = self._author_locked("bounty", body, (), claims=True)
+            t = {**terms, "bounty": ev.id}
+            self._author_locked("bounty_terms", t, {ev.id, *t["prereq_bounties"]}, claims=False)
+            return ev
 
     async def transfer(self, to: bytes, amount: int, memo: str = "") -> Event:
         return await self.author(
