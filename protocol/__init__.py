@@ -10,6 +10,7 @@ from ._event import DOMAIN, WIRE_VERSION, Event, decode_event, make_event
 from ._genesis import Genesis, Params
 from ._identity import KeyPair, account_from_text, account_text, verify_signature
 from ._kinds import KINDS, Kind
+from ._moderation import FlagBook, Hidden, HiddenItem, hidden
 from ._replica import EquivocationProof, Outcome, Replica
 from ._reputation import Reputation, honest_reviews, reputation, trusted_accounts
 from ._state import (
@@ -44,7 +45,10 @@ __all__ = [
     "CredentialError",
     "EquivocationProof",
     "Event",
+    "FlagBook",
     "Genesis",
+    "Hidden",
+    "HiddenItem",
     "KeyPair",
     "Kind",
     "LocalProtocolError",
@@ -67,6 +71,7 @@ __all__ = [
     "commitment_of",
     "content_hash",
     "decode_event",
+    "hidden",
     "honest_reviews",
     "make_credential",
     "make_event",
