@@ -49,7 +49,7 @@ from ._api_credentials import credential_routes
 from ._api_trust import (
     MAX_PPM,
     REVIEWER_RULES,
-    ReviewerThresholds,
+    bounty_min_ppm,
     bounty_review_trust,
     trust_routes,
 )
@@ -271,6 +271,44 @@ def _bounty_json(b: Bounty, now_ms: int, full: bool = False) -> dict[str, Any]:
     return out
 
 
+def _terms_of(d: dict[str, Any], min_ppm: int) -> dict[str, Any] | None:
+    """The bounty_terms body (without `bounty`) a post asks for, or None."""
+    pre = d.get("prereq_bounties", [])
+    skills = d.get("prereq_skills", [])
+    res = d.get("resources", [])
+    if not isinstance(pre, list) or not all(isinstance(x, str) for x in pre):
+        raise UserError("prereq_bounties must be a list of bounty ids (hex)")
+    if not isinstance(skills, list) or not isinstance(res, list):
+        raise UserError("prereq_skills and resources must be lists")
+    try:
+        pre_ids = [bytes.fromhex(x) for x in pre]
+    except ValueError:
+        raise UserError("prereq_bounties must be a list of bounty ids (hex)") from None
+    if not (min_ppm or pre_ids or skills or res):
+        return None
+    return {
+        "min_reviewer_trust_ppm": min_ppm,
+        "prereq_bounties": pre_ids,
+        "prereq_skills": skills,
+        "resources": res,
+    }
+
+
+def _terms_json(state: State, bid: bytes) -> dict[str, Any] | None:
+    t = state.terms.get(bid)
+    if t is None:
+        return None
+    return {
+        "min_reviewer_trust_ppm": t.min_reviewer_trust_ppm,
+        "prereq_bounties": [
+            {"id": p.hex(), "title": state.bounties[p].title if p in state.bounties else None}
+            for p in t.prereq_bounties
+        ],
+        "prereq_skills": list(t.prereq_skills),
+        "resources": [dict(r) for r in t.resources],
+    }
+
+
 def _rep_json(r: Reputation | None) -> dict[str, Any]:
     if r is None:
         return {"score": 0, "points": 0, "abandoned": 0, "trusted": False, "equivocated": False}
@@ -465,6 +503,7 @@ def make_app(node: Node, token: str, *, admin: bool = False) -> Starlette:
             )
         j["submissions_detail"] = subs
         j["review_trust"] = bounty_review_trust(node, b)  # node/_api_trust.py
+        j["terms"] = _terms_json(state(), b.id)  # PROTOCOL.md §6.6, or null
         return j
 
     async def balances(request: Request) -> Any:
@@ -695,10 +734,11 @@ def make_app(node: Node, token: str, *, admin: bool = False) -> Starlette:
             "review_by": _int(d.get("review_by", now + 14 * 86_400_000), "review_by"),
             "quorum": _int(d.get("quorum", 1), "quorum", 1),
         }
-        # node-side, not in the event (PROTOCOL.md §6.5): node/_api_trust.py
+        # bounty_terms (PROTOCOL.md §6.6), written right after the bounty
         min_ppm = _int(d.get("min_reviewer_trust_ppm", 0), "min_reviewer_trust_ppm")
         if min_ppm > MAX_PPM:
             raise UserError(f"min_reviewer_trust_ppm must be an integer in 0..{MAX_PPM}")
+        terms = _terms_of(d, min_ppm)
         bal = state().balance(me())
         if body["reward"] > bal:
             raise UserError(
@@ -706,9 +746,7 @@ def make_app(node: Node, token: str, *, admin: bool = False) -> Starlette:
                 status=409,
                 code="insufficient_funds",
             )
-        ev = await node.post_bounty(body)
-        if min_ppm:
-            ReviewerThresholds(node.data_dir).set(ev.id, min_ppm)
+        ev = await node.post_bounty(body, terms)
         return event_json(ev.id)
 
     async def submit(request: Request) -> Any:
@@ -784,7 +822,7 @@ def make_app(node: Node, token: str, *, admin: bool = False) -> Starlette:
             )
         bid = _hex(request.path_params["bid"], "bounty")
         _not_settled(bid)
-        min_trust = min_trust_of_ppm(ReviewerThresholds(node.data_dir).get(bid))
+        min_trust = min_trust_of_ppm(bounty_min_ppm(node, bid))
         try:
             ev = await node.award(bid, winners, rule, min_trust)
         except UserError as exc:

@@ -63,6 +63,7 @@ __all__ = [
     "ReviewerThresholds",
     "TrustCache",
     "account_trust",
+    "bounty_min_ppm",
     "bounty_review_trust",
     "node_trust",
     "trust_ranking",
@@ -161,6 +162,16 @@ class ReviewerThresholds:
         os.replace(tmp, self.path)
 
 
+def bounty_min_ppm(node: Node, bid: bytes) -> int:
+    """A bounty's minimum reviewer trust in ppm: from its `bounty_terms` (PROTOCOL.md
+    §6.6), or, for a bounty this node posted before terms existed, the value it
+    kept in `reviewer_trust.json`."""
+    t = node.ledger.replica.state.terms.get(bid)
+    if t is not None:
+        return t.min_reviewer_trust_ppm
+    return ReviewerThresholds(node.data_dir).get(bid)
+
+
 def bounty_review_trust(node: Node, b: Bounty) -> dict[str, Any]:
     """The reviews of a bounty judged by trust: per submission the weighted
     median of the reviews that count (reviewers with at least the bounty's
@@ -168,7 +179,7 @@ def bounty_review_trust(node: Node, b: Bounty) -> dict[str, Any]:
     weight, and what an award pays each review under each rule
     (`median`: §6.4's plain median; `trusted`: the trust-weighted one)."""
     state, snap = node_trust(node)
-    ppm = ReviewerThresholds(node.data_dir).get(b.id)
+    ppm = bounty_min_ppm(node, b.id)
     min_trust = min_trust_of_ppm(ppm)
     share = b.reward * b.reviewer_share_bp // 10000
     judged = review_judgements(state, snap.view, b.id, min_trust)
@@ -428,7 +439,7 @@ def trust_routes(node: Node) -> list[tuple[str, str, Handler]]:
         if len(bid) != 32:
             raise UserError("a bounty id is 64 hex characters", code="bad_request")
         # by default the minimum the mentor set on this node when posting (if any)
-        dflt = min_trust_of_ppm(ReviewerThresholds(node.data_dir).get(bid))
+        dflt = min_trust_of_ppm(bounty_min_ppm(node, bid))
         min_trust = _int_arg(request, "min_trust", dflt, 0, ONE)
         state, snap = snapshot()
         return review_quality(state, snap, bid, min_trust)

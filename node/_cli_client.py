@@ -191,8 +191,25 @@ def cmd_bounty_post(args: argparse.Namespace) -> int:
     }
     if args.min_reviewer_trust is not None:
         body["min_reviewer_trust_ppm"] = round(args.min_reviewer_trust * 10_000)
+    if args.prereq:
+        body["prereq_bounties"] = [_full_id(args, x) for x in args.prereq]
+    if args.prereq_skill:
+        body["prereq_skills"] = args.prereq_skill
+    if args.resource:
+        body["resources"] = [_resource(x) for x in args.resource]
     r = _client(args).call("POST", "/api/bounties", body)
     return _out(args, r, f"posted bounty {r['id']}")
+
+
+def _resource(spec: str) -> dict[str, str]:
+    """'TITLE|URL[|KIND[|LICENCE]]' as a resource record (the node checks it)."""
+    parts = [x.strip() for x in spec.split("|")]
+    if not 2 <= len(parts) <= 4 or not parts[0] or not parts[1]:
+        raise CliError(
+            "a resource is 'TITLE|URL[|KIND[|LICENCE]]', e.g. 'Joins|https://…|article|CC-BY-4.0'"
+        )
+    parts += ["other", ""][len(parts) - 2 :]
+    return {"title": parts[0], "url": parts[1], "kind": parts[2] or "other", "licence": parts[3]}
 
 
 def cmd_bounty_list(args: argparse.Namespace) -> int:
@@ -228,6 +245,13 @@ def cmd_bounty_show(args: argparse.Namespace) -> int:
         (f"at least {_pct(ppm)} of all trust in its skills" if ppm else "no minimum")
         + f"; reviews near the trust-weighted median within {rt.get('tolerance_pm', 0)} ‰",
     )
+    terms = b.get("terms") or {}
+    if terms.get("prereq_bounties") or terms.get("prereq_skills"):
+        pre = [f"{p['title'] or '?'} ({p['id'][:12]})" for p in terms.get("prereq_bounties", [])]
+        t.add_row("prerequisites", ", ".join(pre + list(terms.get("prereq_skills", []))))
+    for res in terms.get("resources", []):
+        lic = res.get("licence") or "licence unknown"
+        t.add_row("resource", f"{res['title']} ({res['kind']}, {lic}): {res['url']}")
     for s in b["submissions_detail"]:
         st = rt.get("submissions", {}).get(s["id"], {})
         lines = []
@@ -515,7 +539,18 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         type=_percent,
         metavar="PERCENT",
         help="reviews count toward quorum only if their reviewer holds at least this percent "
-        "of all trust in the bounty's skills (kept by this node, not in the event)",
+        "of all trust in the bounty's skills (in the bounty's terms, PROTOCOL.md §6.6)",
+    )
+    p.add_argument(
+        "--prereq", action="append", metavar="BOUNTY", help="a bounty to do first (repeatable)"
+    )
+    p.add_argument("--prereq-skill", action="append", metavar="SKILL", help="a skill to have first")
+    p.add_argument(
+        "--resource",
+        action="append",
+        metavar="'TITLE|URL[|KIND[|LICENCE]]'",
+        help="a learning resource for this bounty (repeatable); KIND: article, video, "
+        "course, book, exercise or other; LICENCE e.g. CC-BY-4.0",
     )
     p.set_defaults(func=cmd_bounty_post)
     p = b.add_parser("list", help="list bounties")

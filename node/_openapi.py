@@ -134,6 +134,18 @@ BOUNTY_DETAIL: Schema = {
                         }
                     )
                 ),
+                "terms": null(
+                    obj(
+                        {
+                            "min_reviewer_trust_ppm": INT,
+                            "prereq_bounties": arr(obj({"id": HEX, "title": null(S)})),
+                            "prereq_skills": arr(S),
+                            "resources": arr(
+                                obj({"title": S, "url": S, "kind": S, "licence": S})
+                            ),
+                        }
+                    )
+                ),
                 "review_trust": obj(
                     {
                         "min_reviewer_trust_ppm": INT,
@@ -702,8 +714,12 @@ ROUTES: dict[tuple[str, str], RouteDoc] = {
         description="Deadlines are ms since the epoch (default: 7 and 14 days from now); "
         "reviewer_share_bp in basis points (default 1000 = 10 %). min_reviewer_trust_ppm "
         "(0..1000000, default 0): reviews whose reviewer holds less than this share of all "
-        "trust in the bounty's skills do not count toward quorum nor for a `trusted` award; "
-        "kept by this node only (not in the event).",
+        "trust in the bounty's skills do not count toward quorum nor for a `trusted` award. "
+        "With min_reviewer_trust_ppm, prereq_bounties (bounty ids to do first), prereq_skills "
+        "or resources ({title, url http(s), kind: article|video|course|book|exercise|other, "
+        "licence e.g. CC-BY-4.0}), the node writes the bounty's terms (PROTOCOL.md §6.6) as "
+        "the next event after the bounty; a mistake in them is refused before the bounty is "
+        "written (404 for an unknown prerequisite).",
     ),
     ("POST", "/api/submit"): RouteDoc(
         "Submit work: commits now, reveals by itself once the close accepts the commit",
@@ -901,6 +917,9 @@ def _params(path: str, doc: RouteDoc) -> list[dict[str, Any]]:
 
 def _error_response(errors: Iterable[Err]) -> dict[str, Any]:
     errs = list(errors)
+                "prereq_bounties": arr(HEX),
+                "prereq_skills": arr(S),
+                "resources": arr(obj({"title": S, "url": S, "kind": S, "licence": S})),
     return {
         "description": "; ".join(f"`{code}`: {text}" for _, code, text in errs),
         "content": {"application/json": {"schema": ref("Error")}},
@@ -911,6 +930,9 @@ def _error_response(errors: Iterable[Err]) -> dict[str, Any]:
 def _operation(method: str, path: str, doc: RouteDoc) -> dict[str, Any]:
     op: dict[str, Any] = {
         "operationId": f"{method.lower()}_{path.strip('/').replace('/', '_') or 'root'}".replace(
+                "prereq_bounties",
+                "prereq_skills",
+                "resources",
             "{", ""
         )
         .replace("}", "")

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import trio
 from learnmesh.ledger import AppendResults, BlobStore, Ledger
 from learnmesh.protocol import (
+    KINDS,
     EquivocationProof,
     Event,
     Genesis,
@@ -34,6 +35,7 @@ from learnmesh.protocol import (
     make_event,
     reveal_body,
 )
+from learnmesh.protocol._kinds import check_body
 
 from ._p2p import P2PConfig, P2PError, P2PHost, P2PStream
 from ._peers import BAN_SECONDS, PeerBook
@@ -1118,12 +1120,29 @@ class Node:
             "text": text,
             "salt": salt.hex(),
             "attachments": [
+        self._check_terms(terms)  # before the bounty: never a bounty without its terms
                 {"hash": a["hash"].hex(), "name": a["name"], "size": a["size"]} for a in attachments
             ],
             "revealed": None,
         }
         self._save_draft(draft)
         try:
+    def _check_terms(self, terms: dict[str, Any]) -> None:
+        probe = {**terms, "bounty": bytes(32)}
+        refs = tuple(sorted({bytes(32), *terms.get("prereq_bounties", [])}))
+        try:
+            check_body(KINDS["bounty_terms"], probe, refs, self.key.public_key)
+        except RemoteProtocolError as exc:
+            raise UserError(exc.reason, code="invalid") from exc
+        known = self.ledger.replica.state.bounties
+        for p in terms["prereq_bounties"]:
+            if p not in known:
+                raise UserError(
+                    f"prerequisite {p.hex()[:16]} is not a bounty this node knows",
+                    status=404,
+                    code="not_found",
+                )
+
             ev = await self.author("commit", body, [bounty])
         except BaseException:
             (self._drafts_dir / f"{draft['commitment']}.json").unlink(missing_ok=True)

@@ -227,7 +227,8 @@ def test_a_minimum_reviewer_trust_and_the_trusted_award(tmp_path: Path) -> None:
     bounty that asks for reviewers with at least 0.1 % of all trust, three fresh
     keys agree on a low score. Their reviews do not count toward quorum, and the
     trusted award pays the two trusted reviewers (the plain median would pay the
-    fresh keys). The threshold is the mentor node's data: it survives a restart."""
+    fresh keys). The threshold is in the bounty's terms (PROTOCOL.md §6.6), in the
+    ledger: it survives a restart, and no node-side file holds it."""
     keys = [KeyPair(bytes([50 + i]) * 32) for i in range(6)]
     k1, k2, kr, f1, f2, f3 = keys
     net = Network(
@@ -272,6 +273,8 @@ def test_a_minimum_reviewer_trust_and_the_trusted_award(tmp_path: Path) -> None:
             "--skill", "rust", "--quorum", "2", "--min-reviewer-trust", "0.1",
         )  # fmt: skip
         b2 = json.loads(out.stdout)["id"]
+        assert m.get(f"/api/bounties/{b2}")["terms"]["min_reviewer_trust_ppm"] == 1000
+        assert not (m.data / "reviewer_trust.json").exists()
         (s2,), (r_kr, r_k1, *r_fresh) = _lifecycle(
             m,
             w,
