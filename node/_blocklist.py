@@ -26,12 +26,29 @@ class BlockEntry:
 
 
 class Blocklist:
-    """Read once, kept in memory, written atomically on every change."""
+    """Kept in memory, written atomically on every change, and read again when
+    the file changed (another instance in this process, e.g. the messages
+    module's, or the CLI's `block` through the API, changed it)."""
 
     def __init__(self, data_dir: Path) -> None:
         self.path = Path(data_dir) / "blocklist.json"
         self._lock = threading.Lock()
+        self._stamp = self._file_stamp()
         self._entries: dict[bytes, BlockEntry] = self._load()
+
+    def _file_stamp(self) -> tuple[int, int] | None:
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size)
+
+    def _fresh(self) -> dict[bytes, BlockEntry]:
+        stamp = self._file_stamp()
+        if stamp != self._stamp:
+            self._stamp = stamp
+            self._entries = self._load()
+        return self._entries
 
     def _load(self) -> dict[bytes, BlockEntry]:
         try:
@@ -67,16 +84,20 @@ class Blocklist:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.path)
+        self._stamp = self._file_stamp()
 
     def is_blocked(self, account: bytes) -> bool:
-        return account in self._entries
+        return account in self._fresh()
+
+    def get(self, account: bytes) -> BlockEntry | None:
+        return self._fresh().get(account)
 
     def add(self, account: bytes, reason: str = "", at_ms: int = 0) -> bool:
         """Block `account`; False if it was already blocked."""
         if len(account) != 32:
             raise ValueError("an account is 32 bytes")
         with self._lock:
-            if account in self._entries:
+            if account in self._fresh():
                 return False
             if len(self._entries) >= MAX_BLOCKS:
                 raise ValueError(f"the blocklist is full ({MAX_BLOCKS} accounts)")
@@ -87,10 +108,10 @@ class Blocklist:
     def remove(self, account: bytes) -> bool:
         """Unblock `account`; False if it was not blocked."""
         with self._lock:
-            if self._entries.pop(account, None) is None:
+            if self._fresh().pop(account, None) is None:
                 return False
             self._save()
             return True
 
     def entries(self) -> list[BlockEntry]:
-        return sorted(self._entries.values(), key=lambda e: (e.at_ms, e.account))
+        return sorted(self._fresh().values(), key=lambda e: (e.at_ms, e.account))

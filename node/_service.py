@@ -37,8 +37,10 @@ from learnmesh.protocol import (
 )
 from learnmesh.protocol._kinds import check_body
 
+from ._blocklist import Blocklist
 from ._p2p import P2PConfig, P2PError, P2PHost, P2PStream
 from ._peers import BAN_SECONDS, PeerBook
+from ._relay_policy import RELAY_PER_AUTHOR_PER_MIN, RelayPolicy
 from ._wire import (
     MAX_GOSSIP_BYTES,
     MAX_SYNC_FRAME,
@@ -101,6 +103,7 @@ class NodeSettings:
     max_held: int = 10_000  # events held aside until their time comes
     ping_interval: float = 10.0  # seconds between liveness pings of each peer
     ping_timeout: float = 10.0  # a peer that does not answer a ping in this long is dropped
+    relay_per_author_per_min: int = RELAY_PER_AUTHOR_PER_MIN  # node/_relay_policy.py
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +156,10 @@ class Node:
         self._last_sync: dict[str, float] = {}
         self._synced_once = trio.Event()
         self.peers = PeerBook(settings.peer_msgs_per_s)
+        # Moderation, a node policy (never in the state): whose events this node
+        # hides and does not forward, and the per-author relay limit.
+        self.blocklist = Blocklist(data_dir)
+        self.relay = RelayPolicy(settings.relay_per_author_per_min)
         self._queue: deque[tuple[list[Event], str | None]] = deque()
         self._queued = 0
         self._queue_ready = trio.Event()
@@ -187,6 +194,8 @@ class Node:
             "gossip_events_in": 0,  # valid events received in gossip messages
             "peer_penalties": 0,
             "sync_failures": 0,
+            "relay_blocked": 0,  # gossiped events not forwarded: author blocked here
+            "relay_over_limit": 0,  # not forwarded: author over the per-minute relay limit
             "sync_last_events": 0,  # events the latest sync round took in (not a counter)
             "sync_last_ms": 0,  # when the latest sync round ended (ms since the epoch)
             # and "rejected:<code>" / "void:<code>": events refused / applied
@@ -481,9 +490,28 @@ class Node:
         forward = not bad and all(ev.timestamp <= horizon for ev in events)
         if not forward:
             self.stats["gossip_rejected"] += 1
+        if forward and events:
+            forward = self._relay_filter(events)  # moderation: node/_relay_policy.py
         if events:
-            self._enqueue(events, peer)
+            self._enqueue(events, peer)  # admitted whatever the relay policy said
         return forward
+
+    def _relay_filter(self, events: list[Event]) -> bool:
+        """The relay policy (node/_relay_policy.py): True to forward the message
+        as it came. A blocked author's events and an author's events over the
+        per-minute limit are not forwarded (they are still admitted, and other
+        nodes get them by sync); when a message mixes them with others, the
+        others go on in a gossip message of this node's own."""
+        d = self.relay.decide(
+            [(e.author, e.id) for e in events], self.monotonic(), self.blocklist.is_blocked
+        )
+        self.stats["relay_blocked"] += d.blocked
+        self.stats["relay_over_limit"] += d.over_limit
+        if d.all_forwarded:
+            return True
+        for i in d.forward:
+            self.publish(events[i].raw)
+        return False
 
     def _enqueue(self, events: list[Event], peer: str | None) -> None:
         if self._queued + len(events) > _MAX_QUEUED:
