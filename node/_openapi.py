@@ -680,6 +680,58 @@ ROUTES: dict[tuple[str, str], RouteDoc] = {
         },
         errors=(BAD, NOT_FOUND),
     ),
+    # -- recommendations (node/_api_recommend.py) ---------------------------------------------
+    ("GET", "/api/recommendations"): RouteDoc(
+        "Open bounties ranked for this node's account, each with the reasons why",
+        "recommendations",
+        obj(
+            {
+                "account": ACCT,
+                "now_ms": INT,
+                "events": INT,
+                "trust_digest": HEX,
+                "count": INT,
+                "recommendations": arr(
+                    obj(
+                        {
+                            "bounty": HEX,
+                            "title": S,
+                            "mentor": ACCT,
+                            "mentor_name": null(S),
+                            "reward": INT,
+                            "skills": arr(S),
+                            "submit_by": INT,
+                            "review_by": INT,
+                            "score": INT,
+                            "ready": BOOL,
+                            "parts": dict_of(INT),
+                            "reasons": arr(S),
+                            "missing": arr(
+                                obj(
+                                    {
+                                        "kind": {"enum": ["bounty", "skill"]},
+                                        "bounty": null(HEX),
+                                        "title": null(S),
+                                        "skill": null(S),
+                                        "open": BOOL,
+                                    }
+                                )
+                            ),
+                        }
+                    )
+                ),
+            }
+        ),
+        query={"limit": (INT, "at most this many (1-500, default 20)")},
+        errors=(BAD,),
+        description="Computed on this node from the events it holds and its trust view; no "
+        "data leaves the node for it. Open bounties (submissions still accepted) that this "
+        "account did not post or commit to: first those whose prerequisites it has met (or "
+        "that have none), then those with missing prerequisites (`ready` false, `missing` "
+        "says which); each group by `score` (the sum of `parts`: skill, prerequisites, "
+        "unlocks, deadline, reward, mentor_trust, mentor_record), ties by bounty id. `count` "
+        "is how many there are before `limit`.",
+    ),
     # -- acting: each signs and publishes one event of my chain ---------------------------------
     ("POST", "/api/bounties"): RouteDoc(
         "Post a bounty: the reward goes into escrow",
