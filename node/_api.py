@@ -46,6 +46,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ._api_credentials import credential_routes
+from ._api_messages import message_routes
 from ._api_recommend import recommendation_routes
 from ._api_trust import (
     MAX_PPM,
@@ -961,6 +962,7 @@ def make_app(node: Node, token: str, *, admin: bool = False) -> Starlette:
         ("GET", "/api/me", me_view),
         ("GET", "/api/profiles/{account}", profile_of),
         *credential_routes(node),  # node/_api_credentials.py (list, get, verify)
+        *message_routes(node),  # node/_api_messages.py (private messages)
         *trust_routes(node),  # node/_api_trust.py (ranking, one account, review quality)
         *recommendation_routes(node),  # node/_api_recommend.py (for this account)
         *metrics_routes(metrics),  # node/_metrics.py (Prometheus text format)

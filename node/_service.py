@@ -205,6 +205,10 @@ class Node:
         # before it signs, or it could fork its own chain (Scuttlebutt's failure).
         self._restored_marker = restored_marker
         self.key_imported = restored_marker is not None and restored_marker.exists()
+        # Private messages (node/_messages.py): their own topic, stores and fetch protocol.
+        from ._messages import Messages
+
+        self.messages = Messages(self)
 
     # -- the running node -----------------------------------------------------------
 
@@ -230,6 +234,7 @@ class Node:
             host.set_stream_handler(sync_protocol(self.network), self._serve_sync)
             host.set_stream_handler(blob_protocol(self.network), self._serve_blob)
             await host.subscribe(self.topic, self._validate_gossip)
+            await self.messages.start(host)  # private messages: own topic, fetch protocol
             async with trio.open_nursery() as nursery:
                 self._spawner = nursery
                 nursery.start_soon(self._gossip_in)
@@ -242,6 +247,7 @@ class Node:
                 nursery.start_soon(self._sync_worker)
                 nursery.start_soon(self._dial_known)
                 nursery.start_soon(self._redial_loop)
+                nursery.start_soon(self.messages.run)  # fetch what peers hold for us
                 self._after_apply([])  # reveal drafts whose close arrived while we were down
                 task_status.started()
                 log.info("node %s listening on %s", host.peer_id, ", ".join(host.listen_addrs()))
