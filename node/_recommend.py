@@ -56,6 +56,7 @@ from typing import TYPE_CHECKING, Any
 from learnmesh.protocol._state import Bounty, State, Submission
 
 if TYPE_CHECKING:
+    from learnmesh.protocol._terms import BountyTerms
     from learnmesh.protocol._trust import TrustView
 
 __all__ = [
@@ -249,12 +250,6 @@ def _mentor_records(state: State, now_ms: int) -> dict[bytes, _MentorRecord]:
     return out
 
 
-def _terms_of(state: State, bid: bytes) -> Any:
-    """The bounty's terms (protocol/_terms.py: `BountyTerms` or None)."""
-    get = getattr(state.terms, "get", None)
-    return get(bid) if get is not None else None
-
-
 def _skill_part(learner: Learner, skill: str) -> tuple[int, list[str]]:
     pts = 0
     why: list[str] = []
@@ -310,9 +305,9 @@ def recommend(
     median = rewards[n // 2] if n % 2 else (rewards[n // 2 - 1] + rewards[n // 2]) // 2
     # Which open bounties each candidate is a prerequisite of (for `unlocks`).
     unlocks: dict[bytes, list[Bounty]] = {}
-    terms_of: dict[bytes, Any] = {}
+    terms_of: dict[bytes, BountyTerms | None] = {}
     for b in candidates:
-        t = _terms_of(state, b.id)
+        t = state.terms.get(b.id)
         terms_of[b.id] = t
         if t is not None:
             for p in t.prereq_bounties:
@@ -338,6 +333,7 @@ def recommend(
         missing: list[Missing] = []
         t = terms_of[b.id]
         met: list[str] = []
+        labels: list[str] = []  # the missing ones, as a person reads them
         if t is not None:
             for p in t.prereq_bounties:
                 pb = state.bounties.get(p)
@@ -345,29 +341,31 @@ def recommend(
                 label = _q(title) if title is not None else p.hex()[:12]
                 if p in learner.awarded_bounties:
                     met.append(f"prerequisite {label} done")
+                    continue
+                can = (
+                    pb is not None
+                    and pb.phase == "open"
+                    and pb.submit_by > now_ms
+                    and pb.author != account
+                    and p not in learner.committed
+                )
+                missing.append(Missing("bounty", p, title, None, can))
+                if can:
+                    labels.append(f"{label} (open now)")
+                elif p in learner.committed:
+                    labels.append(f"{label} (your work there is not awarded yet)")
+                elif pb is None:
+                    labels.append(f"{label} (not on this node yet)")
                 else:
-                    can = (
-                        pb is not None
-                        and pb.phase == "open"
-                        and pb.submit_by > now_ms
-                        and pb.author != account
-                        and p not in learner.committed
-                    )
-                    missing.append(Missing("bounty", p, title, None, can))
+                    labels.append(f"{label} (no longer open)")
             for s in t.prereq_skills:
                 if learner.has_skill(s):
                     met.append(f"prerequisite skill {s} met")
                 else:
                     missing.append(Missing("skill", None, None, s, False))
+                    labels.append(f"skill {s}")
         if missing:
-            names = [
-                (_q(m.title) if m.title else (m.bounty or b"").hex()[:12])
-                + (" (open now)" if m.open else "")
-                if m.kind == "bounty"
-                else f"skill {m.skill}"
-                for m in missing
-            ]
-            reasons.append("first do: " + ", ".join(names))
+            reasons.append("first do: " + ", ".join(labels))
         elif met:
             parts["prerequisites"] = PREREQ_MET_PTS
         reasons += met

@@ -58,7 +58,7 @@ class World(Net):
         self, mentor: int, b: Event, prereq_bounties: list[Event], prereq_skills: list[str]
     ) -> Event:
         """The mentor's bounty_terms, the next event on its chain after the bounty."""
-        if "bounty_terms" not in KINDS:
+        if KINDS.get("bounty_terms") is None:
             pytest.fail("the bounty_terms kind (protocol/_kinds_terms.py) is not there yet")
         body = {
             "bounty": b.id,
@@ -219,9 +219,12 @@ def test_prerequisites_met_before_advanced_work() -> None:
     # The advanced bounty pays more, but needs the intro done first.
     adv = w.post(MENTOR, "Advanced SQL", ["sql"], reward=20_000, prereq_bounties=[intro])
     w.post(MENTOR, "Query planner", ["sql"], reward=20_000, prereq_skills=["sql"])
+    w.post(MENTOR, "Label cell diagrams", ["biology"], reward=2_000)
 
     before = w.recs(ADA)
-    assert titles(before) == ["Intro to SQL", "Advanced SQL", "Query planner"]
+    # the intro first, though it pays a tenth; both advanced ones after it
+    assert titles(before)[:2] == ["Intro to SQL", "Label cell diagrams"]
+    assert sorted(titles(before)[2:]) == ["Advanced SQL", "Query planner"]
     a = rec_of(before, "Advanced SQL")
     assert not a.ready and [m.to_json() for m in a.missing] == [
         {
@@ -242,21 +245,33 @@ def test_prerequisites_met_before_advanced_work() -> None:
     # Ada does the intro; once her work is awarded, the advanced work is ready and rises.
     sub = w.do(intro, MENTOR, ADA, (R1, R2), award=False)
     mid = w.recs(ADA)
-    assert titles(mid) == ["Advanced SQL", "Query planner"]  # committed: intro is gone
+    assert "Intro to SQL" not in titles(mid)  # committed to: gone
     assert not rec_of(mid, "Advanced SQL").ready  # revealed but not awarded yet
     w.award(MENTOR, intro, [(sub, 1500)])
     after = w.recs(ADA)
     adv_after = rec_of(after, "Advanced SQL")
     assert adv_after.ready and adv_after.missing == []
+    # it rose from below everything ready to the top
+    assert titles(mid)[0] == "Label cell diagrams"
+    assert sorted(titles(after)[:2]) == ["Advanced SQL", "Query planner"]
+    assert titles(after)[2] == "Label cell diagrams"
     assert "prerequisite 'Intro to SQL' done" in adv_after.reasons
     assert adv_after.parts["prerequisites"] == 150
     assert rec_of(after, "Query planner").ready  # awarded work in sql meets the skill
     assert "prerequisite skill sql met" in rec_of(after, "Query planner").reasons
     assert "1 learning resource listed" in adv_after.reasons
     assert adv.id == adv_after.bounty.id
-    # Ben, who did nothing, still sees the advanced bounty flagged below the intro.
     ben = w.recs(BEN)
-    assert titles(ben)[0] == "Intro to SQL" and not rec_of(ben, "Advanced SQL").ready
+    # Ben, who did nothing, sees the advanced bounty flagged: its prerequisite is
+    # closed now (Ada's round), so he cannot meet it.
+    assert titles(ben)[0] == "Label cell diagrams"
+    ben_adv = rec_of(ben, "Advanced SQL")
+    assert not ben_adv.ready and not ben_adv.missing[0].open
+    assert "first do: 'Intro to SQL' (no longer open)" in ben_adv.reasons
+    assert (
+        "first do: 'Intro to SQL' (your work there is not awarded yet)"
+        in rec_of(mid, "Advanced SQL").reasons
+    )
 
 
 def test_deterministic_and_the_same_from_a_fresh_replica() -> None:
