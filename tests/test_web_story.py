@@ -691,3 +691,47 @@ def test_minimum_reviewer_trust_and_the_trust_weighted_award(story: Story) -> No
     b.wait(lambda: "Review calibration" in b.find(".trust-calibration").text, "calibration")
     edges = b.texts(".trust-edges tbody tr")
     assert any("paid work" in t and "distributed-systems" in t for t in edges), edges
+
+
+def test_a_learning_path_posted_from_the_page(story: Story) -> None:
+    """The mentor posts a bounty with a prerequisite (the story's bounty) and a
+    resource from the form; a bad address is refused in words; every node shows
+    the terms, and the prerequisite links to its bounty."""
+    story.need("award")
+    b, m, learner = story.browser, story.mentor, story.learner
+    b.login(m)
+    b.go("post")
+    b.fill("input[name=title]", "Build a CRDT counter")
+    b.fill("input[name=reward]", "500")
+    b.wait(
+        lambda: any(
+            o.get_attribute("value") == story.bounty for o in b.finds("#prereq-bounties option")
+        ),
+        "the known bounties offered as prerequisites",
+    )
+    b.js(
+        "const s = document.getElementById('prereq-bounties');"
+        "for (const o of s.options) o.selected = o.value === arguments[0];",
+        story.bounty,
+    )
+    b.fill("input[name=prereq_skills]", "distributed-systems")
+    b.click("#add-resource")
+    b.fill("input[name=resource_title]", "A comprehensive study of CRDTs")
+    b.fill("input[name=resource_url]", "javascript:alert(1)")
+    b.fill("input[name=resource_licence]", "CC-BY-4.0")
+    b.click("#post-button")
+    assert "must start with http:// or https://" in _error(b, "form")
+    b.fill("input[name=resource_url]", "https://hal.inria.fr/inria-00555588")
+    b.click("#post-button")
+    b.wait(lambda: "#/bounty/" in b.driver.current_url, "the page of the new bounty")
+    bid = b.driver.current_url.split("#/bounty/")[1]
+    b.wait(lambda: "A comprehensive study of CRDTs" in b.find("#bounty-terms").text, "the terms")
+    terms = b.find("#bounty-terms").text
+    assert TITLE in terms and "skill: distributed-systems" in terms and "CC-BY-4.0" in terms
+    got = wait_for(
+        lambda: _bounty(learner, bid).get("terms"), "the learner's node to fold the terms"
+    )
+    assert got["prereq_bounties"] == [{"id": story.bounty, "title": TITLE}]
+    assert got["resources"][0]["url"] == "https://hal.inria.fr/inria-00555588"
+    b.click("#bounty-terms .prereqs a")
+    b.wait(lambda: story.bounty in b.driver.current_url, "the prerequisite's page")

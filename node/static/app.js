@@ -494,6 +494,13 @@
   function chips(list) {
     return list && list.length ? h("ul", { class: "chips" }, list.map((s) => h("li", { class: "chip" }, s))) : null;
   }
+  // An outside resource: a link if h() takes absolute http(s) links, else its
+  // title and address as plain text (never a link h() has not checked).
+  function resourceLink(r) {
+    try { return h("a", { href: r.url, class: "ext" }, r.title); } catch (e) {
+      return h("span", {}, r.title, " ", h("code", {}, r.url));
+    }
+  }
   function failBox(e) { return h("p", { class: "err", role: "alert" }, e.message || String(e)); }
 
   // One bounty in a list.
@@ -598,6 +605,21 @@
     const submitBy = h("input", { type: "datetime-local", name: "submit_by", required: true, value: localInput(Date.now() + 7 * 86400000) });
     const reviewBy = h("input", { type: "datetime-local", name: "review_by", required: true, value: localInput(Date.now() + 14 * 86400000) });
     const shareNote = h("p", { class: "hint note", id: "share-note" });
+    const prereqSel = h("select", { name: "prereq_bounties", id: "prereq-bounties", multiple: true });
+    const prereqSkills = h("input", { type: "text", name: "prereq_skills", placeholder: "sql, statistics", autocomplete: "off" });
+    const resRows = h("tbody", { id: "resource-rows" });
+    get("/api/bounties").then((d) => put(prereqSel, (d.bounties || []).map((b) =>
+      h("option", { value: b.id }, `${b.title} (${short(b.author)})`)))).catch(() => {});
+    function addResource() {
+      const t = h("input", { type: "text", name: "resource_title", maxlength: 200, placeholder: "Title", "aria-label": "Resource title", autocomplete: "off" });
+      const u = h("input", { type: "text", name: "resource_url", maxlength: 500, placeholder: "https://…", "aria-label": "Resource address", autocomplete: "off" });
+      const k = h("select", { name: "resource_kind", "aria-label": "Resource kind" },
+        ["article", "video", "course", "book", "exercise", "other"].map((x) => h("option", { value: x }, x)));
+      const l = h("input", { type: "text", name: "resource_licence", maxlength: 64, placeholder: "CC-BY-4.0", "aria-label": "Licence", autocomplete: "off" });
+      const tr = h("tr", {}, h("td", {}, t), h("td", {}, u), h("td", {}, k), h("td", {}, l),
+        h("td", {}, h("button", { type: "button", class: "link", "aria-label": "Remove resource", listen: { click: () => { tr.remove(); } } }, "Remove")));
+      resRows.appendChild(tr);
+    }
     const rows = h("tbody", {});
     const balanceNote = h("small", { class: "hint" });
 
@@ -639,7 +661,15 @@
         field("Reviewer share (%)", share),
         field("Reviews wanted (quorum)", quorum)),
       shareNote,
-      field("Minimum reviewer trust (%)", minTrust, "A review counts toward the quorum, and for a trust-weighted award, only if its reviewer holds at least this share of all trust in the bounty's skills. 0: every review counts. Kept by your node, not published."),
+      field("Minimum reviewer trust (%)", minTrust, "A review counts toward the quorum, and for a trust-weighted award, only if its reviewer holds at least this share of all trust in the bounty's skills. 0: every review counts. Published with the bounty, fixed once posted."),
+      h("fieldset", { class: "terms" }, h("legend", {}, "Learning path"),
+        field("Bounties to do first", prereqSel, "Optional; hold Ctrl (⌘) to pick several. Learners see which they have done."),
+        field("Skills to have first", prereqSkills, "Optional, comma separated."),
+        h("p", { class: "hint" }, "Resources for learners (open ones, with their licence, are best):"),
+        h("table", { class: "resource-edit" },
+          h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Title"), h("th", { scope: "col" }, "Address"), h("th", { scope: "col" }, "Kind"), h("th", { scope: "col" }, "Licence"), h("th", {}, ""))),
+          resRows),
+        h("button", { type: "button", class: "secondary", id: "add-resource", listen: { click: addResource } }, "Add resource")),
       h("fieldset", { class: "rubric" }, h("legend", {}, "Rubric"),
         h("p", { class: "hint" }, "Reviewers score each criterion from 0 to its maximum (1–100)."),
         h("table", { class: "rubric-edit" },
@@ -684,7 +714,18 @@
           submit_by: sb,
           review_by: rb,
           min_reviewer_trust_ppm: Math.round(Number(mt) * 10000),
+          prereq_bounties: [...prereqSel.selectedOptions].map((o) => o.value),
+          prereq_skills: readSkills(prereqSkills),
+          resources: [...resRows.querySelectorAll("tr")].map((tr) => {
+            const [t, u, l] = tr.querySelectorAll("input");
+            const title = readText(t, "each resource title", 1, 200, { blank: false });
+            const url = readText(u, `the address of “${title}”`, 1, 500, { blank: false });
+            if (!/^https?:\/\/[^\s"'<>]+$/.test(url)) throw new FormError(`the address of “${title}” must start with http:// or https://`);
+            return { title, url, kind: tr.querySelector("select").value, licence: readText(l, "licence", 0, 64) };
+          }),
         };
+        if (body.prereq_bounties.length > 8 || body.prereq_skills.length > 8) throw new FormError("at most 8 prerequisite bounties and 8 prerequisite skills");
+        if (body.resources.length > 16) throw new FormError("at most 16 resources");
       } catch (e) { showErr(box, e.message); return; }
       const res = await act(postBtn, box, (key) => post(key, "/api/bounties", body));
       if (res && res.id) {
@@ -743,6 +784,7 @@
             b.review_trust && b.review_trust.min_reviewer_trust_ppm ? [h("dt", {}, "Minimum reviewer trust"),
               h("dd", { id: "min-reviewer-trust" }, `${pctOf(b.review_trust.min_reviewer_trust_ppm)} of all trust in its skills (reviews by others do not count toward the quorum)`)] : null),
           b.description ? h("p", { class: "text" }, b.description) : h("p", { class: "muted" }, "No description."),
+          drawTerms(b.terms),
           h("h2", {}, "Rubric"),
           h("table", { class: "scores" },
             h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Criterion"), h("th", { scope: "col", class: "num" }, "Max"))),
@@ -766,6 +808,18 @@
         subs.length ? subs.map((s) => drawSubmission(b, s, mentor, reviewedByMe.has(s.id)))
           : empty(b.phase === "open" ? "Work stays sealed until the mentor closes submissions; then each learner's node reveals it."
             : "No work was revealed for this bounty."));
+    }
+
+    // The bounty's terms (PROTOCOL.md §6.6): prerequisites and the mentor's resources.
+    function drawTerms(t) {
+      if (!t) return null;
+      const pre = (t.prereq_bounties || []).map((p) => h("li", {}, h("a", { href: "#/bounty/" + enc(p.id) }, p.title || short(p.id))));
+      const skills = (t.prereq_skills || []).map((x) => h("li", {}, "skill: ", x));
+      const res = t.resources || [];
+      return h("div", { class: "terms", id: "bounty-terms" },
+        pre.length || skills.length ? [h("h2", {}, "Do first"), h("ul", { class: "plain prereqs" }, pre, skills)] : null,
+        res.length ? [h("h2", {}, "Resources"), h("ul", { class: "plain resources" }, res.map((r) =>
+          h("li", {}, resourceLink(r), " ", h("span", { class: "muted" }, `(${r.kind}, ${r.licence || "licence unknown"})`))))] : null);
     }
 
     function drawActions(b, mentor, myCommit, subs) {
@@ -1481,7 +1535,7 @@
   // The API that feature scripts use (see EXTRA_VIEWS above).
   window.LM = Object.freeze({
     h, put, add, enc, api, get, act, errBox, showErr, clearErr, field, intInput, card, empty,
-    loading, chips, failBox, who, short, amount, when, span, countdown, bytes, readInt,
+    loading, chips, failBox, who, short, amount, when, span, countdown, bytes, readInt, resourceLink,
     readText, readSkills, readAccount, readWhen, localInput, newKey, toast, missing, ApiError,
     me: () => S.me,
     refresh: () => scheduleRefresh(),
