@@ -4,12 +4,29 @@ arguments, so every node computes the same state from the same events."""
 
 from ._author import ChainWriter, award_body, commit_body, reveal_body
 from ._credential import Credential, CredentialError, make_credential, verify_credential
+from ._disputes import (
+    DisputeBook,
+    DisputeOutcomes,
+    DisputeStatus,
+    dispute_outcomes,
+    dispute_status,
+    draw_jury,
+    panel_check,
+)
 from ._encoding import canonical_pack, strict_unpack
 from ._errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from ._event import DOMAIN, WIRE_VERSION, Event, decode_event, make_event
 from ._genesis import Genesis, Params
 from ._identity import KeyPair, account_from_text, account_text, verify_signature
 from ._kinds import KINDS, Kind
+from ._kinds_disputes import (
+    APPEAL_JURY_SIZE,
+    DISPUTE_WINDOW_MS,
+    JURY_SIZE,
+    MAX_DISPUTE_SPAN_MS,
+    MIN_BOND,
+    vote_commitment,
+)
 from ._learning import (
     CommentRecord,
     LearningBook,
@@ -44,16 +61,24 @@ from ._trust import (
 )
 
 __all__ = [
+    "APPEAL_JURY_SIZE",
     "BOUNTY_PHASES",
+    "DISPUTE_WINDOW_MS",
     "DOMAIN",
     "FINAL_PHASES",
+    "JURY_SIZE",
     "KINDS",
+    "MAX_DISPUTE_SPAN_MS",
+    "MIN_BOND",
     "WIRE_VERSION",
     "Bounty",
     "ChainWriter",
     "CommentRecord",
     "Credential",
     "CredentialError",
+    "DisputeBook",
+    "DisputeOutcomes",
+    "DisputeStatus",
     "EquivocationProof",
     "Event",
     "FlagBook",
@@ -87,10 +112,14 @@ __all__ = [
     "commitment_of",
     "content_hash",
     "decode_event",
+    "dispute_outcomes",
+    "dispute_status",
+    "draw_jury",
     "hidden",
     "honest_reviews",
     "make_credential",
     "make_event",
+    "panel_check",
     "reputation",
     "resources_for",
     "reveal_body",
@@ -103,5 +132,6 @@ __all__ = [
     "trusted_accounts",
     "verify_credential",
     "verify_signature",
+    "vote_commitment",
     "weighted_median",
 ]

@@ -194,8 +194,10 @@ class State:
         ]
 
     def total_supply(self) -> int:
-        return sum(a.balance for a in self.accounts.values()) + sum(
-            b.escrow for b in self.bounties.values()
+        return (
+            sum(a.balance for a in self.accounts.values())
+            + sum(b.escrow for b in self.bounties.values())
+            + self.disputes.escrow()  # dispute bonds still locked
         )
 
     def check_invariants(self) -> list[str]:
@@ -215,6 +217,9 @@ class State:
                 problems.append(f"escrow out of range on bounty {b.id.hex()[:12]}")
             if b.phase in FINAL_PHASES and b.escrow != 0:
                 problems.append(f"settled bounty {b.id.hex()[:12]} still holds escrow")
+        for d in self.disputes.disputes.values():
+            if not 0 <= d.escrow <= d.bond:
+                problems.append(f"bond out of range on dispute {d.id.hex()[:12]}")
         return problems
 
     # -- applying --------------------------------------------------------------

@@ -58,6 +58,7 @@ __all__ = [
     "ReviewJudgement",
     "TrustEdge",
     "TrustView",
+    "jury_trust",
     "min_trust_of_ppm",
     "propagate",
     "review_judgements",
@@ -369,25 +370,37 @@ def _state_key(state: State) -> tuple[object, ...]:
     return (state.event_count, len(state.void), tuple(sorted(state.forks.items())))
 
 
-def _raw(state: State) -> _Raw:
-    key = _state_key(state)
-    hit = _CACHE.get(state)
-    if hit is not None and hit[0] == key:
-        return hit[1]
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """What the propagation needs, copied out of a state (so `compute_raw` may
+    run on another thread while the state changes)."""
+
+    key: tuple[object, ...]
+    weights: dict[_Pair, int]
+    edges: list[_EdgeTuple]
+    seeds: tuple[bytes, ...]
+
+
+def prepare(state: State) -> Prepared:
+    """Bring the state's edge graph up to date (incremental) and copy out what
+    `compute_raw` needs. Runs where the state is changed (the event loop)."""
     graph = _GRAPHS.get(state)
     if graph is None:
         graph = _GRAPHS[state] = _Graph()
     graph.update(state)
     forked = state.forks
     seeds = tuple(sorted(k for k in state.genesis.trusted if k not in forked))
-    weights = graph.weights(forked)
-    trust = propagate(weights, seeds)
-    rates = _rates(trust, weights)
+    return Prepared(_state_key(state), dict(graph.weights(forked)), graph.edges(forked), seeds)
+
+
+def compute_raw(p: Prepared) -> _Raw:
+    """The propagation: a pure function of `p` (safe on a worker thread)."""
+    trust = propagate(p.weights, p.seeds)
+    rates = _rates(trust, p.weights)
     # Trust in a skill: the trust that reaches an account through edges that
     # arose in bounties of that skill (one more round of the propagation).
-    edges = graph.edges(forked)
     skills: dict[str, dict[bytes, int]] = {}
-    for src, dst, _, w, _, _, edge_skills in edges:
+    for src, dst, _, w, _, _, edge_skills in p.edges:
         r = rates.get(src, 0)
         if not r or not edge_skills:
             continue
@@ -396,14 +409,33 @@ def _raw(state: State) -> _Raw:
             if g is None:
                 g = skills[s] = {}
             g[dst] = g.get(dst, 0) + r * w
-    raw = _Raw(
+    return _Raw(
         overall=trust,
         skills={s: skills[s] for s in sorted(skills)},
         rates=rates,
-        edges=edges,
-        seeds=seeds,
+        edges=p.edges,
+        seeds=p.seeds,
     )
+
+
+def install(state: State, key: tuple[object, ...], raw: _Raw) -> None:
+    """Keep `raw` (computed for `key`) as the state's cached propagation."""
     _CACHE[state] = (key, raw)
+
+
+def cached_raw(state: State) -> tuple[tuple[object, ...], _Raw] | None:
+    """The last propagation computed for this state, and the key it was for."""
+    return _CACHE.get(state)
+
+
+def _raw(state: State) -> _Raw:
+    key = _state_key(state)
+    hit = _CACHE.get(state)
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    p = prepare(state)
+    raw = compute_raw(p)
+    install(state, p.key, raw)
     return raw
 
 
@@ -418,10 +450,13 @@ def _penalised(b: Bounty, now_ms: int | None) -> bool:
     return now_ms is not None and now_ms > b.review_by
 
 
-def trust_view(state: State, now_ms: int | None = None) -> TrustView:
+def trust_view(state: State, now_ms: int | None = None, raw: _Raw | None = None) -> TrustView:
     """The trust view. Without `now_ms` nothing depends on a clock, and the
-    digest is the one nodes compare."""
-    raw = _raw(state)
+    digest is the one nodes compare. `raw` is a propagation computed before
+    (`compute_raw`), perhaps for a slightly older state: a node uses it to
+    answer at once while the next one is computed off its event loop."""
+    if raw is None:
+        raw = _raw(state)
     if now_ms is None and raw.clock_free is not None:
         return raw.clock_free
     pen: dict[bytes, dict[str, int]] = {}
@@ -457,6 +492,13 @@ def trust_view(state: State, now_ms: int | None = None) -> TrustView:
     if now_ms is None:
         raw.clock_free = view
     return view
+
+
+def jury_trust(state: State) -> TrustView:
+    """The trust view that juries are drawn and checked with: the clock-free
+    view *before* dispute outcomes (protocol/_disputes.py), since outcomes
+    depend on whether a panel was drawn fairly, which must not depend on them."""
+    return trust_view(state)
 
 
 def trust_digest(view: TrustView) -> bytes:
