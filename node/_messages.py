@@ -300,6 +300,7 @@ class Messages:
         self._sends = Bucket(*self.SEND_RATE, now=node.monotonic())
         self._cursors: dict[str, int] = {}  # peer -> its relay cursor for our account
         self._fetching: set[str] = set()
+        self._unsent: list[tuple[bytes, int]] = []  # sent while no mesh peer was there
         self.changed = trio.Event()  # set when a message arrives or is sent (the page's stream)
         self.version = 0
         for k in (
@@ -325,6 +326,7 @@ class Messages:
         last_round = self.node.monotonic()
         while True:
             await trio.sleep(1.0)
+            await self._publish_unsent()
             connected = set(self.node.live_peers())
             for gone in seen - connected:
                 self._cursors.pop(gone, None)  # it may come back with another store
@@ -358,14 +360,35 @@ class Messages:
         self.relay.put(outer, now)  # served to the recipient when it fetches from us
         node.stats["dm_sent"] += 1
         self._changed()
-        if node.p2p is not None:
-            from ._p2p import P2PError
-
-            try:
-                await node.p2p.publish(self.topic, raw)
-            except P2PError as exc:  # kept in our relay store: fetched later
-                log.warning("publishing a private message failed: %s", exc)
+        await self._publish(raw, outer.expiry_ms)
         return {"id": mid.hex(), "sent_ms": now, "bytes": len(raw)}
+
+    async def _publish(self, raw: bytes, expiry_ms: int) -> None:
+        """Publish now if the topic's mesh has a peer; otherwise (just started,
+        or alone) hold it and publish once one is grafted. Our relay store also
+        serves it to the recipient's fetch, if the recipient connects to us."""
+        from ._p2p import P2PError
+
+        p2p = self.node.p2p
+        if p2p is None or not p2p.mesh_peers(self.topic):
+            self._unsent.append((raw, expiry_ms))
+            del self._unsent[:-RELAY_MAX_PER_RECIPIENT]
+            return
+        try:
+            await p2p.publish(self.topic, raw)
+        except P2PError as exc:
+            log.warning("publishing a private message failed: %s", exc)
+            self._unsent.append((raw, expiry_ms))
+
+    async def _publish_unsent(self) -> None:
+        p2p = self.node.p2p
+        if not self._unsent or p2p is None or not p2p.mesh_peers(self.topic):
+            return
+        now = self.node.now_ms()
+        todo, self._unsent = self._unsent, []
+        for raw, expiry in todo:
+            if expiry > now:
+                await self._publish(raw, expiry)
 
     # -- receiving ----------------------------------------------------------------------
 

@@ -1,0 +1,172 @@
+"""Private messages between real node processes: three nodes in a line, A–B–C.
+
+A sends to C through B; C reads it; B, the relay, holds it sealed and has no
+plaintext anywhere in its data directory or logs (the same search finds the
+text on A and C, so it would find it on B). C is stopped while A sends, started
+again, and fetches the message from B. A hostile peer then hands C a tampered
+and an oversized message: each is refused with its reason counted, and C keeps
+running and still takes honest messages.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+from _nodes import WAIT, ApiError, Network, Node, await_for, wait_for
+from learnmesh.node._dm import MAX_SEALED_BYTES, decode_outer, encode_outer, seal_dm
+from learnmesh.node._messages import dm_topic
+from learnmesh.node._p2p import P2PConfig, P2PHost
+from learnmesh.protocol import KeyPair
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def line(tmp_path: Path) -> Iterator[Network]:
+    net = Network(tmp_path, ["a", "b", "c"])
+    try:
+        net.start(edges=[("a", "b"), ("b", "c")])
+        yield net
+    finally:
+        net.close()
+
+
+def _texts(node: Node, other: Node) -> list[str]:
+    conv: dict[str, Any] = node.get(f"/api/messages/{other.account}")
+    return [m["text"] for m in conv["messages"]]
+
+
+def _files_containing(root: Path, needle: str) -> list[str]:
+    """Every file under `root` (databases, their journals, logs) whose bytes hold `needle`."""
+    data = needle.encode()
+    found = []
+    for p in root.rglob("*"):
+        if p.is_file():
+            try:
+                if data in p.read_bytes():
+                    found.append(str(p.relative_to(root)))
+            except OSError:
+                continue
+    return found
+
+
+def _stats(node: Node) -> dict[str, int]:
+    s: dict[str, int] = node.status()["stats"]
+    return s
+
+
+def test_message_crosses_a_relay_sealed_and_reaches_an_offline_recipient(line: Network) -> None:
+    a, b, c = line["a"], line["b"], line["c"]
+    first = f"private feedback {uuid.uuid4().hex}: the proof in part 2 skips a case"
+    sent = a.post("/api/messages", {"to": c.account, "text": first})
+    assert len(sent["id"]) == 64 and sent["to"] == c.account
+
+    wait_for(lambda: first in _texts(c, a), "c to receive a's message through b")
+    [msg] = c.get(f"/api/messages/{a.account}")["messages"]
+    assert msg["from"] == a.account and msg["to"] == c.account and not msg["outgoing"]
+    convs = c.get("/api/messages")
+    assert convs["conversations"][0]["account"] == a.account
+    assert convs["unread"] == 0  # reading the conversation marked it read
+    [out] = a.get(f"/api/messages/{c.account}")["messages"]
+    assert out["outgoing"] and out["text"] == first
+
+    # b relayed it and holds it sealed; no plaintext anywhere on b
+    wait_for(lambda: _stats(b)["dm_relayed"] >= 1, "b to count the relayed message")
+    assert b.get("/api/messages")["conversations"] == []
+    assert _files_containing(b.data, first) == []
+    # the same search does find it where it belongs (so it would find it on b)
+    assert any("messages.sqlite" in f for f in _files_containing(a.data, first))
+    assert any("messages.sqlite" in f for f in _files_containing(c.data, first))
+    for node in (a, c):  # and never in a log
+        assert [f for f in _files_containing(node.data, first) if "log" in f] == []
+
+    # c is offline when a sends: b keeps it, and c fetches it when it is back
+    code, _ = c.stop()
+    assert code == 0
+    second = f"second note {uuid.uuid4().hex}, sent while you were away"
+    a.post("/api/messages", {"to": c.account, "text": second})
+    wait_for(lambda: _stats(b)["dm_relayed"] >= 2, "b to hold the message for offline c")
+    c.start(bootstrap=[b.addr])
+    c.wait_ready()
+    wait_for(
+        lambda: second in _texts(c, a),
+        "c, back online, to fetch a's message from b",
+        describe=lambda: [c.log_tail(20), _stats(c), _stats(b)],
+    )
+    assert _texts(c, a) == [first, second]  # the first is not delivered twice
+    assert _stats(c)["dm_fetched"] >= 1  # by the fetch protocol, not gossip
+    assert _files_containing(b.data, second) == []
+
+    # bad input through the API: a readable refusal, nothing sent
+    for body, words in (
+        ({"to": c.account, "text": ""}, "some text"),
+        ({"to": c.account, "text": "x" * 4001}, "4000 characters"),
+        ({"to": "lmnotanaccount", "text": "hi"}, "to:"),
+        ({"to": a.account, "text": "hi"}, "yourself"),
+        ({"text": "hi"}, "account"),
+    ):
+        with pytest.raises(ApiError) as info:
+            a.post("/api/messages", body)
+        assert words in str(info.value), (body, str(info.value))
+
+
+async def _join(host: P2PHost, topic: str, target: Node) -> None:
+    await host.subscribe(topic, lambda _p, _d: True)
+    await host.connect(target.addr)
+    with trio.fail_after(WAIT):
+        while target.peer_id not in host.mesh_peers(topic):
+            await trio.sleep(0.1)
+
+
+async def test_tampered_and_oversized_messages_are_refused_and_the_node_runs_on(
+    line: Network,
+) -> None:
+    a, c = line["a"], line["c"]
+    net = line.network_id
+    topic = dm_topic(net)
+    mallory = KeyPair(os.urandom(32))
+    now = int(time.time() * 1000)
+    secret = f"tampered {uuid.uuid4().hex}"
+    raw, _ = seal_dm(mallory, net, c.key.public_key, secret, now, now + 3_600_000)
+    outer = decode_outer(raw, net, now)
+    flipped = bytearray(outer.sealed)
+    flipped[len(flipped) // 2] ^= 0x01
+    tampered = encode_outer(net, c.key.public_key, outer.expiry_ms, bytes(flipped))
+    oversized = encode_outer(
+        net, c.key.public_key, outer.expiry_ms, os.urandom(MAX_SEALED_BYTES + 1)
+    )
+
+    async with P2PHost.open(P2PConfig(identity_seed=os.urandom(32))) as x:
+        await _join(x, topic, c)
+        await x.publish(topic, tampered)
+        await await_for(
+            lambda: _stats(c).get("dm_refused:unsealable", 0) >= 1,
+            "c to refuse the tampered message",
+            describe=lambda: _stats(c),
+        )
+        await x.publish(topic, oversized)
+        await await_for(
+            lambda: _stats(c).get("dm_refused:too_large", 0) >= 1,
+            "c to refuse the oversized message",
+            describe=lambda: _stats(c),
+        )
+        # the untampered one from the same hostile peer is a valid message
+        await x.publish(topic, raw)
+        await await_for(
+            lambda: bool(c.get(f"/api/messages/{mallory.account}")["messages"]),
+            "c to take the intact message",
+        )
+    assert c.get("/api/messages")["conversations"][0]["account"] == mallory.account
+    # c runs on: an honest message from a still arrives
+    honest = f"still here {uuid.uuid4().hex}"
+    a.post("/api/messages", {"to": c.account, "text": honest})
+    await await_for(lambda: honest in _texts(c, a), "c to receive a's message after the attack")
+    log = (c.data / "logs" / "stdout.log").read_text(errors="replace")
+    assert "Traceback" not in log
