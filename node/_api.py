@@ -47,6 +47,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ._api_credentials import credential_routes
 from ._api_messages import message_routes
+from ._api_moderation import marker, moderation_routes
 from ._api_recommend import recommendation_routes
 from ._api_trust import (
     MAX_PPM,
@@ -442,6 +443,7 @@ def make_app(node: Node, token: str, *, admin: bool = False) -> Starlette:
         author = _account(qp["author"], "author") if qp.get("author") else None
         mine = qp.get("mine") in ("1", "true", "yes")
         st, now, who = state(), node.now_ms(), me()
+        mark = marker(node)  # moderation: hidden by my blocklist or community flags
         out = []
         for b in st.bounties.values():
             j = _bounty_json(b, now)
@@ -457,6 +459,7 @@ def make_app(node: Node, token: str, *, admin: bool = False) -> Starlette:
             if mine and j["my_role"] not in ("mentor", "learner") and not j["my_reviews"]:
                 continue
             j["author_name"] = _name_of(st, b.author)
+            j.update(mark(b.id, b.author))
             out.append(j)
         out.sort(key=lambda j: j["posted_at"], reverse=True)
         return {"bounties": out}
@@ -503,6 +506,13 @@ def make_app(node: Node, token: str, *, admin: bool = False) -> Starlette:
                     ],
                 }
             )
+        mark = marker(node)  # moderation: hidden by my blocklist or community flags
+        j.update(mark(b.id, b.author))
+        for sub, sj in zip(b.submissions.values(), subs, strict=True):
+            sj.update(mark(sub.id, sub.learner))
+            rjs: list[dict[str, Any]] = sj["reviews"]  # type: ignore[assignment]
+            for rid, rj in zip(sub.reviews, rjs, strict=True):
+                rj.update(mark(rid, state().reviews[rid].reviewer))
         j["submissions_detail"] = subs
         j["review_trust"] = bounty_review_trust(node, b)  # node/_api_trust.py
         j["terms"] = _terms_json(state(), b.id)  # PROTOCOL.md §6.6, or null
@@ -963,6 +973,7 @@ def make_app(node: Node, token: str, *, admin: bool = False) -> Starlette:
         ("GET", "/api/profiles/{account}", profile_of),
         *credential_routes(node),  # node/_api_credentials.py (list, get, verify)
         *message_routes(node),  # node/_api_messages.py (private messages)
+        *moderation_routes(node),  # node/_api_moderation.py (flags, hidden view, blocklist)
         *trust_routes(node),  # node/_api_trust.py (ranking, one account, review quality)
         *recommendation_routes(node),  # node/_api_recommend.py (for this account)
         *metrics_routes(metrics),  # node/_metrics.py (Prometheus text format)

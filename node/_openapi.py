@@ -68,6 +68,42 @@ def dict_of(values: Schema) -> Schema:
 
 
 EVENT_ID = obj({"id": HEX})
+# moderation marks on list items (node/_api_moderation.py `marker`)
+HIDDEN_MARK: dict[str, Schema] = {
+    "hidden": BOOL,
+    "hidden_by": {"enum": ["block", "flags"]},
+    "hidden_why": S,
+}
+FLAGGED = obj(
+    {
+        "subject": S,
+        "kind": {"enum": ["event", "account"]},
+        "account": ACCT,
+        "account_name": null(S),
+        "hidden": BOOL,
+        "why": S,
+        "trust": INT,
+        "ppm": INT,
+        "trusted_flaggers": INT,
+        "categories": dict_of(INT),
+        "target_kind": {"enum": ["bounty", "submission", "review", "account", "other"]},
+        "bounty": null(HEX),
+        "title": S,
+        "flags": arr(
+            obj(
+                {
+                    "id": HEX,
+                    "flagger": ACCT,
+                    "flagger_name": null(S),
+                    "category": S,
+                    "note": S,
+                    "trust_ppm": INT,
+                    "timestamp": INT,
+                }
+            )
+        ),
+    }
+)
 REP = obj({"score": INT, "points": INT, "abandoned": INT, "trusted": BOOL, "equivocated": BOOL})
 BOUNTY = obj(
     {
@@ -98,7 +134,9 @@ BOUNTY = obj(
         "next_action": null({"enum": ["submit", "close", "award", "refund", "review"]}),
         "reviewable": arr(HEX),
         "my_reviews": arr(HEX),
-    }
+        **HIDDEN_MARK,
+    },
+    optional=["hidden_by", "hidden_why"],
 )
 BOUNTY_DETAIL: Schema = {
     "allOf": [
@@ -128,10 +166,14 @@ BOUNTY_DETAIL: Schema = {
                                         "scores": dict_of(INT),
                                         "comment": S,
                                         "paid": INT,
-                                    }
+                                        **HIDDEN_MARK,
+                                    },
+                                    optional=["hidden_by", "hidden_why"],
                                 )
                             ),
-                        }
+                            **HIDDEN_MARK,
+                        },
+                        optional=["hidden_by", "hidden_why"],
                     )
                 ),
                 "terms": null(
@@ -589,6 +631,79 @@ ROUTES: dict[tuple[str, str], RouteDoc] = {
         ref("VerifyReport"),
         body={"type": "object", "description": "a credential (Open Badges 3.0 JSON)"},
         errors=(BAD_JSON, (413, "too_large", "over 16 MiB")),
+    ),
+    # -- moderation (node/_api_moderation.py) ------------------------------------------------------
+    ("POST", "/api/flags"): RouteDoc(
+        "Flag an event (a bounty, submission or review) or an account as spam, abuse, "
+        "plagiarism or other (a signed `flag` event)",
+        "moderation",
+        obj({"id": HEX, "account": ACCT, "target": null(HEX)}),
+        body=obj(
+            {
+                "target": HEX,
+                "account": ACCT,
+                "category": {"enum": ["spam", "abuse", "plagiarism", "other"]},
+                "note": S,
+            },
+            optional=["target", "account", "note"],
+        ),
+        errors=(*AUTHOR_ERRORS, NOT_FOUND),
+        description="`target` (an event id: its author is the account flagged) or "
+        "`account` (flag the account as a whole); `note` (0..1000 characters) says why.",
+    ),
+    ("GET", "/api/flags"): RouteDoc(
+        "What the community's flags hide and why (the hidden view), what is flagged below "
+        "the threshold, and my own flags",
+        "moderation",
+        obj(
+            {
+                "hidden": obj({"events": arr(FLAGGED), "accounts": arr(FLAGGED)}),
+                "below": arr(FLAGGED),
+                "mine": arr(
+                    obj(
+                        {
+                            "id": HEX,
+                            "target": null(HEX),
+                            "account": ACCT,
+                            "category": S,
+                            "note": S,
+                            "timestamp": INT,
+                        }
+                    )
+                ),
+                "thresholds": obj({"trust_ppm": INT, "min_flaggers": INT}),
+                "categories": arr(S),
+                "trust_digest": HEX,
+                "events": INT,
+            }
+        ),
+        description="Hidden when the distinct flaggers hold at least `thresholds.trust_ppm` "
+        "of all trust, or at least `thresholds.min_flaggers` flaggers with trust agree "
+        "(PROTOCOL.md, Flags). The same on every node with the same events.",
+    ),
+    ("GET", "/api/blocks"): RouteDoc(
+        "This node's blocklist, and what its relay policy held back",
+        "moderation",
+        obj(
+            {
+                "blocks": arr(obj({"account": ACCT, "name": null(S), "reason": S, "at_ms": INT})),
+                "relay": obj({"blocked": INT, "over_limit": INT, "per_author_per_min": INT}),
+            }
+        ),
+    ),
+    ("POST", "/api/blocks"): RouteDoc(
+        "Block an account on this node: its content is hidden here and not relayed by "
+        "this node (still admitted: the state never depends on it)",
+        "moderation",
+        obj({"account": ACCT, "blocked": BOOL, "already": BOOL}),
+        body=obj({"account": ACCT, "reason": S}, optional=["reason"]),
+        errors=(BAD, BAD_JSON),
+    ),
+    ("DELETE", "/api/blocks/{account}"): RouteDoc(
+        "Unblock an account on this node",
+        "moderation",
+        obj({"account": ACCT, "blocked": BOOL}),
+        errors=(BAD, NOT_FOUND),
     ),
     # -- trust (node/_api_trust.py) ----------------------------------------------------------------
     ("GET", "/api/trust"): RouteDoc(

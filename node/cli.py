@@ -36,6 +36,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "learnmesh.node._cli_credentials",
     "learnmesh.node._cli_learning",
     "learnmesh.node._cli_recommend",
+    "learnmesh.node._cli_moderation",
 )
 ENTRY_POINT_GROUP = "learnmesh.commands"
 
