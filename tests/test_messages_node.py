@@ -10,6 +10,7 @@ running and still takes honest messages.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import uuid
@@ -19,7 +20,7 @@ from typing import Any
 
 import pytest
 import trio
-from _nodes import WAIT, ApiError, Network, Node, await_for, wait_for
+from _nodes import WAIT, ApiError, Network, Node, await_for, cli, wait_for
 from learnmesh.node._dm import MAX_SEALED_BYTES, decode_outer, encode_outer, seal_dm
 from learnmesh.node._messages import dm_topic
 from learnmesh.node._p2p import P2PConfig, P2PHost
@@ -103,6 +104,21 @@ def test_message_crosses_a_relay_sealed_and_reaches_an_offline_recipient(line: N
     assert _texts(c, a) == [first, second]  # the first is not delivered twice
     assert _stats(c)["dm_fetched"] >= 1  # by the fetch protocol, not gossip
     assert _files_containing(b.data, second) == []
+
+    # the command line: send a reply; read it on the other side, terminal escapes made harmless
+    reply = f"thanks! {uuid.uuid4().hex} \x1b[31mred\x1b[0m"
+    r = cli("--data", str(c.data), "message", "send", a.account, reply)
+    assert "sent to" in r.stdout, r.stdout + r.stderr
+    wait_for(lambda: reply in _texts(a, c), "a to receive c's reply")
+    shown = cli("--data", str(a.data), "messages", c.account).stdout
+    assert reply.split(" ")[1] in shown and first.split(":")[0] in shown
+    assert "\x1b" not in shown and "\ufffd[31mred" in shown
+    listing = json.loads(cli("--data", str(a.data), "--json", "messages").stdout)
+    assert listing["conversations"][0]["account"] == c.account
+    assert "red" in cli("--data", str(a.data), "messages").stdout
+    bad = cli("--data", str(a.data), "message", "send", "lmnope", "hi", check=False)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: ")
+    assert "Traceback" not in bad.stderr
 
     # bad input through the API: a readable refusal, nothing sent
     for body, words in (
