@@ -1,0 +1,243 @@
+"""Disputes on real node processes (issue 12): real libp2p, real SQLite.
+
+Five nodes (a mentor, two learners, two jurors) and a third juror key that is
+trusted in the genesis but runs no node (a juror who never shows up). On one
+bounty the mentor awards the weaker work and the better learner disputes the
+award; on another a learner whose work lost disputes a fair award. The jurors
+on their own nodes vote through the API; their nodes reveal the sealed votes
+by themselves once voting closes and claim what they are owed. Every node
+shows the same jurors, phases, outcomes and bond movements; the first dispute
+is upheld (the bond goes back), the second rejected (the jurors who voted
+share it). Disputes without standing, with too small a bond or filed twice
+are refused before anything is written. Every wait is a condition with a
+generous bound; the voting window is short so the test does not wait days.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _nodes import ApiError, Network, Node, cli, wait_for
+from learnmesh.node._datadir import DataDir
+from learnmesh.protocol import KeyPair
+
+pytestmark = pytest.mark.slow
+
+NAMES = ["mentor", "l1", "l2", "j1", "j2"]
+VOTE_S = 45  # the voting window: long enough for the jurors' nodes to hear and vote
+REVEAL_S = 150  # then the reveal window
+
+
+@pytest.fixture
+def net(tmp_path: Path) -> Iterator[Network]:
+    n = Network(
+        tmp_path,
+        NAMES,
+        allocations={"mentor": 100_000, "l1": 2_000, "l2": 2_000, "j1": 1_000, "j2": 1_000},
+    )
+    # A third juror, trusted by the genesis, that runs no node: it never votes.
+    absent = KeyPair(b"\x07" * 32)
+    keys = [n[x].key.public_key for x in NAMES]
+    g = n.genesis
+    n.genesis = dataclasses.replace(
+        g,
+        allocations=tuple(sorted((*g.allocations, (absent.public_key, 500)))),
+        trusted=tuple(sorted((keys[0], keys[3], keys[4], absent.public_key))),
+    )
+    n.network_id = n.genesis.network_id
+    for x in NAMES:  # the directories are fresh: give them this genesis instead
+        (tmp_path / x / "genesis.json").unlink()
+        DataDir(tmp_path / x).write_genesis(n.genesis)
+    n.absent = absent  # type: ignore[attr-defined]
+    try:
+        yield n
+    finally:
+        n.close()
+
+
+def _bounty(node: Node, bid: str) -> dict[str, Any]:
+    b: dict[str, Any] = node.get(f"/api/bounties/{bid}")
+    return b
+
+
+def _dispute(node: Node, did: str) -> dict[str, Any]:
+    d: dict[str, Any] = node.get(f"/api/disputes/{did}")
+    return d
+
+
+def _balance(node: Node, of: Node) -> int:
+    return int(node.get(f"/api/balance/{of.account}")["balance"])
+
+
+def _settled_bounty(net: Network, title: str, winner: Node, nodes: list[Node]) -> dict[str, Any]:
+    """A bounty where l1 and l2 both submit and the mentor awards `winner`."""
+    m, l1, l2 = net["mentor"], net["l1"], net["l2"]
+    bid = m.post(
+        "/api/bounties",
+        {"title": title, "reward": 600, "rubric": [{"name": "quality", "max": 10}]},
+    )["id"]
+    for n, text in ((l1, "a careful, complete answer"), (l2, "two lines")):
+        wait_for(lambda n=n: _bounty(n, bid), f"{n.name} to see {title}", describe=net.describe)
+        n.post("/api/submit", {"bounty": bid, "text": text})
+    wait_for(lambda: _bounty(m, bid)["commits"] == 2, "both commits", describe=net.describe)
+    m.post(f"/api/bounties/{bid}/close", {})
+    wait_for(lambda: _bounty(m, bid)["submissions"] == 2, "both reveals", describe=net.describe)
+    subs = {s["learner"]: s["id"] for s in _bounty(m, bid)["submissions_detail"]}
+    award = m.post(f"/api/bounties/{bid}/award", {"winners": {subs[winner.account]: None}})["id"]
+    for n in nodes:
+        wait_for(
+            lambda n=n: _bounty(n, bid)["phase"] == "awarded",
+            f"{n.name} to see {title} awarded",
+            describe=net.describe,
+        )
+    return {"id": bid, "award": award, "subs": subs}
+
+
+def test_award_disputes_decided_by_jurors_on_other_nodes(net: Network, tmp_path: Path) -> None:
+    m = net["mentor"]
+    m.start()
+    m.wait_ready()
+    others = [x for x in NAMES if x != "mentor"]
+    net.start(others, bootstrap={x: [m.addr] for x in others})
+    for x in others:
+        net.wait_peers(x, "mentor")
+    nodes = [net[x] for x in NAMES]
+    l1, l2, j1, j2 = (net[x] for x in others)
+    absent = net.absent  # type: ignore[attr-defined]
+
+    unfair = _settled_bounty(net, "Explain consensus", l2, nodes)  # weaker work paid
+    fair = _settled_bounty(net, "Explain gossip", l1, nodes)  # better work paid
+
+    # -- refused before anything is written ------------------------------------------------
+    events_before = l1.status()["events"]
+    with pytest.raises(ApiError) as no_standing:
+        j1.post("/api/disputes", {"target": unfair["award"], "claim": "x", "bond": 20})
+    assert no_standing.value.status == 403 and no_standing.value.code == "no_standing"
+    with pytest.raises(ApiError) as small:
+        l1.post("/api/disputes", {"target": unfair["award"], "claim": "unfair", "bond": 5})
+    assert small.value.status == 400 and small.value.code == "bond_too_small"
+    with pytest.raises(ApiError) as own:
+        m.post("/api/disputes", {"target": unfair["award"], "claim": "mine", "bond": 20})
+    assert own.value.code == "no_standing"
+    assert l1.status()["events"] == events_before
+
+    # -- the two disputes, filed with a short voting window -------------------------------------
+    now = int(time.time() * 1000)
+    window = {"vote_by": now + VOTE_S * 1000, "reveal_by": now + (VOTE_S + REVEAL_S) * 1000}
+    bal_l1, bal_l2 = _balance(l1, l1), _balance(l2, l2)
+    upheld = l1.post(
+        "/api/disputes",
+        {
+            "target": unfair["award"],
+            "claim": "My answer meets the rubric; the paid one is two lines.",
+            "bond": 30,
+            "files": [{"name": "notes.txt", "data_b64": "bm90ZXM="}],
+            **window,
+        },
+    )
+    frivolous = l2.post(
+        "/api/disputes",
+        {"target": fair["award"], "claim": "I should have won.", "bond": 30, **window},
+    )
+    assert upheld["subject"] == unfair["subs"][l1.account]  # the node found the standing
+    assert upheld["my_role"] == "disputant" and upheld["phase"] == "voting"
+    want_jurors = {j1.account, j2.account, absent.account}
+    for d in (upheld, frivolous):
+        assert {j["account"] for j in d["jurors"]} == want_jurors  # the parties never sit
+    with pytest.raises(ApiError) as twice:
+        l1.post("/api/disputes", {"target": unfair["award"], "claim": "again", "bond": 30})
+    assert twice.value.status == 409
+
+    # -- every node sees the same jurors; the jurors vote on their own nodes ------------------
+    for d in (upheld, frivolous):
+        for n in nodes:
+            got = wait_for(
+                lambda n=n, d=d: _dispute(n, d["id"]),
+                f"{n.name} to see dispute {d['id'][:8]}",
+                describe=net.describe,
+            )
+            assert [j["account"] for j in got["jurors"]] == [j["account"] for j in d["jurors"]]
+    duty = j1.get("/api/jury")
+    assert {row["dispute"] for row in duty["jury"]} == {upheld["id"], frivolous["id"]}
+    assert all(row["action"] == "vote" for row in duty["jury"])
+    with pytest.raises(ApiError) as not_juror:
+        l2.post(f"/api/disputes/{upheld['id']}/vote", {"verdict": "reject"})
+    assert not_juror.value.code == "not_juror"
+    for j in (j1, j2):
+        j.post(f"/api/disputes/{upheld['id']}/vote", {"verdict": "uphold", "reason": "l1 is right"})
+    # one juror votes with the CLI
+    cli(
+        "--data",
+        str(j1.data),
+        "dispute",
+        "vote",
+        frivolous["id"][:12],
+        "reject",
+        "--reason",
+        "fair",
+    )
+    j2.post(f"/api/disputes/{frivolous['id']}/vote", {"verdict": "reject"})
+    sealed = _dispute(l1, upheld["id"])
+    assert all(j["verdict"] is None for j in sealed["jurors"])  # sealed until voting closes
+    with pytest.raises(ApiError) as early:
+        j1.post(f"/api/disputes/{upheld['id']}/reveal", {})
+    assert early.value.code == "too_early"
+    assert (j1.data / "jury" / f"{upheld['id']}.json").stat().st_mode & 0o777 == 0o600
+
+    # -- after vote_by the jurors' nodes reveal; the nodes claim what is owed ------------------
+    def decided(n: Node) -> bool:
+        a, b = _dispute(n, upheld["id"]), _dispute(n, frivolous["id"])
+        return (
+            a["phase"] == "upheld"
+            and b["phase"] == "rejected"
+            and a["escrow"] == 0
+            and len(b["bond_movements"]) == 3
+        )
+
+    for n in nodes:
+        wait_for(
+            lambda n=n: decided(n),
+            f"{n.name} to see both disputes decided and claimed",
+            timeout=VOTE_S + REVEAL_S + 60,
+            describe=lambda: [_dispute(m, upheld["id"]), _dispute(m, frivolous["id"])],
+        )
+    net.wait_converged(NAMES)
+    views = [(_dispute(n, upheld["id"]), _dispute(n, frivolous["id"])) for n in nodes]
+    a, b = views[0]
+    for other in views[1:]:  # the same outcome, jurors, votes and bond movements everywhere
+        for mine, theirs in zip((a, b), other, strict=True):
+            for k in ("phase", "outcome", "jurors", "votes", "bond_movements", "escrow"):
+                assert mine[k] == theirs[k], (k, mine[k], theirs[k])
+    assert a["outcome"] == "upheld" and b["outcome"] == "rejected"
+    assert a["votes"]["uphold"] == 2 and b["votes"]["reject"] == 2
+    assert a["bond_movements"][1:] == [
+        {"kind": "claim", "to": l1.account, "amount": 30, "id": a["bond_movements"][1]["id"]}
+    ]
+    paid = {mv["to"]: mv["amount"] for mv in b["bond_movements"] if mv["kind"] == "claim"}
+    assert paid == {j1.account: 10, j2.account: 10}
+    assert b["escrow"] == 10  # the absent juror's share stays locked (still in the supply)
+    absent_row = next(j for j in b["jurors"] if j["account"] == absent.account)
+    assert not absent_row["committed"]
+    assert _balance(m, l1) == bal_l1  # the bond came back
+    assert _balance(m, l2) == bal_l2 - 30
+    sup = m.get("/api/balances")
+    assert sup["supply"] == sup["genesis_supply"]
+    # the mentor of the overturned award: respondent, and may appeal
+    mv = _dispute(m, upheld["id"])
+    assert mv["my_role"] == "respondent" and mv["next_action"] == "appeal"
+    assert not l1.get("/api/jury")["claims"]  # claimed by the node itself
+
+    # -- the CLI shows the same -------------------------------------------------------------
+    shown = json.loads(
+        cli("--data", str(j2.data), "--json", "dispute", "show", upheld["id"]).stdout
+    )
+    assert shown["phase"] == "upheld"
+    listed = cli("--data", str(l1.data), "dispute", "list").stdout
+    assert "upheld" in listed and "rejected" in listed
+    assert "nothing waits on you" in cli("--data", str(j1.data), "jury").stdout
