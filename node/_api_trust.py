@@ -13,10 +13,13 @@
 The bounty view (`GET /api/bounties/{id}`, node/_api.py) carries
 `review_trust` from `bounty_review_trust`: which reviews count toward quorum
 under the bounty's minimum reviewer trust and which the mentor's award would
-pay under each rule. The minimum is node-side data (`ReviewerThresholds`, the
-file `reviewer_trust.json` in the data directory): the mentor sets it when
-posting, on the mentor's own node; version 1 of the bounty kind has no field
-for it (PROTOCOL.md §6.5), so other nodes do not know it.
+pay under each rule. The minimum is in the bounty's terms (PROTOCOL.md §6.6),
+so every node knows it; `ReviewerThresholds` (`reviewer_trust.json`) is only
+read for bounties a node posted before terms existed.
+
+The propagation runs on a worker thread (`trust_refresh_loop`): the event loop
+only brings the edge graph up to date and copies it out, so a node with 10,000
+accounts keeps taking in gossip while its trust is recomputed.
 
 Every answer carries `trust_digest` (the clock-free digest nodes compare) and
 `events` (the applied events it was computed at). Scores are integers in units
@@ -36,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import trio
 from learnmesh.protocol import State, account_from_text, account_text
 from learnmesh.protocol._errors import RemoteProtocolError
 from learnmesh.protocol._reputation import honest_reviews
@@ -46,7 +50,9 @@ from learnmesh.protocol._trust import (
     ONE,
     TrustEdge,
     TrustView,
+    compute_raw,
     min_trust_of_ppm,
+    prepare,
     review_judgements,
     reviewer_calibration,
     reviews_to_pay,
@@ -67,6 +73,7 @@ __all__ = [
     "bounty_review_trust",
     "node_trust",
     "trust_ranking",
+    "trust_refresh_loop",
     "trust_routes",
 ]
 
@@ -96,23 +103,70 @@ class TrustCache:
         self._snap: _Snapshot | None = None
         self._state_id = 0
 
+        self.background = False  # a refresh loop runs: answer from the last view
+
+    @staticmethod
+    def _key(state: State) -> tuple[int, int, int]:
+        return (state.event_count, len(state.void), len(state.forks))
+
+    def stale(self, state: State) -> bool:
+        snap = self._snap
+        return snap is None or self._state_id != id(state) or snap.key != self._key(state)
+
     def get(self, state: State, now_ms: int) -> _Snapshot:
-        key = (state.event_count, len(state.void), len(state.forks))
+        key = self._key(state)
         snap = self._snap
         fresh = time.monotonic()
         if (
             snap is not None
             and self._state_id == id(state)
-            and (snap.key == key or fresh - snap.at < self.refresh_s)
+            and (snap.key == key or fresh - snap.at < self.refresh_s or self.background)
         ):
             return snap
-        clock_free = trust_view(state)
-        view = trust_view(state, now_ms)
+        return self._build(state, now_ms, key, None)
+
+    def _build(
+        self, state: State, now_ms: int, key: tuple[int, int, int], raw: Any
+    ) -> _Snapshot:
+        clock_free = trust_view(state, None, raw)
+        view = trust_view(state, now_ms, raw)
         snap = _Snapshot(
-            key, state.event_count, fresh, view, clock_free, reviewer_calibration(state, view)
+            key,
+            state.event_count,
+            time.monotonic(),
+            view,
+            clock_free,
+            reviewer_calibration(state, view),
         )
         self._snap, self._state_id = snap, id(state)
         return snap
+
+    async def refresh(self, state: State, now_ms: int) -> _Snapshot:
+        """Recompute with the propagation on a worker thread; the state may move
+        on meanwhile (the snapshot says which `events` it was computed at)."""
+        key = self._key(state)
+        p = prepare(state)
+        raw = await trio.to_thread.run_sync(compute_raw, p)
+        return self._build(state, now_ms, key, raw)
+
+
+async def trust_refresh_loop(node: Node, interval_s: float = 0.5) -> None:
+    """Keep the node's trust view current off the event loop: at most every
+    REFRESH_S seconds, when the state changed. Started by the API server."""
+    cache = _CACHES.get(node)
+    if cache is None:
+        cache = _CACHES[node] = TrustCache()
+    cache.background = True
+    try:
+        while True:
+            state = node.ledger.replica.state
+            snap = cache._snap
+            due = snap is None or time.monotonic() - snap.at >= cache.refresh_s
+            if due and cache.stale(state):
+                await cache.refresh(state, node.now_ms())
+            await trio.sleep(interval_s)
+    finally:
+        cache.background = False
 
 
 _CACHES: weakref.WeakKeyDictionary[Node, TrustCache] = weakref.WeakKeyDictionary()

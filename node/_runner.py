@@ -23,6 +23,7 @@ from hypercorn.trio import serve
 from learnmesh.ledger import BlobStore, Ledger
 
 from ._api import check_loopback, make_app
+from ._api_trust import trust_refresh_loop
 from ._service import Node, NodeSettings
 
 __all__ = ["run_node"]
@@ -131,6 +132,7 @@ async def _main(node: Node, token: str, data_dir: Path, admin: bool) -> None:
             # timeout races their next request ("server disconnected").
             hc.keep_alive_timeout = 120.0
             binds = await nursery.start(serve, make_app(node, token, admin=admin), hc)
+            nursery.start_soon(trust_refresh_loop, node)  # trust off the event loop
             api = binds[0] if binds else f"http://{s.api_host}:{s.api_port}"
             assert node.p2p is not None
             info = {

@@ -333,3 +333,40 @@ def test_a_minimum_reviewer_trust_and_the_trusted_award(tmp_path: Path) -> None:
         paid = {r["id"]: r["paid"] for r in detail["reviews"]}
         assert paid == {r_kr: 500, r_k1: 500, **{r: 0 for r in r_fresh}}
         assert detail["awarded"] == 9000
+
+
+async def test_the_refresh_computes_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`TrustCache.refresh` runs the propagation on a worker thread: the event
+    loop keeps running meanwhile (here the propagation is made 0.3 s slower, as
+    at 10,000 accounts), and the result is the synchronous one."""
+    import learnmesh.node._api_trust as api_trust
+    import trio
+    from learnmesh.node._api_trust import TrustCache
+    from learnmesh.protocol._trust import compute_raw
+    from learnmesh.protocol._workload import Workload
+
+    def slow(p: object) -> object:
+        time.sleep(0.3)
+        return compute_raw(p)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(api_trust, "compute_raw", slow)
+    w = Workload(seed=3, actors=8)
+    r = Replica(w.genesis)
+    for ev in w.events(120):
+        r.add(ev)
+    ticks = 0
+    done = trio.Event()
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while not done.is_set():
+            ticks += 1
+            await trio.sleep(0.01)
+
+    async with trio.open_nursery() as n:
+        n.start_soon(ticker)
+        snap = await TrustCache().refresh(r.state, 0)
+        done.set()
+    assert ticks >= 5, "the event loop was blocked while trust was computed"
+    assert snap.events == 120
+    assert snap.clock_free.digest == TrustCache().get(r.state, 0).clock_free.digest
