@@ -46,6 +46,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ._api_credentials import credential_routes
+from ._api_disputes import dispute_routes
 from ._api_messages import message_routes
 from ._api_moderation import marker, moderation_routes
 from ._api_recommend import recommendation_routes
@@ -523,7 +524,8 @@ def make_app(node: Node, token: str, *, admin: bool = False) -> Starlette:
             "balances": {
                 account_text(k): a.balance for k, a in sorted(state().accounts.items()) if a.balance
             },
-            "escrow": sum(b.escrow for b in state().bounties.values()),
+            # bounty escrows and dispute bonds still locked (both in the supply)
+            "escrow": sum(b.escrow for b in state().bounties.values()) + state().disputes.escrow(),
             "supply": state().total_supply(),
             "genesis_supply": node.genesis.total_supply,
         }
@@ -611,7 +613,8 @@ def make_app(node: Node, token: str, *, admin: bool = False) -> Starlette:
                     "to": account_text(acct),
                     "amount": amount,
                     "memo": ev.body.get("memo", "") if transfer else "",
-                    "bounty": None if transfer else ev.body["bounty"].hex(),
+                    # a dispute_claim (a bond paid back or shared) names no bounty
+                    "bounty": ev.body["bounty"].hex() if "bounty" in ev.body else None,
                     "timestamp": ev.timestamp,
                     "void": cid in st.void,
                 }
@@ -975,6 +978,7 @@ def make_app(node: Node, token: str, *, admin: bool = False) -> Starlette:
         *message_routes(node),  # node/_api_messages.py (private messages)
         *moderation_routes(node),  # node/_api_moderation.py (flags, hidden view, blocklist)
         *trust_routes(node),  # node/_api_trust.py (ranking, one account, review quality)
+        *dispute_routes(node),  # node/_api_disputes.py (disputes, votes, claims, jury duty)
         *recommendation_routes(node),  # node/_api_recommend.py (for this account)
         *metrics_routes(metrics),  # node/_metrics.py (Prometheus text format)
         *openapi_routes(),  # node/_openapi.py (this route table, described)

@@ -375,7 +375,13 @@ def cmd_payments(args: argparse.Namespace) -> int:
     t = SafeTable("when", "", "amount", "from / to", "what", title=f"payments of {r['account']}")
     for p in r["payments"]:
         inbound = p["direction"] == "in"
-        what = p["memo"] if p["kind"] == "transfer" else f"award for bounty {p['bounty'][:12]}"
+        what = (
+            p["memo"]
+            if p["kind"] == "transfer"
+            else f"award for bounty {p['bounty'][:12]}"
+            if p["bounty"]
+            else "dispute bond"
+        )
         t.add_row(
             _when(p["timestamp"]),
             "in" if inbound else "out",

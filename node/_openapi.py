@@ -298,6 +298,85 @@ RAW_ANSWER = obj(
     optional=["id", "error", "message"],
 )
 
+_MOVE = obj(
+    {"kind": {"enum": ["bond", "claim"]}, "from": ACCT, "to": ACCT, "amount": INT, "id": HEX},
+    optional=["from", "to", "id"],
+)
+DISPUTE = obj(
+    {
+        "id": HEX,
+        "target": HEX,
+        "target_kind": {"enum": ["award", "refund", "review"]},
+        "subject": HEX,
+        "bounty": HEX,
+        "bounty_title": null(S),
+        "disputant": ACCT,
+        "disputant_name": null(S),
+        "respondent": ACCT,
+        "respondent_name": null(S),
+        "claim": S,
+        "evidence": arr(obj({"hash": HEX, "name": S, "size": INT, "have": BOOL})),
+        "bond": INT,
+        "escrow": {"type": "integer", "description": "what of the bond is still locked"},
+        "jurors": arr(
+            obj(
+                {
+                    "account": ACCT,
+                    "name": null(S),
+                    "committed": BOOL,
+                    "revealed": BOOL,
+                    "verdict": null({"enum": ["uphold", "reject"]}),
+                    "reason": null(S),
+                    "claimed": null(INT),
+                }
+            )
+        ),
+        "vote_by": INT,
+        "reveal_by": INT,
+        "filed_at": INT,
+        "appeal_of": null(HEX),
+        "appeals": arr(HEX),
+        "phase": {
+            "type": "string",
+            "description": "voting, revealing, upheld, rejected or undecided",
+        },
+        "outcome": null(S),
+        "panel_fair": BOOL,
+        "votes": obj(
+            {
+                "committed": INT,
+                "revealed": INT,
+                "uphold": INT,
+                "reject": INT,
+                "panel": INT,
+                "majority": null({"enum": ["uphold", "reject"]}),
+            }
+        ),
+        "must_act": arr(obj({"account": ACCT, "action": S, "by": INT})),
+        "bond_movements": arr(_MOVE),
+        "my_role": null({"enum": ["disputant", "respondent", "juror"]}),
+        "next_action": null({"enum": ["vote", "reveal", "claim", "appeal"]}),
+        "next_by": null(INT),
+        "next_auto": BOOL,
+        "owed_to_me": INT,
+    }
+)
+_DUTY = obj(
+    {
+        "dispute": HEX,
+        "target_kind": S,
+        "bounty": HEX,
+        "phase": S,
+        "action": null(S),
+        "by": null(INT),
+        "auto": BOOL,
+        "vote_by": INT,
+        "reveal_by": INT,
+        "amount": INT,
+    },
+    optional=["amount"],
+)
+
 COMPONENT_SCHEMAS: dict[str, Schema] = {
     "Error": obj(
         {
@@ -314,6 +393,7 @@ COMPONENT_SCHEMAS: dict[str, Schema] = {
     "TrustEdge": TRUST_EDGE,
     "VerifyReport": VERIFY_REPORT,
     "RawEventAnswer": RAW_ANSWER,
+    "Dispute": DISPUTE,
 }
 
 # Path parameters, by the name the route templates give them.
@@ -322,6 +402,7 @@ PATH_PARAMS: dict[str, tuple[Schema, str]] = {
     "account": (ACCT, "an account"),
     "h": (HEX, "an attachment's SHA-256"),
     "sid": (HEX, "a submission id"),
+    "did": (HEX, "a dispute id"),
     "path": (S, "a file of the page"),
 }
 
@@ -846,6 +927,89 @@ ROUTES: dict[tuple[str, str], RouteDoc] = {
         "says which); each group by `score` (the sum of `parts`: skill, prerequisites, "
         "unlocks, deadline, reward, mentor_trust, mentor_record), ties by bounty id. `count` "
         "is how many there are before `limit`.",
+    ),
+    # -- disputes and juries (node/_api_disputes.py) -------------------------------------------
+    ("GET", "/api/disputes"): RouteDoc(
+        "Every dispute, newest first: phase, outcome, jurors, deadlines, bonds, my next step",
+        "disputes",
+        obj({"now": INT, "disputes": arr(ref("Dispute"))}),
+    ),
+    ("GET", "/api/disputes/{did}"): RouteDoc(
+        "One dispute: its claim, evidence, jurors and their votes, outcome and bond movements",
+        "disputes",
+        ref("Dispute"),
+        errors=(BAD, NOT_FOUND),
+    ),
+    ("GET", "/api/jury"): RouteDoc(
+        "What waits on me: jury duty with deadlines, bonds owed, disputes against me and mine",
+        "disputes",
+        obj(
+            {
+                "account": ACCT,
+                "now": INT,
+                "jury": arr(_DUTY),
+                "claims": arr(_DUTY),
+                "against_me": arr(_DUTY),
+                "mine": arr(_DUTY),
+            }
+        ),
+    ),
+    ("POST", "/api/disputes"): RouteDoc(
+        "File a dispute of an award, a refund or a review (locks a bond), or appeal one",
+        "disputes",
+        ref("Dispute"),
+        body=obj(
+            {
+                "target": HEX,
+                "subject": HEX,
+                "claim": S,
+                "bond": INT,
+                "files": arr(obj({"name": S, "data_b64": S})),
+                "vote_by": INT,
+                "reveal_by": INT,
+                "appeal_of": HEX,
+            },
+            optional=["target", "subject", "bond", "files", "vote_by", "reveal_by", "appeal_of"],
+        ),
+        errors=(
+            *AUTHOR_ERRORS,
+            NOT_FOUND,
+            (403, "no_standing", "the account has no standing to dispute (or appeal) this"),
+            (409, "no_jury", "too few eligible jurors: the dispute cannot be filed"),
+            (409, "insufficient_funds", "the bond is more than the balance"),
+        ),
+        description="Without `subject` the node finds the disputant's standing. Without "
+        "deadlines: voting 3 days, revealing 2 more. With `appeal_of` it appeals that "
+        "dispute (a party of it only; `target` is not needed; bond at least twice).",
+    ),
+    ("POST", "/api/disputes/{did}/vote"): RouteDoc(
+        "Juror: commit a sealed verdict (uphold or reject); the node reveals it after vote_by",
+        "disputes",
+        ref("EventId"),
+        body=obj({"verdict": {"enum": ["uphold", "reject"]}, "reason": S}, optional=["reason"]),
+        errors=(
+            *AUTHOR_ERRORS,
+            NOT_FOUND,
+            (403, "not_juror", "this account is not on the dispute's jury"),
+            (409, "late", "the voting deadline has passed"),
+        ),
+    ),
+    ("POST", "/api/disputes/{did}/reveal"): RouteDoc(
+        "Juror: reveal my vote now (after vote_by; the node also does it by itself)",
+        "disputes",
+        ref("EventId"),
+        errors=(*AUTHOR_ERRORS, NOT_FOUND, (409, "too_early", "voting has not closed yet")),
+    ),
+    ("POST", "/api/disputes/{did}/claim"): RouteDoc(
+        "Take what a decided dispute owes me (the node also does it by itself)",
+        "disputes",
+        ref("EventId"),
+        errors=(
+            *AUTHOR_ERRORS,
+            NOT_FOUND,
+            (409, "undecided", "no strict majority has revealed the same verdict"),
+            (403, "not_owed", "nothing of this bond is owed to this account"),
+        ),
     ),
     # -- acting: each signs and publishes one event of my chain ---------------------------------
     ("POST", "/api/bounties"): RouteDoc(

@@ -247,6 +247,7 @@ class Node:
                 nursery.start_soon(self._sync_worker)
                 nursery.start_soon(self._dial_known)
                 nursery.start_soon(self._redial_loop)
+                nursery.start_soon(_dispute_duties, self)  # node/_disputes.py: reveal, claim
                 nursery.start_soon(self.messages.run)  # fetch what peers hold for us
                 self._after_apply([])  # reveal drafts whose close arrived while we were down
                 task_status.started()
@@ -1350,6 +1351,12 @@ class Node:
 
     async def refund(self, bounty: bytes) -> Event:
         return await self.author("refund", {"bounty": bounty}, [bounty])
+
+
+async def _dispute_duties(node: Node) -> None:
+    from ._disputes import duty_loop  # late: node/_disputes.py imports this module
+
+    await duty_loop(node)
 
 
 def _cap(raws: list[bytes]) -> list[bytes]:

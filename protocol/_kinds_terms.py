@@ -10,10 +10,10 @@ Wire codes are assigned in protocol/_kinds.py:
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 from ._kinds import Kind
-from ._schema import fail, hash_id, integer, records, text
+from ._kinds_learning import RESOURCE_KINDS, check_resource_record
+from ._schema import fail, hash_id, integer, records
 
 __all__ = [
     "EXTRA_KINDS",
@@ -27,23 +27,13 @@ __all__ = [
 PPM = 1_000_000
 MAX_PREREQS = 8
 MAX_RESOURCES = 16
-RESOURCE_KINDS = ("article", "video", "course", "book", "exercise", "other")
-_URL_BAD = set(" \t\r\n\"'<>\\^`{|}")
 
 
 def check_resource(kind: str, r: dict[str, Any]) -> None:
-    """A learning resource record {title, url, kind, licence} (used by
-    bounty_terms and by the `resource` kind)."""
-    text(kind, r, "title", 1, 200)
-    url = text(kind, r, "url", 1, 500)
-    if any(c in _URL_BAD or ord(c) < 0x20 or ord(c) == 0x7F for c in url):
-        raise fail(kind, "url must not contain spaces, quotes or control characters")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc or "@" in parts.netloc:
-        raise fail(kind, "url must be an http:// or https:// address without a user name")
-    if r["kind"] not in RESOURCE_KINDS:
-        raise fail(kind, f"kind must be one of {', '.join(RESOURCE_KINDS)}")
-    text(kind, r, "licence", 0, 64)
+    """A learning resource record {title, url, kind, licence}: the same check as
+    the `resource` kind's (protocol/_kinds_learning.py), decided by characters
+    alone so every implementation decides alike."""
+    check_resource_record(kind, r)
 
 
 def _bounty_terms(body: dict[str, Any], author: bytes) -> None:
