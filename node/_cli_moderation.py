@@ -47,45 +47,37 @@ def cmd_flag(args: argparse.Namespace) -> int:
     return _out(args, r, f"flagged {what} as {args.category}: {r['id']}")
 
 
-def _flag_rows(t: SafeTable, items: list[dict[str, Any]]) -> None:
+def _flag_lines(items: list[dict[str, Any]]) -> list[Text]:
+    """One short block per flagged item (lines, not a wide table: they do not wrap)."""
+    out: list[Text] = []
     for it in items:
-        what = it["target_kind"]
-        if it.get("title"):
-            what += f": {it['title'][:40]}"
-        subject = it["subject"] if it["kind"] == "account" else it["subject"][:16]
+        who = it.get("account_name") or it["account"][:16] + "…"
+        if it["kind"] == "account":
+            head = f"account {it['subject']} ({who})"
+        else:
+            title = f" {it['title'][:48]!r}" if it.get("title") else ""
+            head = f"{it['target_kind']}{title} {it['subject'][:16]} by {who}"
         cats = ", ".join(f"{k} {n}" for k, n in it["categories"].items())
-        t.add_row(
-            what,
-            subject,
-            it.get("account_name") or it["account"][:14] + "…",
-            cats,
-            str(len(it["flags"])),
-            f"{it['ppm'] / 10_000:.2f}%",
-            it["why"],
-        )
+        out.append(_plain(f"- {head}\n    {cats}; {it['why']}"))
+    return out
 
 
 def cmd_flags(args: argparse.Namespace) -> int:
     r = _client(args).call("GET", "/api/flags")
     hidden = r["hidden"]["events"] + r["hidden"]["accounts"]
     th = r["thresholds"]
-    head = Text(
-        f"hidden when flaggers hold {th['trust_ppm'] / 10_000:g}% of all trust "
-        f"or {th['min_flaggers']} flaggers with trust agree"
-    )
-    parts: list[Any] = [head]
+    parts: list[Any] = [
+        _plain(
+            f"hidden when the flaggers hold {th['trust_ppm'] / 10_000:g}% of all trust "
+            f"or {th['min_flaggers']} flaggers with trust agree"
+        )
+    ]
     for title, items in (
         ("hidden by community flags", hidden),
         ("flagged, not hidden", r["below"]),
     ):
-        if not items:
-            parts.append(_plain(f"{title}: none"))
-            continue
-        t = SafeTable(title=title)
-        for col in ("what", "id", "author", "categories", "flags", "trust", "why"):
-            t.add_column(col)
-        _flag_rows(t, items)
-        parts.append(t)
+        parts.append(_plain(f"{title}: {len(items) or 'none'}"))
+        parts += _flag_lines(items)
     if r["mine"]:
         parts.append(_plain(f"your flags: {len(r['mine'])}"))
     return _out(args, r, Group(*parts))

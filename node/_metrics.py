@@ -71,6 +71,16 @@ _COUNTERS = (
     ("peers_dropped", "learnmesh_peers_dropped", "Peers dropped for not answering in time."),
     ("forks_relayed", "learnmesh_forks_relayed", "Equivocation proofs relayed."),
     ("blobs_fetched", "learnmesh_blobs_fetched", "Attachments fetched from peers."),
+    (
+        "relay_blocked",
+        "learnmesh_relay_blocked_events",
+        "Gossiped events not forwarded: their author is on this node's blocklist.",
+    ),
+    (
+        "relay_over_limit",
+        "learnmesh_relay_over_limit_events",
+        "Gossiped events not forwarded: their author was over the per-minute relay limit.",
+    ),
 )
 
 
