@@ -1,4 +1,4 @@
-"""`learnmesh devnet run|up|down` and `learnmesh bench propagation|sync|sybil`.
+"""`learnmesh devnet run|up|down` and `learnmesh bench propagation|sync|sybil|recommend`.
 
 `register(subparsers)` adds them to the main `learnmesh` parser, which finds this
 module by its entry point (`learnmesh.commands` in pyproject.toml): the node does
@@ -205,6 +205,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     from ._bench_sybil import register_bench as register_sybil_bench
 
     register_sybil_bench(b)
+    from ._bench_recommend import register_bench as register_recommend_bench
+
+    register_recommend_bench(b)
 
 
 def _subcommands_of(

@@ -20,7 +20,7 @@ from learnmesh.protocol import State, account_text
 from starlette.requests import Request
 
 from ._api_trust import node_trust
-from ._recommend import DEFAULT_LIMIT, MAX_LIMIT, Recommendation, recommend
+from ._recommend import DEFAULT_LIMIT, MAX_LIMIT, Recommendation, rank
 from ._service import Node, UserError
 
 __all__ = ["recommendation_json", "recommendation_routes", "recommendations"]
@@ -57,14 +57,14 @@ def recommendations(node: Node, limit: int) -> dict[str, Any]:
     """The answer of GET /api/recommendations for the node's own account."""
     state, snap = node_trust(node)
     now = node.now_ms()
-    everything = recommend(state, snap.view, node.key.public_key, now, limit=None)
+    ranked = rank(state, snap.view, node.key.public_key, now, limit)
     return {
         "account": account_text(node.key.public_key),
         "now_ms": now,
         "events": snap.events,
         "trust_digest": snap.clock_free.digest.hex(),
-        "count": len(everything),
-        "recommendations": [recommendation_json(state, r) for r in everything[:limit]],
+        "count": ranked.count,
+        "recommendations": [recommendation_json(state, r) for r in ranked.items],
     }
 
 

@@ -49,6 +49,7 @@ skill or has awarded work in a bounty of that skill (docs: learning-design).
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 from math import isqrt
 from typing import TYPE_CHECKING, Any
@@ -56,7 +57,6 @@ from typing import TYPE_CHECKING, Any
 from learnmesh.protocol._state import Bounty, State, Submission
 
 if TYPE_CHECKING:
-    from learnmesh.protocol._terms import BountyTerms
     from learnmesh.protocol._trust import TrustView
 
 __all__ = [
@@ -64,8 +64,10 @@ __all__ = [
     "MAX_LIMIT",
     "Learner",
     "Missing",
+    "Ranking",
     "Recommendation",
     "learner_profile",
+    "rank",
     "recommend",
 ]
 
@@ -230,53 +232,317 @@ def learner_profile(state: State, view: TrustView, account: bytes) -> Learner:
     )
 
 
-@dataclass(slots=True)
-class _MentorRecord:
-    awarded: int = 0
-    refunded_after_delivery: int = 0
-    lapsed: int = 0
+class _MentorBook:
+    """What a state says about each mentor's settling, less what needs a clock:
+    awards and refunds after a commit per mentor, and the unsettled bounties'
+    review deadlines (lapsed ones are counted against `now` on each call)."""
+
+    __slots__ = ("__weakref__", "awarded", "key", "refunded", "unsettled")
+
+    def __init__(self, state: State) -> None:
+        self.key = _state_key(state)
+        self.awarded: dict[bytes, int] = {}
+        self.refunded: dict[bytes, int] = {}  # refunded after a learner committed
+        self.unsettled: list[tuple[int, bytes]] = []  # (review_by, mentor)
+        for b in state.bounties.values():
+            if b.phase == "awarded":
+                self.awarded[b.author] = self.awarded.get(b.author, 0) + 1
+            elif b.phase == "refunded":
+                if b.commits:
+                    self.refunded[b.author] = self.refunded.get(b.author, 0) + 1
+            else:
+                self.unsettled.append((b.review_by, b.author))
+        self.unsettled.sort()
+
+    def lapsed(self, now_ms: int) -> dict[bytes, int]:
+        out: dict[bytes, int] = {}
+        for review_by, mentor in self.unsettled:
+            if review_by >= now_ms:
+                break
+            out[mentor] = out.get(mentor, 0) + 1
+        return out
 
 
-def _mentor_records(state: State, now_ms: int) -> dict[bytes, _MentorRecord]:
-    out: dict[bytes, _MentorRecord] = {}
-    for b in state.bounties.values():
-        if b.phase == "awarded":
-            out.setdefault(b.author, _MentorRecord()).awarded += 1
-        elif b.phase == "refunded":
-            if b.commits:
-                out.setdefault(b.author, _MentorRecord()).refunded_after_delivery += 1
-        elif now_ms > b.review_by:
-            out.setdefault(b.author, _MentorRecord()).lapsed += 1
-    return out
+_BOOKS: weakref.WeakKeyDictionary[State, _MentorBook] = weakref.WeakKeyDictionary()
 
 
-def _skill_part(learner: Learner, skill: str) -> tuple[int, list[str]]:
-    pts = 0
-    why: list[str] = []
-    if skill in learner.profile_skills:
-        pts += PROFILE_PTS
-    ppm = learner.trust_ppm.get(skill, 0)
-    if ppm:
-        pts += TRUST_PTS + min(TRUST_EXTRA_CAP, ppm // TRUST_PPM_PER_PT)
-    h = learner.history.get(skill)
-    if h is not None and h.awarded:
-        pts += WORK_PTS * min(WORK_CAP, h.awarded)
-        if h.reviews:
-            pts += h.review_pm_sum // h.reviews // QUALITY_DIV
-    if ppm or (h is not None and h.awarded) or skill in learner.profile_skills:
+def _state_key(state: State) -> tuple[int, int, int]:
+    return (state.event_count, len(state.void), len(state.forks))
+
+
+def _mentor_book(state: State) -> _MentorBook:
+    """Kept per state and rebuilt only when it changed (as the trust view is)."""
+    book = _BOOKS.get(state)
+    if book is None or book.key != _state_key(state):
+        book = _BOOKS[state] = _MentorBook(state)
+    return book
+
+
+def _skill_points(learner: Learner) -> dict[str, tuple[int, str]]:
+    """For each skill the learner shows anything in: its points (capped) and
+    the reason."""
+    out: dict[str, tuple[int, str]] = {}
+    known = set(learner.profile_skills) | set(learner.trust_ppm) | set(learner.history)
+    for skill in sorted(known):
+        pts = 0
         bits = []
+        ppm = learner.trust_ppm.get(skill, 0)
+        if skill in learner.profile_skills:
+            pts += PROFILE_PTS
         if ppm:
+            pts += TRUST_PTS + min(TRUST_EXTRA_CAP, ppm // TRUST_PPM_PER_PT)
             bits.append(f"trust {_pct(ppm)}")
+        h = learner.history.get(skill)
         if h is not None and h.awarded:
+            pts += WORK_PTS * min(WORK_CAP, h.awarded)
             n = h.awarded
             bits.append(f"{n} awarded work{'s' if n != 1 else ''}")
             if h.reviews:
                 mean = h.review_pm_sum // h.reviews
+                pts += mean // QUALITY_DIV
                 bits.append(f"reviewed {mean // 10} % on average")
-        if skill in learner.profile_skills and not bits:
-            bits.append("on your profile")
-        why.append(f"matches your skill {skill} ({', '.join(bits)})")
-    return min(SKILL_CAP, pts), why
+        if pts:
+            if not bits:
+                bits.append("on your profile")
+            out[skill] = (min(SKILL_CAP, pts), f"matches your skill {skill} ({', '.join(bits)})")
+    return out
+
+
+@dataclass(slots=True)
+class _Context:
+    state: State
+    account: bytes
+    now_ms: int
+    learner: Learner
+    skill_points: dict[str, tuple[int, str]]
+    book: _MentorBook
+    lapsed: dict[bytes, int]
+    mentor_ppm: dict[bytes, int]
+    median: int
+    unlocks: dict[bytes, list[Bounty]]  # bounty -> candidates that list it as a prerequisite
+
+
+def _evaluate(
+    ctx: _Context, b: Bounty, explain: bool
+) -> tuple[int, bool, dict[str, int], list[str], list[Missing]]:
+    """The score of one candidate and whether it is ready; with `explain`, also
+    its parts, reasons and missing prerequisites (else those stay empty, so the
+    first pass over every candidate allocates little)."""
+    state, learner, now_ms = ctx.state, ctx.learner, ctx.now_ms
+    parts: dict[str, int] = {}
+    reasons: list[str] = []
+    missing: list[Missing] = []
+    # skills
+    skill = 0
+    if b.skills:
+        sp = ctx.skill_points
+        for s in b.skills:
+            got = sp.get(s)
+            if got is not None:
+                skill += got[0]
+                if explain:
+                    reasons.append(got[1])
+        skill //= len(b.skills)
+        if explain and not skill:
+            reasons.append(f"new skill for you: {', '.join(b.skills)}")
+    score = skill
+    # prerequisites
+    ready = True
+    t = state.terms.get(b.id)
+    prereq = 0
+    if t is not None:
+        met: list[str] = []
+        labels: list[str] = []  # the missing ones, as a person reads them
+        for p in t.prereq_bounties:
+            done = p in learner.awarded_bounties
+            if not done:
+                ready = False
+            if not explain:
+                continue
+            pb = state.bounties.get(p)
+            title = pb.title if pb is not None else None
+            label = _q(title) if title is not None else p.hex()[:12]
+            if done:
+                met.append(f"prerequisite {label} done")
+                continue
+            can = (
+                pb is not None
+                and pb.phase == "open"
+                and pb.submit_by > now_ms
+                and pb.author != ctx.account
+                and p not in learner.committed
+            )
+            missing.append(Missing("bounty", p, title, None, can))
+            if can:
+                labels.append(f"{label} (open now)")
+            elif p in learner.committed:
+                labels.append(f"{label} (your work there is not awarded yet)")
+            elif pb is None:
+                labels.append(f"{label} (not on this node yet)")
+            else:
+                labels.append(f"{label} (no longer open)")
+        for s in t.prereq_skills:
+            has = learner.has_skill(s)
+            if not has:
+                ready = False
+            if explain:
+                if has:
+                    met.append(f"prerequisite skill {s} met")
+                else:
+                    missing.append(Missing("skill", None, None, s, False))
+                    labels.append(f"skill {s}")
+        if ready and (t.prereq_bounties or t.prereq_skills):
+            prereq = PREREQ_MET_PTS
+        if explain:
+            if labels:
+                reasons.append("first do: " + ", ".join(labels))
+            reasons += met
+    score += prereq
+    # what it opens up
+    later = ctx.unlocks.get(b.id)
+    unlocks = UNLOCK_PTS * min(UNLOCK_CAP, len(later)) if later else 0
+    score += unlocks
+    if explain and later:
+        later = sorted(later, key=lambda x: x.id)
+        reasons.append(
+            "a prerequisite of "
+            + ", ".join(_q(x.title, 40) for x in later[:UNLOCK_CAP])
+            + (f" and {len(later) - UNLOCK_CAP} more" if len(later) > UNLOCK_CAP else "")
+        )
+    # deadline
+    left = b.submit_by - now_ms
+    if left < TOO_CLOSE_MS:
+        deadline = TOO_CLOSE_PTS
+    elif left < _DAY:
+        deadline = 0
+    elif left < 3 * _DAY:
+        deadline = NEAR_PTS
+    else:
+        deadline = FAR_PTS
+    score += deadline
+    if explain:
+        if left < TOO_CLOSE_MS:
+            reasons.append(f"closes in {_left(left)}: little time to do the work")
+        elif left < _DAY:
+            reasons.append(f"closes in {_left(left)}")
+        else:
+            reasons.append(f"{_left(left)} left to submit")
+    # reward
+    median = ctx.median
+    reward = REWARD_PTS * b.reward // (b.reward + median) if b.reward + median else 0
+    score += reward
+    if explain:
+        rel = "above" if b.reward > median else "below" if b.reward < median else "at"
+        reasons.append(f"reward {b.reward:,} ({rel} the median {median:,} of open bounties)")
+    # the mentor
+    m_ppm = ctx.mentor_ppm.get(b.author, 0)
+    mentor_trust = min(MENTOR_TRUST_CAP, isqrt(m_ppm))
+    score += mentor_trust
+    awarded = ctx.book.awarded.get(b.author, 0)
+    refunded = ctx.book.refunded.get(b.author, 0)
+    lapsed = ctx.lapsed.get(b.author, 0)
+    bad = refunded + lapsed
+    if b.author in state.forks:
+        record = FORKED_PTS
+    elif awarded + bad == 0:
+        record = 0
+    else:
+        record = (RECORD_GOOD * awarded - RECORD_BAD * bad) // (awarded + bad)
+    score += record
+    if not explain:
+        return score, ready, parts, reasons, missing
+    if m_ppm:
+        reasons.append(f"mentor's trust {_pct(m_ppm)} of all")
+    if b.author in state.forks:
+        reasons.append("the mentor signed conflicting events (a forked chain)")
+    elif awarded + bad == 0:
+        reasons.append("new mentor: no settled bounty yet")
+    else:
+        total = awarded + bad
+        reasons.append(
+            f"mentor settled {awarded} of {total} bount{'y' if total == 1 else 'ies'} with an award"
+        )
+        if refunded:
+            reasons.append(f"mentor refunded {refunded} after work was committed")
+        if lapsed:
+            reasons.append(f"mentor left {lapsed} unsettled past the review deadline")
+    if t is not None and t.resources:
+        k = len(t.resources)
+        reasons.append(f"{k} learning resource{'s' if k != 1 else ''} listed")
+    parts["skill"] = skill
+    if prereq:
+        parts["prerequisites"] = prereq
+    if unlocks:
+        parts["unlocks"] = unlocks
+    parts["deadline"] = deadline
+    parts["reward"] = reward
+    parts["mentor_trust"] = mentor_trust
+    parts["mentor_record"] = record
+    return score, ready, parts, reasons, missing
+
+
+@dataclass(slots=True)
+class Ranking:
+    """The first `limit` recommendations, explained, and how many there were."""
+
+    count: int
+    items: list[Recommendation]
+
+
+def rank(
+    state: State,
+    view: TrustView,
+    account: bytes,
+    now_ms: int,
+    limit: int | None = DEFAULT_LIMIT,
+) -> Ranking:
+    """Every candidate scored (integers only), sorted, and the first `limit`
+    explained (see the module docstring)."""
+    learner = learner_profile(state, view, account)
+    candidates = [
+        b
+        for b in state.bounties.values()
+        if b.phase == "open"
+        and b.submit_by > now_ms
+        and b.author != account
+        and b.id not in learner.committed
+    ]
+    if not candidates:
+        return Ranking(0, [])
+    rewards = sorted(b.reward for b in candidates)
+    n = len(rewards)
+    median = rewards[n // 2] if n % 2 else (rewards[n // 2 - 1] + rewards[n // 2]) // 2
+    unlocks: dict[bytes, list[Bounty]] = {}
+    for b in candidates:
+        t = state.terms.get(b.id)
+        if t is not None:
+            for p in t.prereq_bounties:
+                unlocks.setdefault(p, []).append(b)
+    overall_total = sum(view.overall.values())
+    mentors = {b.author for b in candidates}
+    book = _mentor_book(state)
+    ctx = _Context(
+        state=state,
+        account=account,
+        now_ms=now_ms,
+        learner=learner,
+        skill_points=_skill_points(learner),
+        book=book,
+        lapsed=book.lapsed(now_ms),
+        mentor_ppm={m: _ppm(view.overall.get(m, 0), overall_total) for m in mentors},
+        median=median,
+        unlocks=unlocks,
+    )
+    keyed = []
+    for b in candidates:
+        score, ready, _, _, _ = _evaluate(ctx, b, False)
+        keyed.append((0 if ready else 1, -score, b.id, b))
+    keyed.sort(key=lambda k: k[:3])
+    out = []
+    for _, _, _, b in keyed if limit is None else keyed[:limit]:
+        score, ready, parts, reasons, missing = _evaluate(ctx, b, True)
+        out.append(Recommendation(b, score, ready, parts, reasons, missing))
+    return Ranking(len(keyed), out)
 
 
 def recommend(
@@ -287,157 +553,4 @@ def recommend(
     limit: int | None = DEFAULT_LIMIT,
 ) -> list[Recommendation]:
     """Open bounties for `account`, best first (see the module docstring)."""
-    learner = learner_profile(state, view, account)
-    records = _mentor_records(state, now_ms)
-    overall_total = sum(view.overall.values())
-    candidates = [
-        b
-        for b in state.bounties.values()
-        if b.phase == "open"
-        and b.submit_by > now_ms
-        and b.author != account
-        and b.id not in learner.committed
-    ]
-    if not candidates:
-        return []
-    rewards = sorted(b.reward for b in candidates)
-    n = len(rewards)
-    median = rewards[n // 2] if n % 2 else (rewards[n // 2 - 1] + rewards[n // 2]) // 2
-    # Which open bounties each candidate is a prerequisite of (for `unlocks`).
-    unlocks: dict[bytes, list[Bounty]] = {}
-    terms_of: dict[bytes, BountyTerms | None] = {}
-    for b in candidates:
-        t = state.terms.get(b.id)
-        terms_of[b.id] = t
-        if t is not None:
-            for p in t.prereq_bounties:
-                unlocks.setdefault(p, []).append(b)
-
-    out: list[Recommendation] = []
-    for b in candidates:
-        parts: dict[str, int] = {}
-        reasons: list[str] = []
-        # skills
-        if b.skills:
-            total = 0
-            for s in b.skills:
-                pts, why = _skill_part(learner, s)
-                total += pts
-                reasons += why
-            parts["skill"] = total // len(b.skills)
-            if not parts["skill"]:
-                reasons.append(f"new skill for you: {', '.join(b.skills)}")
-        else:
-            parts["skill"] = 0
-        # prerequisites
-        missing: list[Missing] = []
-        t = terms_of[b.id]
-        met: list[str] = []
-        labels: list[str] = []  # the missing ones, as a person reads them
-        if t is not None:
-            for p in t.prereq_bounties:
-                pb = state.bounties.get(p)
-                title = pb.title if pb is not None else None
-                label = _q(title) if title is not None else p.hex()[:12]
-                if p in learner.awarded_bounties:
-                    met.append(f"prerequisite {label} done")
-                    continue
-                can = (
-                    pb is not None
-                    and pb.phase == "open"
-                    and pb.submit_by > now_ms
-                    and pb.author != account
-                    and p not in learner.committed
-                )
-                missing.append(Missing("bounty", p, title, None, can))
-                if can:
-                    labels.append(f"{label} (open now)")
-                elif p in learner.committed:
-                    labels.append(f"{label} (your work there is not awarded yet)")
-                elif pb is None:
-                    labels.append(f"{label} (not on this node yet)")
-                else:
-                    labels.append(f"{label} (no longer open)")
-            for s in t.prereq_skills:
-                if learner.has_skill(s):
-                    met.append(f"prerequisite skill {s} met")
-                else:
-                    missing.append(Missing("skill", None, None, s, False))
-                    labels.append(f"skill {s}")
-        if missing:
-            reasons.append("first do: " + ", ".join(labels))
-        elif met:
-            parts["prerequisites"] = PREREQ_MET_PTS
-        reasons += met
-        # what it opens up
-        later = [
-            x
-            for x in unlocks.get(b.id, [])
-            if x.id not in learner.awarded_bounties and x.author != account
-        ]
-        if later:
-            later.sort(key=lambda x: x.id)
-            parts["unlocks"] = UNLOCK_PTS * min(UNLOCK_CAP, len(later))
-            reasons.append(
-                "a prerequisite of "
-                + ", ".join(_q(x.title, 40) for x in later[:UNLOCK_CAP])
-                + (f" and {len(later) - UNLOCK_CAP} more" if len(later) > UNLOCK_CAP else "")
-            )
-        # deadline
-        left = b.submit_by - now_ms
-        if left < TOO_CLOSE_MS:
-            parts["deadline"] = TOO_CLOSE_PTS
-            reasons.append(f"closes in {_left(left)}: little time to do the work")
-        elif left < _DAY:
-            parts["deadline"] = 0
-            reasons.append(f"closes in {_left(left)}")
-        elif left < 3 * _DAY:
-            parts["deadline"] = NEAR_PTS
-            reasons.append(f"{_left(left)} left to submit")
-        else:
-            parts["deadline"] = FAR_PTS
-            reasons.append(f"{_left(left)} left to submit")
-        # reward
-        parts["reward"] = REWARD_PTS * b.reward // (b.reward + median) if b.reward + median else 0
-        rel = "above" if b.reward > median else "below" if b.reward < median else "at"
-        reasons.append(f"reward {b.reward:,} ({rel} the median {median:,} of open bounties)")
-        # the mentor
-        m_ppm = _ppm(view.overall.get(b.author, 0), overall_total)
-        parts["mentor_trust"] = min(MENTOR_TRUST_CAP, isqrt(m_ppm))
-        if m_ppm:
-            reasons.append(f"mentor's trust {_pct(m_ppm)} of all")
-        rec = records.get(b.author)
-        if b.author in state.forks:
-            parts["mentor_record"] = FORKED_PTS
-            reasons.append("the mentor signed conflicting events (a forked chain)")
-        elif rec is None:
-            parts["mentor_record"] = 0
-            reasons.append("new mentor: no settled bounty yet")
-        else:
-            bad = rec.refunded_after_delivery + rec.lapsed
-            done = rec.awarded + bad
-            parts["mentor_record"] = (RECORD_GOOD * rec.awarded - RECORD_BAD * bad) // done
-            reasons.append(
-                f"mentor settled {rec.awarded} of {done} "
-                f"bount{'y' if done == 1 else 'ies'} with an award"
-            )
-            if rec.refunded_after_delivery:
-                k = rec.refunded_after_delivery
-                reasons.append(f"mentor refunded {k} after work was committed")
-            if rec.lapsed:
-                reasons.append(f"mentor left {rec.lapsed} unsettled past the review deadline")
-        if t is not None and t.resources:
-            k = len(t.resources)
-            reasons.append(f"{k} learning resource{'s' if k != 1 else ''} listed")
-        out.append(
-            Recommendation(
-                bounty=b,
-                score=sum(parts.values()),
-                ready=not missing,
-                parts=parts,
-                reasons=reasons,
-                missing=missing,
-            )
-        )
-    out.sort(key=Recommendation.sort_key)
-    return out if limit is None else out[:limit]
+    return rank(state, view, account, now_ms, limit).items
