@@ -46,6 +46,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ._api_credentials import credential_routes
+from ._api_learning import learning_routes
 from ._api_disputes import dispute_routes
 from ._api_messages import message_routes
 from ._api_moderation import marker, moderation_routes
@@ -108,6 +109,8 @@ _IDEMPOTENT = {
     ("POST", "/api/bounties/{bid}/refund"),
     ("POST", "/api/vouch"),
     ("POST", "/api/profile"),
+    ("POST", "/api/comments"),
+    ("POST", "/api/resources"),
 }
 # The wire names of fields, as the page's forms name them (for error messages).
 _FIELD_LABELS = {
@@ -975,6 +978,7 @@ def make_app(node: Node, token: str, *, admin: bool = False) -> Starlette:
         ("GET", "/api/me", me_view),
         ("GET", "/api/profiles/{account}", profile_of),
         *credential_routes(node),  # node/_api_credentials.py (list, get, verify)
+        *learning_routes(node),  # node/_api_learning.py (comments, resources)
         *message_routes(node),  # node/_api_messages.py (private messages)
         *moderation_routes(node),  # node/_api_moderation.py (flags, hidden view, blocklist)
         *trust_routes(node),  # node/_api_trust.py (ranking, one account, review quality)

@@ -1227,6 +1227,122 @@ ROUTES: dict[tuple[str, str], RouteDoc] = {
         "duplicate; 202 pending (waits for its prev or refs) or held (dated ahead of "
         "this node's clock).",
     ),
+    # -- discussion and resources (node/_api_learning.py) ------------------------------------
+    ("GET", "/api/bounties/{bid}/comments"): RouteDoc(
+        "Every discussion thread under a bounty, in reading order",
+        "learning",
+        obj(
+            {
+                "bounty": HEX,
+                "count": INT,
+                "hidden": INT,
+                "comments": arr(
+                    obj(
+                        {
+                            "id": HEX,
+                            "target": HEX,
+                            "target_kind": null(
+                                {"enum": ["bounty", "reveal", "review", "comment", "resource"]}
+                            ),
+                            "bounty": null(HEX),
+                            "depth": INT,
+                            "replies": INT,
+                            "author": ACCT,
+                            "author_name": null(S),
+                            "timestamp": INT,
+                            "text": S,
+                            "markdown": arr(ANY),
+                            "hidden": BOOL,
+                            "hidden_by": null({"enum": ["block", "flags"]}),
+                            "hidden_why": null(S),
+                        }
+                    )
+                ),
+            }
+        ),
+        errors=(BAD, NOT_FOUND),
+        description="Comments on the bounty, its submissions, their reviews and its "
+        "resources (`depth` 0), each followed by its replies (`depth` + 1), each level "
+        "oldest first. `markdown` is the text rendered to a tree of allowed nodes: a "
+        'string (text), or `{"t": p|em|strong|code|pre|ul|ol|li|blockquote|br, "c": '
+        '[node…]}`, or `{"t": "a", "href": http(s) or mailto URL, "c": [node…]}`; raw '
+        "HTML is text. `hidden`: this node blocks the author, or community flags hide it.",
+    ),
+    ("POST", "/api/comments"): RouteDoc(
+        "Comment on a bounty, a submission, a review, a comment or a resource",
+        "learning",
+        ref("EventId"),
+        body=obj({"target": HEX, "text": S}),
+        errors=(
+            *AUTHOR_ERRORS,
+            NOT_FOUND,
+            (409, "bad_target", "the target is not a kind a comment may name"),
+            (413, "too_large", "text over 4000 characters"),
+        ),
+        idempotent=True,
+        description="`text` is Markdown, 1..4000 characters, not blank.",
+    ),
+    ("GET", "/api/resources"): RouteDoc(
+        "Suggested learning resources, ranked by the suggesters' trust in the skill",
+        "learning",
+        obj(
+            {
+                "skill": null(S),
+                "bounty": null(HEX),
+                "resources": arr(
+                    obj(
+                        {
+                            "id": HEX,
+                            "skill": S,
+                            "title": S,
+                            "url": S,
+                            "kind": S,
+                            "licence": S,
+                            "bounty": null(HEX),
+                            "suggested_at": INT,
+                            "suggested_by": arr(obj({"account": ACCT, "name": null(S)})),
+                            "suggestions": arr(HEX),
+                            "trust_ppm": INT,
+                            "comments": INT,
+                        }
+                    )
+                ),
+                "skills": dict_of(INT),
+                "trust_digest": HEX,
+                "events": INT,
+            }
+        ),
+        query={
+            "skill": (S, "only resources for this skill"),
+            "bounty": (HEX, "only resources suggested for this bounty"),
+        },
+        errors=(BAD,),
+        description="Suggestions of one url for one skill are one entry (`id` is the "
+        "earliest); ranked by the sum of the suggesters' clock-free trust in the skill, "
+        "then by how many suggested it, then oldest first. `skills`: every skill with "
+        "suggestions, and how many.",
+    ),
+    ("POST", "/api/resources"): RouteDoc(
+        "Suggest a learning resource for a skill (and a bounty)",
+        "learning",
+        ref("EventId"),
+        body=obj(
+            {
+                "skill": S,
+                "title": S,
+                "url": S,
+                "kind": {"enum": ["article", "video", "course", "book", "exercise", "other"]},
+                "licence": S,
+                "bounty": null(HEX),
+            },
+            optional=["kind", "licence", "bounty"],
+        ),
+        errors=(*AUTHOR_ERRORS, NOT_FOUND),
+        idempotent=True,
+        description="`url`: http(s); a non-ASCII host becomes punycode and other "
+        "characters are percent-encoded before signing. `licence`: SPDX-like, e.g. "
+        "CC-BY-4.0 (empty: unknown). `kind` defaults to article.",
+    ),
     # -- admin: devnet faults (node start --admin) ---------------------------------------------
     ("POST", "/api/admin/connect"): RouteDoc(
         "Dial a peer by multiaddress",

@@ -1,0 +1,81 @@
+"""API routes for discussion and resources (node/_learning.py does the work):
+
+- `GET /api/bounties/{bid}/comments`: every thread under a bounty (comments
+  on it, its submissions, their reviews and its resources, with replies) in
+  reading order, each with `depth`, its rendered Markdown tree, its author's
+  name and `hidden` (this node blocks the author, or the community's flags
+  hide it) with `hidden_why`.
+- `POST /api/comments` `{target, text}`: comment on a bounty, a submission, a
+  review, a comment or a resource.
+- `GET /api/resources?skill=S&bounty=B`: suggested resources, ranked by the
+  suggesters' trust in the skill.
+- `POST /api/resources` `{skill, title, url, kind, licence, bounty}`: suggest one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+
+from ._learning import bounty_comments, list_resources, post_comment, post_resource
+from ._service import Node, UserError
+
+__all__ = ["learning_routes"]
+
+Handler = Callable[[Request], Awaitable[Any]]
+
+
+def _id(v: Any, what: str) -> bytes:
+    if not isinstance(v, str):
+        raise UserError(f"{what} must be a hex id (64 characters)")
+    try:
+        b = bytes.fromhex(v)
+    except ValueError:
+        b = b""
+    if len(b) != 32:
+        raise UserError(f"{what} must be a hex id (64 characters)")
+    return b
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    try:
+        data = json.loads(await request.body() or b"{}")
+    except (ValueError, RecursionError):
+        raise UserError("the request body is not valid JSON", code="bad_json") from None
+    if not isinstance(data, dict):
+        raise UserError("the request body must be a JSON object", code="bad_json")
+    return data
+
+
+def learning_routes(node: Node) -> list[tuple[str, str, Handler]]:
+    async def comments(request: Request) -> Any:
+        return bounty_comments(node, _id(request.path_params["bid"], "bounty"))
+
+    async def new_comment(request: Request) -> Any:
+        d = await _body(request)
+        ev = await post_comment(node, _id(d.get("target"), "target"), d.get("text"))
+        return {"id": ev.id.hex()}
+
+    async def resources(request: Request) -> Any:
+        qp = request.query_params
+        skill = qp.get("skill") or None
+        if skill is not None and len(skill) > 32:
+            raise UserError("a skill is at most 32 characters")
+        bounty = _id(qp["bounty"], "bounty") if qp.get("bounty") else None
+        return list_resources(node, skill, bounty)
+
+    async def new_resource(request: Request) -> Any:
+        d = await _body(request)
+        b = d.get("bounty")
+        ev = await post_resource(node, d, _id(b, "bounty") if b else None)
+        return {"id": ev.id.hex()}
+
+    return [
+        ("GET", "/api/bounties/{bid}/comments", comments),
+        ("POST", "/api/comments", new_comment),
+        ("GET", "/api/resources", resources),
+        ("POST", "/api/resources", new_resource),
+    ]
