@@ -534,6 +534,39 @@ def test_the_trusted_award_pays_reviews_near_the_weighted_median() -> None:
     assert body2["reviewers"] == [] and body2["winners"][0]["amount"] == 10_000
 
 
+def test_reviews_a_trusted_award_pays_make_review_edges() -> None:
+    """Two trusted reviewers outvoted by three fresh keys: the plain median is the
+    fresh keys' score, yet the two reviews the mentor paid (near the median of the
+    paid reviews) are honest and make review edges; one paid review alone never
+    does, and the unpaid fresh keys get none."""
+    net = Net(n=9, trusted=1)
+    net.lifecycle(mentor=0, learners=(3,), reviewers=(1, 2))
+    net.lifecycle(mentor=0, learners=(1,), reviewers=(3, 2))
+    b = net.bounty(0)
+    c = net.commit(4, b)
+    close = net.close(0, b, [c])
+    sub = net.reveal(4, b, c, close)
+    good = [net.review(3, b, sub, [9, 9]), net.review(2, b, sub, [9, 8])]
+    fresh = [net.review(k, b, sub, [1, 1]) for k in (6, 7, 8)]
+    net.award(0, b, [(sub, 9000)], [(good[0], 500), (good[1], 500)])
+    review_edges = {
+        e.dst for e in trust_edges(net.state) if e.kind == "review" and e.bounty == b.id
+    }
+    assert review_edges == {net.pk(3), net.pk(2)}
+    assert not review_edges & {net.pk(k) for k in (6, 7, 8)}
+    assert all(net.state.reviews[f.id].paid == 0 for f in fresh)
+    # the same with only one of them paid: a lone paid review is not enough
+    net2 = Net(n=9, trusted=1)
+    b2 = net2.bounty(0)
+    c2 = net2.commit(4, b2)
+    sub2 = net2.reveal(4, b2, c2, net2.close(0, b2, [c2]))
+    one = net2.review(3, b2, sub2, [9, 9])
+    for k in (6, 7, 8):
+        net2.review(k, b2, sub2, [1, 1])
+    net2.award(0, b2, [(sub2, 9000)], [(one, 500)])
+    assert not [e for e in trust_edges(net2.state) if e.kind == "review"]
+
+
 def test_the_trusted_award_equals_the_plain_one_without_trust() -> None:
     """Nobody holds trust in the skill: the weighted median is §6.4's median."""
     from learnmesh.protocol import award_body
