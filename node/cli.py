@@ -34,7 +34,6 @@ COMMAND_MODULES: tuple[str, ...] = (
     "learnmesh.node._cli_node",
     "learnmesh.node._cli_client",
     "learnmesh.node._cli_credentials",
-    "learnmesh.node._cli_learning",
     "learnmesh.node._cli_disputes",
     "learnmesh.node._cli_messages",
     "learnmesh.node._cli_learning",
