@@ -6,7 +6,7 @@
   // ---------------------------------------------------------------- safe DOM
 
   const TAGS = new Set([
-    "a", "article", "br", "button", "code", "dd", "details", "div", "dl", "dt", "em", "fieldset",
+    "a", "article", "blockquote", "br", "button", "code", "dd", "details", "div", "dl", "dt", "em", "fieldset",
     "footer", "form", "h1", "h2", "h3", "header", "input", "label", "legend", "li", "nav", "ol",
     "option", "p", "pre", "section", "select", "small", "span", "strong", "summary", "table",
     "tbody", "td", "textarea", "th", "thead", "time", "tr", "ul",
@@ -20,6 +20,17 @@
   // Links go only to this page's routes or to the node's API, with every
   // variable part percent-encoded by enc(): no scheme, no quote, no space.
   const SAFE_HREF = /^(#\/[A-Za-z0-9/_\-.~%]*|\/api\/[A-Za-z0-9/_\-.~%]+(\?[A-Za-z0-9_\-.~%=&]*)?)$/;
+  // Or an absolute http(s) URL elsewhere (a learning resource, a link in a
+  // comment): parsed by URL(), no user name or password; h() itself opens it
+  // in a new tab without opener, referrer or endorsement (rel, target).
+  function externalHref(v) {
+    if (!/^https?:\/\/[^\s]/i.test(v) || /[\u0000-\u0020\u007f-\u009f]/.test(v)) return null;
+    let u;
+    try { u = new URL(v); } catch (e) { return null; }
+    if (u.protocol !== "http:" && u.protocol !== "https:") return null;
+    if (u.username || u.password || !u.hostname) return null;
+    return u.href;
+  }
 
   function enc(s) {
     return encodeURIComponent(String(s)).replace(
@@ -43,8 +54,14 @@
       } else if (!ATTRS.has(k)) {
         throw new Error("h: refused attribute " + k);
       } else if (k === "href") {
-        if (typeof v !== "string" || !SAFE_HREF.test(v)) throw new Error("h: refused link");
-        el.setAttribute("href", v);
+        if (typeof v !== "string") throw new Error("h: refused link");
+        const ext = SAFE_HREF.test(v) ? null : externalHref(v);
+        if (!SAFE_HREF.test(v) && ext === null) throw new Error("h: refused link");
+        el.setAttribute("href", ext === null ? v : ext);
+        if (ext !== null) {
+          el.setAttribute("rel", "noopener noreferrer nofollow");
+          el.setAttribute("target", "_blank");
+        }
       } else if (k === "value") {
         el.value = String(v);
       } else if (k === "checked" || k === "disabled" || k === "selected") {
