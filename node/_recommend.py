@@ -1,6 +1,7 @@
 """Recommendations: open bounties ranked for one account, on that account's own node.
 
-`recommend(state, view, account, now_ms)` is pure: it reads the state this node
+`rank(state, view, account, now_ms, limit)` (and `recommend`, its list) is
+pure: it reads the state this node
 already holds and the trust view the node already keeps (node/_api_trust.py's
 `node_trust`), does no I/O, and gives the same answer for the same inputs. No
 data leaves the node for this: nothing is asked of any peer, and nothing the
@@ -27,9 +28,9 @@ a person can read):
 - `prerequisites`: +150 when the bounty lists prerequisites and all are met
   (a next step on a path); nothing when it lists none. A bounty with missing
   ones is in the second group and says which (`missing`).
-- `unlocks`: +100 per other open bounty, not the learner's own, that lists this
-  one as a prerequisite and that the learner has not done (up to 3): the
-  foundation before the advanced work.
+- `unlocks`: +100 per other candidate (so open, not the learner's own and not
+  committed to by it) that lists this one as a prerequisite bounty, up to 3:
+  the foundation before the advanced work.
 - `deadline`: time left until `submit_by`: under 6 hours −300 (too close to do
   the work); under a day 0; under 3 days +50; more +100.
 - `reward`: `200 × reward // (reward + median)`, the median over the
@@ -41,6 +42,13 @@ a person can read):
   `review_by`: `(200 × awarded − 400 × bad) // (awarded + bad)`, from −400 to
   200; 0 for a mentor with none yet. A mentor shown to have forked its chain:
   −1000.
+
+Every candidate is scored with integers alone; only the first `limit` after
+sorting get their parts, reasons and missing prerequisites written out (on a
+large state, allocating those for every candidate cost more than the ranking,
+mostly in garbage collection). The mentors' settling counts are kept per state
+(rebuilt when it changed, like the trust view); lapsed bounties are counted
+against `now_ms` on each call.
 
 A learner has met a prerequisite bounty when its work there was awarded
 (`Submission.awarded > 0`), a prerequisite skill when it holds trust in that
