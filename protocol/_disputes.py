@@ -806,12 +806,14 @@ def panel_check(state: State, dispute: Dispute | bytes, trust: TrustView | None 
     """Whether the dispute's named jurors are all among the first 2 x panel of
     the current draw (trust moves a little between filing and checking; the
     tolerance keeps an honest panel valid). A failing panel's outcome counts
-    for nothing in the reputation and trust views."""
+    for nothing in the reputation and trust views. A juror that forked its
+    chain since is left out of the check (its votes are void anyway): a juror
+    must not be able to annul a dispute by forking."""
     d = state.disputes.disputes.get(dispute) if isinstance(dispute, bytes) else dispute
     if d is None:
         raise LocalProtocolError("unknown_dispute", "no such dispute")
     drawn = _ranked(state, _draw_inputs(state, d), _trust_of(state, trust), 2 * d.panel)
-    return set(d.jurors) <= set(drawn)
+    return set(d.jurors) - state.forks.keys() <= set(drawn)
 
 
 # -- outcomes (a view that the reputation view, and so the digest, includes) ------------------

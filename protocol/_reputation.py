@@ -33,29 +33,46 @@ def _median(xs: list[int]) -> int:
 
 def honest_reviews(state: State, bounties: Iterable[Bounty] | None = None) -> set[bytes]:
     """Ids of reviews close to the median of their submission's reviews (of
-    every bounty, or only of `bounties`)."""
+    every bounty, or only of `bounties`). A review a dispute overturned is
+    left out, of the median too (protocol/_disputes.py)."""
     out: set[bytes] = set()
     tol = state.params.honest_review_tolerance_pm
+    gone = _overturned_reviews(state)
     for b in state.bounties.values() if bounties is None else bounties:
         mx = b.max_score
         for sub in b.submissions.values():
-            if len(sub.reviews) < 2:
+            rids = [r for r in sub.reviews if r not in gone] if gone else sub.reviews
+            if len(rids) < 2:
                 continue
             # per mille of the maximum, integers only: the digest must not see floats
-            totals = {rid: sum(state.reviews[rid].scores) * 1000 // mx for rid in sub.reviews}
+            totals = {rid: sum(state.reviews[rid].scores) * 1000 // mx for rid in rids}
             med = _median(list(totals.values()))
             out.update(rid for rid, t in totals.items() if abs(t - med) <= tol)
     return out
 
 
 def reputation_points(state: State) -> dict[bytes, int]:
-    """Points that depend only on the events: part of the state digest."""
+    """Points that depend only on the events: part of the state digest. Decided
+    disputes add theirs (overturned mentors and reviewers, jurors)."""
     pts = {k: a.points for k, a in state.accounts.items()}
     bonus = state.params.points_honest_review
     for rid in honest_reviews(state):
         r = state.reviews[rid].reviewer
         pts[r] = pts.get(r, 0) + bonus
+    if state.disputes.disputes:
+        from ._disputes import dispute_outcomes
+
+        for k, p in dispute_outcomes(state).points.items():
+            pts[k] = pts.get(k, 0) + p
     return pts
+
+
+def _overturned_reviews(state: State) -> frozenset[bytes]:
+    if not state.disputes.disputes:
+        return frozenset()
+    from ._disputes import dispute_outcomes
+
+    return dispute_outcomes(state).overturned_reviews
 
 
 def trusted_accounts(state: State) -> set[bytes]:

@@ -33,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import weakref
 from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from itertools import repeat
 from math import isqrt
@@ -154,8 +155,11 @@ def _edge_order(e: TrustEdge) -> tuple[bytes, bytes, str, bytes, int, int]:
 # -- edges ------------------------------------------------------------------------------
 
 
-def _bounty_edges(state: State, b: Bounty) -> list[_EdgeTuple]:
-    """The edges an awarded bounty makes, forks not yet taken into account."""
+def _bounty_edges(
+    state: State, b: Bounty, skip: AbstractSet[bytes] = frozenset()
+) -> list[_EdgeTuple]:
+    """The edges an awarded bounty makes, forks not yet taken into account;
+    reviews in `skip` (overturned by a dispute) are left out of the medians."""
     reviews = state.reviews
     tol = state.params.honest_review_tolerance_pm
     out: list[_EdgeTuple] = []
@@ -165,10 +169,11 @@ def _bounty_edges(state: State, b: Bounty) -> list[_EdgeTuple]:
     for sub in b.submissions.values():
         if sub.awarded > 0 and sub.learner != m:
             add((m, sub.learner, WORK, isqrt(sub.awarded), sub.awarded, bid, sk))
-        n = len(sub.reviews)
+        rids = [r for r in sub.reviews if r not in skip] if skip else sub.reviews
+        n = len(rids)
         if n < 2:
             continue  # a lone review is never honest (§6.4)
-        rvs = [reviews[rid] for rid in sub.reviews]
+        rvs = [reviews[rid] for rid in rids]
         totals = [sum(rv.scores) * 1000 // mx for rv in rvs]
         st = sorted(totals)
         h = n // 2
@@ -262,7 +267,11 @@ class _Graph:
 def _edge_tuples(state: State) -> list[_EdgeTuple]:
     g = _Graph()
     g.update(state)
-    return g.edges(state.forks)
+    edges = g.edges(state.forks)
+    over = _overturned(state)
+    if over is None:
+        return edges
+    return _without_overturned(state, g, Prepared((), {}, edges, ()), *over).edges
 
 
 def trust_edges(state: State) -> list[TrustEdge]:
@@ -383,7 +392,15 @@ class Prepared:
 
 def prepare(state: State) -> Prepared:
     """Bring the state's edge graph up to date (incremental) and copy out what
-    `compute_raw` needs. Runs where the state is changed (the event loop)."""
+    `compute_raw` needs. Runs where the state is changed (the event loop).
+    Decided disputes change the edges (`_overturned`)."""
+    p = _prepare_base(state)
+    over = _overturned(state)
+    return p if over is None else _without_overturned(state, _GRAPHS[state], p, *over)
+
+
+def _prepare_base(state: State) -> Prepared:
+    """`prepare` before dispute outcomes: what juries are drawn with."""
     graph = _GRAPHS.get(state)
     if graph is None:
         graph = _GRAPHS[state] = _Graph()
@@ -416,6 +433,47 @@ def compute_raw(p: Prepared) -> _Raw:
         edges=p.edges,
         seeds=p.seeds,
     )
+
+
+def _overturned(state: State) -> tuple[frozenset[bytes], frozenset[bytes]] | None:
+    """(bounties whose award a dispute overturned, overturned reviews), or None
+    when no decided dispute changes any edge (protocol/_disputes.py)."""
+    if not state.disputes.disputes:
+        return None
+    from ._disputes import dispute_outcomes
+
+    out = dispute_outcomes(state)
+    if not out.overturned_award_bounties and not out.overturned_reviews:
+        return None
+    return out.overturned_award_bounties, out.overturned_reviews
+
+
+def _without_overturned(
+    state: State,
+    graph: _Graph,
+    p: Prepared,
+    bounties: frozenset[bytes],
+    reviews: frozenset[bytes],
+) -> Prepared:
+    """`p` less the work edges of overturned awards, with each overturned review
+    left out of its submission's median (so of the honest reviews paid)."""
+    forked = state.forks
+    redo = {state.reviews[r].bounty for r in reviews if r in state.reviews}
+    edges: list[_EdgeTuple] = []
+    for bid, lst in graph.bounty_edges.items():
+        if bid in redo:
+            lst = _bounty_edges(state, state.bounties[bid], reviews)
+        if bid in bounties:
+            lst = [e for e in lst if e[2] != WORK]
+        edges += lst
+    for lst in graph.vouch_edges.values():
+        edges += lst
+    if forked:
+        edges = [e for e in edges if e[0] not in forked and e[1] not in forked]
+    weights: dict[_Pair, int] = {}
+    for src, dst, _, w, _, _, _ in edges:
+        weights[(src, dst)] = weights.get((src, dst), 0) + w
+    return Prepared(p.key, weights, edges, p.seeds)
 
 
 def install(state: State, key: tuple[object, ...], raw: _Raw) -> None:
@@ -497,8 +555,21 @@ def trust_view(state: State, now_ms: int | None = None, raw: _Raw | None = None)
 def jury_trust(state: State) -> TrustView:
     """The trust view that juries are drawn and checked with: the clock-free
     view *before* dispute outcomes (protocol/_disputes.py), since outcomes
-    depend on whether a panel was drawn fairly, which must not depend on them."""
-    return trust_view(state)
+    depend on whether a panel was drawn fairly, which must not depend on them.
+    The same as `trust_view(state)` until a dispute is decided."""
+    book = state.disputes
+    if all(book.majority(d) is None for d in book.disputes.values()):
+        return trust_view(state)
+    key = _state_key(state)
+    hit = _JURY.get(state)
+    if hit is None or hit[0] != key:
+        hit = _JURY[state] = (key, compute_raw(_prepare_base(state)))
+    return trust_view(state, None, hit[1])
+
+
+_JURY: weakref.WeakKeyDictionary[State, tuple[tuple[object, ...], _Raw]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def trust_digest(view: TrustView) -> bytes:
@@ -557,12 +628,15 @@ def review_judgements(
 ) -> dict[bytes, tuple[int | None, list[ReviewJudgement]]]:
     """For each submission of a bounty: the trust-weighted median of its review
     totals (over reviews whose reviewer has at least `min_trust` in the bounty's
-    skills; None when no review counts) and each review's judgement."""
+    skills; None when no review counts) and each review's judgement. A review
+    a dispute overturned never counts and is never near."""
     b = state.bounties.get(bounty_id)
     if b is None:
         return {}
     tol = state.params.honest_review_tolerance_pm
     mx = b.max_score
+    over = _overturned(state)
+    gone = over[1] if over is not None else frozenset()
     out: dict[bytes, tuple[int | None, list[ReviewJudgement]]] = {}
     for sid in sorted(b.submissions):
         sub = b.submissions[sid]
@@ -571,13 +645,18 @@ def review_judgements(
             rv = state.reviews[rid]
             w = 0 if rv.reviewer in state.forks else view.skill_weight(rv.reviewer, b.skills)
             rows.append((rid, rv.reviewer, sum(rv.scores) * 1000 // mx, w))
-        counted = [(t, w) for _, _, t, w in rows if w >= min_trust]
+        counted = [(t, w) for rid, _, t, w in rows if w >= min_trust and rid not in gone]
         med = weighted_median(counted) if counted else None
         out[sid] = (
             med,
             [
                 ReviewJudgement(
-                    rid, r, t, w, w >= min_trust, med is not None and abs(t - med) <= tol
+                    rid,
+                    r,
+                    t,
+                    w,
+                    w >= min_trust and rid not in gone,
+                    med is not None and rid not in gone and abs(t - med) <= tol,
                 )
                 for rid, r, t, w in sorted(rows)
             ],
