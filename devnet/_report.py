@@ -228,6 +228,18 @@ class LiveView:
         return Group(t, head, Text("\n".join(self.lines), style="dim"))
 
 
+def _comments_line(c: Any) -> str:
+    """The discussion row: comments posted, and whether every node shows them."""
+    if not isinstance(c, Mapping):
+        return "-"
+    seen = c.get("seen") or {}
+    counts = sorted(set(seen.values())) if isinstance(seen, Mapping) else []
+    return (
+        f"{c.get('posted')} posted (questions and answers) · seen on every node "
+        f"{_yes(c.get('equal'))} ({', '.join(map(str, counts)) or '-'})"
+    )
+
+
 def summary_table(report: Mapping[str, Any]) -> Table:
     t = Table(title="devnet report", show_header=False)
     t.add_column("figure", style="bold")
@@ -264,6 +276,7 @@ def summary_table(report: Mapping[str, Any]) -> Table:
         ),
         ("equivocations detected", str(report.get("equivocations_detected"))),
         ("fork sets equal", _yes(report.get("fork_sets_equal"))),
+        ("comments", _comments_line(report.get("comments"))),
     ]
     adv = report.get("adversary")
     if isinstance(adv, Mapping) and "attacks" in adv:

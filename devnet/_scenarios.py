@@ -126,6 +126,7 @@ class _Run:
         self.ring: list[str] = []
         self.rounds = 0
         self._timers: list[threading.Timer] = []
+        self.comments: dict[str, list[str]] = {}  # bounty -> its comment ids (questions)
 
     def log(self, msg: str) -> None:
         self.view.log(msg)
@@ -210,6 +211,7 @@ class _Run:
         for b in self.rng.sample(bounties, max(1, len(bounties) // 4)):
             b.refund = True
         self.log(f"{len(bounties)} bounties posted ({sum(b.refund for b in bounties)} to refund)")
+        self.questions(bounties)  # learners ask in the open before submitting; mentors answer
 
         # 2. learners commit work with attachments (every bounty gets commits)
         self.view.set_phase(f"round {r}: learners submit")
@@ -313,6 +315,49 @@ class _Run:
             top = ranked[:2] if len(ranked) > 1 and self.rng.random() < 0.4 else ranked[:1]
             b.mentor.post(f"/api/bounties/{b.id}/award", {"winners": {s["id"]: None for s in top}})
         self.log(f"{len(to_award)} bounties awarded")
+
+    def questions(self, bounties: list[_Bounty]) -> None:
+        """A learner asks each bounty's mentor a question in a comment; the
+        mentor sees it on its own node and answers in the same thread."""
+        self.view.set_phase(f"round {self.rounds}: questions in the open")
+        learners = self.live(self.learners)
+
+        def ask(b: _Bounty) -> None:
+            ln = self.rng.choice(learners)
+            self.wait_bounty(ln, b.id, lambda _b: True, f"bounty {b.id[:8]}")
+            text = f"**Question** from {ln.name}: may I use `{self.rng.choice(_WORDS)}`?"
+            qid = str(ln.post("/api/comments", {"target": b.id, "text": text})["id"])
+
+            def seen() -> bool:
+                got = b.mentor.get(f"/api/bounties/{b.id}/comments")["comments"]
+                return any(c["id"] == qid for c in got)
+
+            poll(seen, 90, f"the question on {b.mentor.name}", 0.25)
+            answer = f"Yes, {ln.name}: see the rubric. _{self.text()}_"
+            aid = str(b.mentor.post("/api/comments", {"target": qid, "text": answer})["id"])
+            self.comments.setdefault(b.id, []).extend([qid, aid])
+
+        with ThreadPoolExecutor(max_workers=4) as ex:
+            list(ex.map(ask, bounties))
+        self.log(f"{2 * len(bounties)} comments: a question and its answer per bounty")
+
+    def comments_check(self, live: list[NodeProc]) -> dict[str, Any]:
+        """`posted`, the comments each live node shows under those bounties
+        (`seen`), and whether every node shows exactly those, in one order."""
+        threads = self.c.each(
+            lambda n: [
+                [c["id"] for c in n.get(f"/api/bounties/{bid}/comments")["comments"]]
+                for bid in sorted(self.comments)
+            ],
+            live,
+        )
+        want = sum(len(v) for v in self.comments.values())
+        return {
+            "posted": want,
+            "seen": {n.name: sum(map(len, t)) for n, t in zip(live, threads, strict=True)},
+            "equal": all(t == threads[0] for t in threads)
+            and sum(map(len, threads[0] if threads else [])) == want,
+        }
 
     def transfers(self, count: int) -> int:
         """Mentors pay learners; learners pass tokens on; some update profiles."""
@@ -988,6 +1033,7 @@ class _Run:
             "cpu_s": res["cpu_s"],
             "faults": self.faults,
             "credentials": self.credentials_check(live) if converged else None,
+            "comments": self.comments_check(live),  # discussion: questions and answers
             "equivocations_detected": detected,
             "fork_sets": {k: s["forks"] for k, s in st.items()},
             "fork_sets_equal": len({tuple(s["forks"]) for s in st.values()}) <= 1,

@@ -953,6 +953,7 @@ ROUTES: dict[tuple[str, str], RouteDoc] = {
                 "events": INT,
                 "trust_digest": HEX,
                 "count": INT,
+                "hidden": INT,
                 "recommendations": arr(
                     obj(
                         {
@@ -992,7 +993,8 @@ ROUTES: dict[tuple[str, str], RouteDoc] = {
         "that have none), then those with missing prerequisites (`ready` false, `missing` "
         "says which); each group by `score` (the sum of `parts`: skill, prerequisites, "
         "unlocks, deadline, reward, mentor_trust, mentor_record), ties by bounty id. `count` "
-        "is how many there are before `limit`.",
+        "is how many there are before `limit`; `hidden` how many open bounties were left "
+        "out because this node's blocklist or the community's flags hide them.",
     ),
     # -- disputes and juries (node/_api_disputes.py) -------------------------------------------
     ("GET", "/api/disputes"): RouteDoc(
@@ -1094,6 +1096,9 @@ ROUTES: dict[tuple[str, str], RouteDoc] = {
                 "review_by": INT,
                 "quorum": INT,
                 "min_reviewer_trust_ppm": INT,
+                "prereq_bounties": arr(HEX),
+                "prereq_skills": arr(S),
+                "resources": arr(obj({"title": S, "url": S, "kind": S, "licence": S})),
             },
             optional=[
                 "description",
@@ -1104,6 +1109,9 @@ ROUTES: dict[tuple[str, str], RouteDoc] = {
                 "review_by",
                 "quorum",
                 "min_reviewer_trust_ppm",
+                "prereq_bounties",
+                "prereq_skills",
+                "resources",
             ],
         ),
         errors=(*AUTHOR_ERRORS, (409, "insufficient_funds", "the reward is over my balance")),
@@ -1156,9 +1164,10 @@ ROUTES: dict[tuple[str, str], RouteDoc] = {
                 },
                 "reviewers": {
                     "enum": ["median", "trusted"],
-                    "description": "which reviews are paid as honest: near the plain median "
-                    "(default, PROTOCOL.md §6.4) or near the trust-weighted median of the "
-                    "reviews that count (§6.5; see the bounty's review_trust)",
+                    "description": "which reviews are paid as honest: near the trust-weighted "
+                    "median of the reviews that count (default, PROTOCOL.md §6.5; the plain one "
+                    "where nobody holds trust in the bounty's skills) or near the plain median "
+                    "(§6.4; see the bounty's review_trust)",
                 },
             },
             optional=["reviewers"],
@@ -1213,6 +1222,46 @@ ROUTES: dict[tuple[str, str], RouteDoc] = {
         body=obj({"name": S, "bio": S, "skills": arr(S)}, optional=["bio", "skills"]),
         errors=AUTHOR_ERRORS,
         idempotent=True,
+    ),
+    ("POST", "/api/events/batch"): RouteDoc(
+        "Author many events of my own chain in one request (scripts, the devnet)",
+        "act",
+        obj(
+            {
+                "ids": arr(HEX),
+                "complete": BOOL,
+                "stopped": obj({"index": INT, "error": S, "message": S}),
+            },
+            optional=["stopped"],
+        ),
+        body=obj(
+            {
+                "events": arr(
+                    obj(
+                        {
+                            "kind": {"enum": ["profile", "transfer", "vouch"]},
+                            "name": S,
+                            "bio": S,
+                            "skills": arr(S),
+                            "to": ACCT,
+                            "amount": INT,
+                            "memo": S,
+                            "account": ACCT,
+                        },
+                        optional=["name", "bio", "skills", "to", "amount", "memo", "account"],
+                    )
+                )
+            }
+        ),
+        errors=AUTHOR_ERRORS,
+        idempotent=True,
+        description="At most 1000 events, each with its kind's fields as in POST "
+        "/api/profile, /api/transfer and /api/vouch. They are signed in order, each "
+        "on the state the one before it left, go through the same admission as every "
+        "event, and are stored in one transaction. The first event the rules would "
+        "refuse stops the batch: the events before it stay (`complete` false, "
+        "`stopped` says which and why; still a 200, so a retry with the same "
+        "Idempotency-Key replays it); when it is the first, the answer is that error.",
     ),
     ("POST", "/api/events"): RouteDoc(
         "Admit an event signed elsewhere (msgpack bytes), as gossip and sync would",
@@ -1430,9 +1479,6 @@ def _params(path: str, doc: RouteDoc) -> list[dict[str, Any]]:
 
 def _error_response(errors: Iterable[Err]) -> dict[str, Any]:
     errs = list(errors)
-                "prereq_bounties": arr(HEX),
-                "prereq_skills": arr(S),
-                "resources": arr(obj({"title": S, "url": S, "kind": S, "licence": S})),
     return {
         "description": "; ".join(f"`{code}`: {text}" for _, code, text in errs),
         "content": {"application/json": {"schema": ref("Error")}},
@@ -1443,9 +1489,6 @@ def _error_response(errors: Iterable[Err]) -> dict[str, Any]:
 def _operation(method: str, path: str, doc: RouteDoc) -> dict[str, Any]:
     op: dict[str, Any] = {
         "operationId": f"{method.lower()}_{path.strip('/').replace('/', '_') or 'root'}".replace(
-                "prereq_bounties",
-                "prereq_skills",
-                "resources",
             "{", ""
         )
         .replace("}", "")

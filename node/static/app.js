@@ -25,6 +25,7 @@
   // in a new tab without opener, referrer or endorsement (rel, target).
   function externalHref(v) {
     if (!/^https?:\/\/[^\s]/i.test(v) || /[\u0000-\u0020\u007f-\u009f]/.test(v)) return null;
+    if (v.replace(/^https?:\/\//i, "").split(/[/?#\\]/)[0].includes("@")) return null;  // a user name
     let u;
     try { u = new URL(v); } catch (e) { return null; }
     if (u.protocol !== "http:" && u.protocol !== "https:") return null;
