@@ -46,8 +46,8 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ._api_credentials import credential_routes
-from ._api_learning import learning_routes
 from ._api_disputes import dispute_routes
+from ._api_learning import learning_routes
 from ._api_messages import message_routes
 from ._api_moderation import marker, moderation_routes
 from ._api_recommend import recommendation_routes
@@ -109,6 +109,7 @@ _IDEMPOTENT = {
     ("POST", "/api/bounties/{bid}/refund"),
     ("POST", "/api/vouch"),
     ("POST", "/api/profile"),
+    ("POST", "/api/events/batch"),
     ("POST", "/api/comments"),
     ("POST", "/api/resources"),
 }
@@ -242,6 +243,25 @@ def _str(body: dict[str, Any], key: str, default: str | None = None) -> str:
     if not isinstance(v, str):
         raise UserError(f"{key} must be text")
     return v
+
+
+MAX_BATCH = 1000  # events per POST /api/events/batch
+
+
+def _batch_item(e: Any) -> tuple[str, dict[str, Any], bool]:
+    """(kind, body, claims) of one batch entry, with its kind's own route's fields."""
+    if not isinstance(e, dict):
+        raise UserError("each event is an object with a kind and that kind's fields")
+    kind = e.get("kind")
+    if kind == "profile":
+        body = {"name": _str(e, "name"), "bio": _str(e, "bio", ""), "skills": e.get("skills", [])}
+        return "profile", body, False
+    if kind == "transfer":
+        to, amount = _account(e.get("to"), "to"), _int(e.get("amount"), "amount", 1)
+        return "transfer", {"to": to, "amount": amount, "memo": _str(e, "memo", "")}, True
+    if kind == "vouch":
+        return "vouch", {"account": _account(e.get("account"))}, False
+    raise UserError("kind is 'profile', 'transfer' or 'vouch'")
 
 
 def _bounty_json(b: Bounty, now_ms: int, full: bool = False) -> dict[str, Any]:
@@ -833,7 +853,7 @@ def make_app(node: Node, token: str, *, admin: bool = False) -> Starlette:
             _hex(k, "submission"): (None if v is None else _int(v, "amount", 1))
             for k, v in winners_in.items()
         }
-        rule = d.get("reviewers", "median")
+        rule = d.get("reviewers", "trusted")  # the node suggests the trust-weighted rule (§6.5)
         if rule not in REVIEWER_RULES:
             raise UserError(
                 "reviewers is 'median' (the plain median) or 'trusted' (the trust-weighted one)"
@@ -885,6 +905,32 @@ def make_app(node: Node, token: str, *, admin: bool = False) -> Starlette:
         body = {"name": _str(d, "name"), "bio": _str(d, "bio", ""), "skills": d.get("skills", [])}
         ev = await node.author("profile", body)
         return event_json(ev.id)
+
+    async def events_batch(request: Request) -> Any:
+        """Many events of this node's own chain in one request (scripts, the
+        devnet): {"events": [{"kind": "profile"|"transfer"|"vouch", ...the
+        fields of that kind's own route}]}, at most MAX_BATCH. Signed in order
+        and stored in one transaction; the first event the rules refuse stops
+        the batch and the ones before it stay (see node.author_batch)."""
+        d = await body_of(request)
+        items_in = d.get("events")
+        if not isinstance(items_in, list) or not items_in:
+            raise UserError("events is a non-empty list of {kind, ...fields} objects")
+        if len(items_in) > MAX_BATCH:
+            raise UserError(f"at most {MAX_BATCH} events per batch, not {len(items_in)}")
+        items: list[tuple[str, dict[str, Any], bool]] = []
+        for i, e in enumerate(items_in):
+            try:
+                items.append(_batch_item(e))
+            except UserError as exc:
+                raise UserError(f"events[{i}]: {exc.message}", exc.status, exc.code) from None
+        made, at, err = await node.author_batch(items)
+        if err is not None and not made:
+            raise UserError(f"events[{at}]: {err.message}", err.status, err.code)
+        out: dict[str, Any] = {"ids": [ev.id.hex() for ev in made], "complete": err is None}
+        if err is not None:  # the events before it were made: a 200, so a retry replays it
+            out["stopped"] = {"index": at, "error": err.code, "message": _humanise(err.message)}
+        return out
 
     async def raw_event(request: Request) -> Any:
         """An event signed elsewhere (an external signer), as msgpack bytes. It
@@ -980,10 +1026,10 @@ def make_app(node: Node, token: str, *, admin: bool = False) -> Starlette:
         *credential_routes(node),  # node/_api_credentials.py (list, get, verify)
         *learning_routes(node),  # node/_api_learning.py (comments, resources)
         *message_routes(node),  # node/_api_messages.py (private messages)
-        *moderation_routes(node),  # node/_api_moderation.py (flags, hidden view, blocklist)
         *trust_routes(node),  # node/_api_trust.py (ranking, one account, review quality)
-        *dispute_routes(node),  # node/_api_disputes.py (disputes, votes, claims, jury duty)
         *recommendation_routes(node),  # node/_api_recommend.py (for this account)
+        *dispute_routes(node),  # node/_api_disputes.py (disputes, votes, claims, jury duty)
+        *moderation_routes(node),  # node/_api_moderation.py (flags, hidden view, blocklist)
         *metrics_routes(metrics),  # node/_metrics.py (Prometheus text format)
         *openapi_routes(),  # node/_openapi.py (this route table, described)
         ("GET", "/api/blobs/{h}", get_blob),
@@ -997,6 +1043,7 @@ def make_app(node: Node, token: str, *, admin: bool = False) -> Starlette:
         ("POST", "/api/vouch", vouch),
         ("POST", "/api/profile", profile),
         ("POST", "/api/events", raw_event),
+        ("POST", "/api/events/batch", events_batch),
     ]
     if admin:  # `node start --admin`: devnets and tests only; elsewhere these are a 404
         routes += [

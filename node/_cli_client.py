@@ -587,9 +587,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument(
         "--reviewers",
         choices=("median", "trusted"),
-        default="median",
-        help="pay reviews near the plain median (default) or near the trust-weighted median "
-        "of the reviews that count (see `bounty show`)",
+        default="trusted",
+        help="pay reviews near the trust-weighted median of the reviews that count (default; "
+        "the same as the plain median where nobody holds trust in the bounty's skills) or "
+        "near the plain median (see `bounty show`)",
     )
     p.set_defaults(func=cmd_award)
     p = sub.add_parser("refund", help="mentor: return the escrow")
