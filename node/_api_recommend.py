@@ -2,7 +2,8 @@
 
 - `GET /api/recommendations?limit=N`: open bounties ranked for this node's
   account, each with its score, the parts of the score, the reasons in
-  sentences and the prerequisites it is missing.
+  sentences and the prerequisites it is missing. Bounties this node's
+  blocklist or the community's flags hide are left out (`hidden` counts them).
 
 Computed here, from the events this node already holds and the trust view it
 already keeps (`node_trust`, node/_api_trust.py: recomputed when the state
@@ -19,6 +20,7 @@ from typing import Any
 from learnmesh.protocol import State, account_text
 from starlette.requests import Request
 
+from ._api_moderation import hidden_view
 from ._api_trust import node_trust
 from ._recommend import DEFAULT_LIMIT, MAX_LIMIT, Recommendation, rank
 from ._service import Node, UserError
@@ -57,13 +59,26 @@ def recommendations(node: Node, limit: int) -> dict[str, Any]:
     """The answer of GET /api/recommendations for the node's own account."""
     state, snap = node_trust(node)
     now = node.now_ms()
-    ranked = rank(state, snap.view, node.key.public_key, now, limit)
+    # Not recommended: what this node's blocklist or the community's flags hide
+    # (node/_api_moderation.py; the bounty lists grey these out instead).
+    _, hv, _ = hidden_view(node)
+    blocked = frozenset(e.account for e in node.blocklist.entries())
+    ranked = rank(
+        state,
+        snap.view,
+        node.key.public_key,
+        now,
+        limit,
+        hidden_bounties=hv.event_ids,
+        hidden_authors=blocked | hv.account_keys,
+    )
     return {
         "account": account_text(node.key.public_key),
         "now_ms": now,
         "events": snap.events,
         "trust_digest": snap.clock_free.digest.hex(),
         "count": ranked.count,
+        "hidden": ranked.skipped,
         "recommendations": [recommendation_json(state, r) for r in ranked.items],
     }
 

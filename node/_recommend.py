@@ -10,7 +10,8 @@ events are public), but only this node does so for its own account.
 
 Candidates: bounties in phase `open` whose `submit_by` is after `now_ms`, not
 posted by the account, and not committed to by it (committing is the only way
-to do one, so "done" is included).
+to do one, so "done" is included), and not hidden by the caller (the node
+passes the bounties and authors its blocklist or the community's flags hide).
 
 Order: first every bounty whose prerequisites the learner has met (or that has
 none), then those with missing prerequisites; within each group by score, high
@@ -495,6 +496,7 @@ class Ranking:
 
     count: int
     items: list[Recommendation]
+    skipped: int = 0  # open bounties left out because the caller hides them
 
 
 def rank(
@@ -503,9 +505,13 @@ def rank(
     account: bytes,
     now_ms: int,
     limit: int | None = DEFAULT_LIMIT,
+    hidden_bounties: frozenset[bytes] = frozenset(),
+    hidden_authors: frozenset[bytes] = frozenset(),
 ) -> Ranking:
     """Every candidate scored (integers only), sorted, and the first `limit`
-    explained (see the module docstring)."""
+    explained (see the module docstring). Bounties in `hidden_bounties` or by
+    authors in `hidden_authors` (the node's blocklist, the community's flags)
+    are left out and counted in `skipped`."""
     learner = learner_profile(state, view, account)
     candidates = [
         b
@@ -515,8 +521,15 @@ def rank(
         and b.author != account
         and b.id not in learner.committed
     ]
+    skipped = 0
+    if hidden_bounties or hidden_authors:
+        shown = [
+            b for b in candidates if b.id not in hidden_bounties and b.author not in hidden_authors
+        ]
+        skipped = len(candidates) - len(shown)
+        candidates = shown
     if not candidates:
-        return Ranking(0, [])
+        return Ranking(0, [], skipped)
     rewards = sorted(b.reward for b in candidates)
     n = len(rewards)
     median = rewards[n // 2] if n % 2 else (rewards[n // 2 - 1] + rewards[n // 2]) // 2
@@ -550,7 +563,7 @@ def rank(
     for _, _, _, b in keyed if limit is None else keyed[:limit]:
         score, ready, parts, reasons, missing = _evaluate(ctx, b, True)
         out.append(Recommendation(b, score, ready, parts, reasons, missing))
-    return Ranking(len(keyed), out)
+    return Ranking(len(keyed), out, skipped)
 
 
 def recommend(

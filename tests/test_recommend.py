@@ -15,7 +15,7 @@ import itertools
 from typing import Any
 
 import pytest
-from learnmesh.node._recommend import Recommendation, learner_profile, recommend
+from learnmesh.node._recommend import Recommendation, learner_profile, rank, recommend
 from learnmesh.protocol import KINDS, Event, Replica, commit_body, reveal_body
 from learnmesh.protocol._trust import trust_view
 from test_protocol_support import DAY, RUBRIC, Net
@@ -152,6 +152,14 @@ def test_only_open_bounties_that_are_not_mine_nor_committed_nor_late() -> None:
     # The mentor gets none of its own.
     assert "Open python task" not in titles(w.recs(MENTOR))
     assert titles(w.recs(ADA, limit=1)) == titles(w.recs(ADA))[:1]
+    # What the node hides (its blocklist, community flags) is left out and counted.
+    view = trust_view(w.state, w.now)
+    ada = w.pk(ADA)
+    r = rank(w.state, view, ada, w.now, None, hidden_bounties=frozenset([open_.id]))
+    assert [x.bounty.title for x in r.items] == ["Committed by Cy", "Cy's own bounty"]
+    assert r.count == 2 and r.skipped == 1
+    r = rank(w.state, view, ada, w.now, None, hidden_authors=frozenset([w.pk(MENTOR)]))
+    assert [x.bounty.title for x in r.items] == ["Cy's own bounty"] and r.skipped == 2
 
 
 def test_different_histories_get_different_lists_with_reasons() -> None:

@@ -79,6 +79,15 @@ def test_recommendations_api_and_cli(net: Network, monkeypatch: pytest.MonkeyPat
     # The mentor's own bounties are never recommended to it.
     assert m.get("/api/recommendations")["recommendations"] == []
 
+    # What this node blocks is not recommended (and is counted as hidden).
+    assert r["hidden"] == 0
+    lrn.post("/api/blocks", {"account": m.account, "reason": "testing"})
+    blocked = lrn.get("/api/recommendations")
+    assert blocked["recommendations"] == [] and blocked["count"] == 0 and blocked["hidden"] == 2
+    gone = lrn.request("DELETE", f"/api/blocks/{m.account}")
+    assert gone.status_code == 200, gone.text
+    assert lrn.get("/api/recommendations")["count"] == 2
+
     for bad in ("0", "501", "many"):
         with pytest.raises(ApiError) as exc:
             lrn.get(f"/api/recommendations?limit={bad}")
