@@ -47,7 +47,7 @@ from ._report import LiveView, bounty_phases, propagation, resources, summary_ta
 
 __all__ = ["SCENARIOS", "RunOptions", "run_devnet"]
 
-SCENARIOS = ("classroom", "adversarial")
+SCENARIOS = ("classroom", "adversarial", "disputes")  # disputes: devnet/_scenario_disputes.py
 _MENTOR_FUNDS = 100_000
 _LEARNER_FUNDS = 1_000
 _ADVERSARY_FUNDS = 5_000
@@ -1138,6 +1138,10 @@ def run_devnet(opts: RunOptions) -> dict[str, Any]:
     process started is stopped before this returns or raises."""
     if opts.scenario not in SCENARIOS:
         raise DevnetError(f"unknown scenario {opts.scenario!r}; choose from {', '.join(SCENARIOS)}")
+    if opts.scenario == "disputes":
+        from ._scenario_disputes import run_disputes
+
+        return run_disputes(opts)
     if opts.nodes < 3:
         raise DevnetError("a classroom needs at least 3 nodes (a mentor and two learners)")
     tmp = opts.dir is None

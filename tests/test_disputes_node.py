@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,27 +34,44 @@ VOTE_S = 45  # the voting window: long enough for the jurors' nodes to hear and 
 REVEAL_S = 150  # then the reveal window
 
 
-@pytest.fixture
-def net(tmp_path: Path) -> Iterator[Network]:
+def dispute_network(root: Path) -> Network:
+    """The five data directories and their genesis (also used by test_web_disputes)."""
     n = Network(
-        tmp_path,
+        root,
         NAMES,
         allocations={"mentor": 100_000, "l1": 2_000, "l2": 2_000, "j1": 1_000, "j2": 1_000},
     )
     # A third juror, trusted by the genesis, that runs no node: it never votes.
     absent = KeyPair(b"\x07" * 32)
     keys = [n[x].key.public_key for x in NAMES]
-    g = n.genesis
     n.genesis = dataclasses.replace(
-        g,
-        allocations=tuple(sorted((*g.allocations, (absent.public_key, 500)))),
+        n.genesis,
+        allocations=tuple(sorted((*n.genesis.allocations, (absent.public_key, 500)))),
         trusted=tuple(sorted((keys[0], keys[3], keys[4], absent.public_key))),
     )
     n.network_id = n.genesis.network_id
     for x in NAMES:  # the directories are fresh: give them this genesis instead
-        (tmp_path / x / "genesis.json").unlink()
-        DataDir(tmp_path / x).write_genesis(n.genesis)
+        (root / x / "genesis.json").unlink()
+        DataDir(root / x).write_genesis(n.genesis)
     n.absent = absent  # type: ignore[attr-defined]
+    return n
+
+
+def start_network(net: Network) -> list[Node]:
+    """Start the mentor, then the others bootstrapping from it; every node."""
+    m = net["mentor"]
+    m.start()
+    m.wait_ready()
+    others = [x for x in NAMES if x != "mentor"]
+    net.start(others, bootstrap={x: [m.addr] for x in others})
+    for x in others:
+        net.wait_peers(x, "mentor")
+    return [net[x] for x in NAMES]
+
+
+@pytest.fixture
+def net(tmp_path: Path) -> Iterator[Network]:
+    n = dispute_network(tmp_path)
     try:
         yield n
     finally:
@@ -75,8 +92,15 @@ def _balance(node: Node, of: Node) -> int:
     return int(node.get(f"/api/balance/{of.account}")["balance"])
 
 
-def _settled_bounty(net: Network, title: str, winner: Node, nodes: list[Node]) -> dict[str, Any]:
-    """A bounty where l1 and l2 both submit and the mentor awards `winner`."""
+def settled_bounty(
+    net: Network,
+    title: str,
+    winner: Node,
+    nodes: list[Node],
+    before_award: Callable[[str, dict[str, str]], None] | None = None,
+) -> dict[str, Any]:
+    """A bounty where l1 and l2 both submit and the mentor awards `winner`
+    (`before_award(bounty id, submissions by account)` runs just before the award)."""
     m, l1, l2 = net["mentor"], net["l1"], net["l2"]
     bid = m.post(
         "/api/bounties",
@@ -89,6 +113,8 @@ def _settled_bounty(net: Network, title: str, winner: Node, nodes: list[Node]) -
     m.post(f"/api/bounties/{bid}/close", {})
     wait_for(lambda: _bounty(m, bid)["submissions"] == 2, "both reveals", describe=net.describe)
     subs = {s["learner"]: s["id"] for s in _bounty(m, bid)["submissions_detail"]}
+    if before_award is not None:
+        before_award(bid, subs)
     award = m.post(f"/api/bounties/{bid}/award", {"winners": {subs[winner.account]: None}})["id"]
     for n in nodes:
         wait_for(
@@ -100,19 +126,12 @@ def _settled_bounty(net: Network, title: str, winner: Node, nodes: list[Node]) -
 
 
 def test_award_disputes_decided_by_jurors_on_other_nodes(net: Network, tmp_path: Path) -> None:
-    m = net["mentor"]
-    m.start()
-    m.wait_ready()
-    others = [x for x in NAMES if x != "mentor"]
-    net.start(others, bootstrap={x: [m.addr] for x in others})
-    for x in others:
-        net.wait_peers(x, "mentor")
-    nodes = [net[x] for x in NAMES]
-    l1, l2, j1, j2 = (net[x] for x in others)
+    nodes = start_network(net)
+    m, l1, l2, j1, j2 = nodes
     absent = net.absent  # type: ignore[attr-defined]
 
-    unfair = _settled_bounty(net, "Explain consensus", l2, nodes)  # weaker work paid
-    fair = _settled_bounty(net, "Explain gossip", l1, nodes)  # better work paid
+    unfair = settled_bounty(net, "Explain consensus", l2, nodes)  # weaker work paid
+    fair = settled_bounty(net, "Explain gossip", l1, nodes)  # better work paid
 
     # -- refused before anything is written ------------------------------------------------
     events_before = l1.status()["events"]

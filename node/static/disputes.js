@@ -217,6 +217,7 @@
       const claim = h("textarea", { name: "claim", rows: 4, maxlength: 2000 });
       const bond = intInput("bond", "10");
       const files = h("input", { type: "file", name: "evidence", multiple: true });
+      const voteBy = h("input", { type: "datetime-local", name: "vote_by", value: LM.localInput(Date.now() + 3 * 86400000) });
       const box = errBox();
       const btn = h("button", { type: "submit", class: "primary" }, "File the dispute");
       async function send() {
@@ -224,6 +225,10 @@
         try {
           body = { target: item.target, claim: readText(claim, "What is wrong", 1, 2000, { blank: false }),
             bond: readInt(bond, "The bond", 10) };
+          const v = LM.readWhen(voteBy, "The voting deadline");
+          if (v <= Date.now()) { LM.showErr(box, "The voting deadline must be in the future."); return; }
+          body.vote_by = v;
+          body.reveal_by = v + 2 * 86400000;
         } catch (e) { LM.showErr(box, e.message); return; }
         const list = Array.from(files.files || []);
         if (list.length > 8) { LM.showErr(box, "At most 8 evidence files."); return; }
@@ -238,7 +243,9 @@
         h("h3", {}, item.label),
         field("What is wrong", claim, "The jury reads this; say what happened and what you ask."),
         field("Bond", bond, "Locked from your balance. Returned if the jury upholds; shared by the jurors if it rejects."),
-        field("Evidence (optional)", files), box, h("div", { class: "actions" }, btn));
+        field("Evidence (optional)", files),
+        field("Voting closes", voteBy, "Jurors vote sealed until then; their nodes reveal the votes in the two days after."),
+        box, h("div", { class: "actions" }, btn));
     }
 
     function fileB64(file) {
