@@ -179,9 +179,20 @@ def _bounty_edges(
         h = n // 2
         med = st[h] if n % 2 else (st[h - 1] + st[h]) // 2  # §6.4's median
         lo, hi = med - tol, med + tol
+        # A review the mentor paid is also honest when it is near the median of
+        # the paid reviews (at least two): what the trust-weighted award pays
+        # when fresh keys pull the plain median away (§6.5).
+        pt = sorted(t for rv, t in zip(rvs, totals, strict=True) if rv.paid > 0)
+        np_ = len(pt)
+        if np_ >= 2:
+            hp = np_ // 2
+            pmed = pt[hp] if np_ % 2 else (pt[hp - 1] + pt[hp]) // 2
+            plo, phi = pmed - tol, pmed + tol
+        else:
+            plo, phi = 1, 0  # empty
         for rv, t in zip(rvs, totals, strict=True):
             paid = rv.paid
-            if paid > 0 and lo <= t <= hi:
+            if paid > 0 and (lo <= t <= hi or plo <= t <= phi):
                 add((m, rv.reviewer, REVIEW, isqrt(paid), paid, bid, sk))
     return out
 
