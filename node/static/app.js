@@ -265,6 +265,7 @@
   // rendering path.
   const EXTRA_VIEWS = new Map();  // route name -> (arg) => view
   const BOUNTY_SECTIONS = [];     // (bountyId) => {el, refresh(bounty)}
+  const PROFILE_SECTIONS = [];    // (account) => {el, refresh()}
 
   let headerSig = null;
   function drawHeader() {
@@ -521,13 +522,29 @@
   }
   function failBox(e) { return h("p", { class: "err", role: "alert" }, e.message || String(e)); }
 
+  // Moderation (node/static/moderation.js has the rest): an item the node marks
+  // hidden (its author blocked on this node, or hidden by community flags) is
+  // greyed out with the reason and a "Show anyway" toggle, never dropped.
+  function moderated(el, item) {
+    el.classList.remove("moderated");
+    if (!item || item.hidden !== true) return el;
+    const inner = h("div", { class: "moderated-body", hidden: true }, Array.from(el.childNodes));
+    inner.style.opacity = "0.55";
+    const label = item.hidden_by === "block" ? "you blocked this author" : "hidden by community flags";
+    const btn = h("button", { type: "button", class: "link show-anyway" }, "Show anyway");
+    btn.addEventListener("click", () => { inner.hidden = !inner.hidden; btn.textContent = inner.hidden ? "Show anyway" : "Hide"; });
+    el.classList.add("moderated");
+    el.append(h("p", { class: "muted hidden-note", title: String(item.hidden_why || "") }, label, " · ", btn), inner);
+    return el;
+  }
+
   // One bounty in a list.
   function bountyItem(b) {
     const me = S.me ? S.me.account : null;
     const deadline = b.phase === "open" && b.status === "open"
       ? countdown(b.submit_by, "submissions close in", "submissions closed")
       : b.phase === "closed" ? countdown(b.review_by, "reviews close in", "review deadline passed") : null;
-    return h("li", { class: "bounty" },
+    return moderated(h("li", { class: "bounty" },
       h("div", { class: "bounty-head" },
         h("a", { href: "#/bounty/" + enc(b.id), class: "bounty-title" }, b.title),
         h("span", { class: "badges" },
@@ -541,7 +558,7 @@
       chips(b.skills),
       b.next_action === "submit" ? h("p", { class: "hint" }, "Open to you: submit your work before the deadline.")
         : b.next_action ? h("p", { class: "next" }, "Waiting on you: " + (ACTIONS[b.next_action] || b.next_action)) : null,
-    );
+    ), b);
   }
 
   function bountyQuery(f) {
@@ -807,6 +824,7 @@
           h("table", { class: "scores" },
             h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Criterion"), h("th", { scope: "col", class: "num" }, "Max"))),
             h("tbody", {}, rubric.map((c) => h("tr", {}, h("td", {}, c.name), h("td", { class: "num" }, String(c.max))))))));
+      moderated(head, b);
 
       // The actions panel is redrawn only when what it offers changes, so a
       // live update never wipes what the user is typing.
@@ -1047,7 +1065,7 @@
       const reviews = s.reviews || [];
       const canReview = !mentor && s.learner !== me && !reviewedByMe && b.phase === "closed" && Date.now() <= b.review_by;
       const st = b.review_trust && b.review_trust.submissions ? b.review_trust.submissions[s.id] : null;
-      return h("article", { class: "card submission" },
+      return moderated(h("article", { class: "card submission" },
         h("header", { class: "sub-head" },
           h("span", {}, "Work by ", who(s.learner)),
           s.awarded ? h("span", { class: "badge phase-awarded" }, "awarded " + amount(s.awarded)) : null),
@@ -1060,12 +1078,12 @@
           st.weighted_median === null || st.weighted_median === undefined ? "" : ` · trust-weighted median ${st.weighted_median} ‰`) : null,
         reviews.length ? h("div", { class: "reviews" }, reviews.map((r) => drawReview(rubric, r, st && st.reviews ? st.reviews[r.id] : null))) : null,
         reviewedByMe ? h("p", { class: "done" }, "You reviewed this submission.") : null,
-        canReview ? keptReviewForm(b, s) : null);
+        canReview ? keptReviewForm(b, s) : null), s);
     }
 
     function drawReview(rubric, r, j) {
       const sc = r.scores || {};
-      return h("div", { class: "review" },
+      return moderated(h("div", { class: "review" },
         h("p", {}, "Review by ", who(r.reviewer), r.paid ? h("span", { class: "muted" }, ` · paid ${amount(r.paid)}`) : null),
         j ? h("p", { class: "muted review-trust" }, `total ${j.total} ‰ · reviewer's trust in these skills ${pctOf(j.weight_ppm)} · `,
           j.counts ? (j.near ? "counts, near the trust-weighted median" : "counts, far from the trust-weighted median")
@@ -1074,7 +1092,7 @@
           h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Criterion"), h("th", { scope: "col", class: "num" }, "Score"))),
           h("tbody", {}, rubric.map((c) => h("tr", {}, h("td", {}, c.name),
             h("td", { class: "num" }, `${sc[c.name] ?? "–"} / ${c.max}`))))),
-        r.comment ? h("p", { class: "text comment" }, r.comment) : null);
+        r.comment ? h("p", { class: "text comment" }, r.comment) : null), r);
     }
 
     // A review form outlives the redraws of its submission (live updates), so
@@ -1361,8 +1379,10 @@
         card(h("h2", {}, "Reputation"), repCard(p.reputation)),
         tr ? card(h("h2", {}, "Trust"), tr) : null,
         card(h("h2", {}, "Bounties posted"), list.length ? h("ul", { class: "bounties" }, list.map(bountyItem)) : empty("None yet.")));
+      await Promise.all(sections.map((sec) => sec.refresh().catch((e) => put(sec.el, failBox(e)))));
     }
-    return { el: h("div", { class: "page" }, area), refresh, title: "Profile" };
+    const sections = PROFILE_SECTIONS.map((f) => f(acct));  // LM.profileSection
+    return { el: h("div", { class: "page" }, area, sections.map((sec) => sec.el)), refresh, title: "Profile" };
   }
 
   // -- credentials
@@ -1567,6 +1587,9 @@
     // A section under a bounty's page: `factory(bountyId)` returns
     // {el, refresh: async (bounty) => …}, called on every refresh of that page.
     bountySection(factory) { BOUNTY_SECTIONS.push(factory); },
+    // A section under a profile's page: `factory(account)` returns
+    // {el, refresh: async () => …}, called on every refresh of that page.
+    profileSection(factory) { PROFILE_SECTIONS.push(factory); },
   });
 
   window.addEventListener("hashchange", onHash);
