@@ -123,3 +123,61 @@ def test_the_generator_reproduces_the_file() -> None:
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     assert mod.render() == (DIR / "events.json").read_text()
+
+
+# -- disputes (PROTOCOL.md §6.8): tests/vectors/disputes.json ----------------------------------
+
+DV: dict[str, Any] = json.loads((DIR / "disputes.json").read_text())
+D_GENESIS = Genesis.decode(bytes.fromhex(DV["genesis"]["raw"]))
+
+
+def test_dispute_vectors_decode_fold_and_digest() -> None:
+    from learnmesh.protocol import dispute_outcomes
+
+    net = D_GENESIS.network_id
+    assert net.hex() == DV["genesis"]["network_id"]
+    kinds = {e["kind"] for e in DV["events"]}
+    assert {"dispute", "jury_commit", "jury_reveal", "dispute_claim"} <= kinds
+    r = Replica(D_GENESIS)
+    for e in DV["events"]:
+        raw = bytes.fromhex(e["raw"])
+        ev = decode_event(raw, D_GENESIS.params.max_event_bytes, net)
+        assert ev.id.hex() == e["id"] and ev.kind.name == e["kind"] and ev.seq == e["seq"]
+        assert DOMAIN + raw[:-66] == bytes.fromhex(e["signed"])
+        r.add(ev)
+    for e in DV["events"]:
+        got = r.state.void.get(bytes.fromhex(e["id"]))
+        assert (got[0] if got else None) == e["void"], e
+    assert canonical_pack(r.state.digest_map()).hex() == DV["final"]["digest_input"]
+    assert r.digest().hex() == DV["final"]["digest"]
+    names = {bytes.fromhex(k["public_key"]): k["name"] for k in DV["keys"]}
+    assert {names[a]: r.state.balance(a) for a in names} == DV["final"]["balances"]
+    assert r.state.disputes.escrow() == DV["final"]["escrow"]
+    assert list(dispute_outcomes(r.state).final.values()) == [DV["final"]["outcome"]]
+
+
+def test_dispute_vectors_vote_commitment_and_jury() -> None:
+    from learnmesh.protocol import draw_jury, vote_commitment
+
+    c = DV["vote_commitment"]
+    d, j, salt = (bytes.fromhex(c[k]) for k in ("dispute", "juror", "salt"))
+    pre = b"learnmesh/vote\x00" + d + j + c["verdict"].encode() + salt
+    assert hashlib.sha256(pre).hexdigest() == c["commitment"]
+    assert vote_commitment(d, j, c["verdict"], salt).hex() == c["commitment"]
+    r = Replica(D_GENESIS)
+    for e in DV["events"]:
+        r.add(decode_event(bytes.fromhex(e["raw"]), 1 << 20, D_GENESIS.network_id))
+    (dispute,) = r.state.disputes.disputes.values()
+    target, subject, disputant = dispute.target, dispute.subject, dispute.disputant
+    assert hashlib.sha256(target + subject + disputant).hexdigest() == DV["jury"]["seed"]
+    assert [x.hex() for x in draw_jury(r.state, dispute)] == DV["jury"]["drawn"]
+
+
+def test_the_dispute_generator_reproduces_the_file() -> None:
+    spec = importlib.util.spec_from_file_location(
+        "make_dispute_vectors", DIR / "make_dispute_vectors.py"
+    )
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.render() == (DIR / "disputes.json").read_text()
