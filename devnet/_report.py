@@ -276,6 +276,13 @@ def summary_table(report: Mapping[str, Any]) -> Table:
         ),
         ("equivocations detected", str(report.get("equivocations_detected"))),
         ("fork sets equal", _yes(report.get("fork_sets_equal"))),
+        (
+            "private messages",
+            f"{report.get('dms_delivered')}/{report.get('dms_sent')} delivered "
+            f"({report.get('dms_delivered_to_offline_node')}/{report.get('dms_to_offline_node')} "
+            f"to a node that was offline) · plaintext elsewhere "
+            f"{report.get('dm_plaintext_found_elsewhere')}",
+        ),
         ("comments", _comments_line(report.get("comments"))),
     ]
     adv = report.get("adversary")

@@ -126,6 +126,7 @@ class _Run:
         self.ring: list[str] = []
         self.rounds = 0
         self._timers: list[threading.Timer] = []
+        self.dms: list[dict[str, Any]] = []  # private feedback sent (private_feedback)
         self.comments: dict[str, list[str]] = {}  # bounty -> its comment ids (questions)
 
     def log(self, msg: str) -> None:
@@ -315,6 +316,8 @@ class _Run:
             top = ranked[:2] if len(ranked) > 1 and self.rng.random() < 0.4 else ranked[:1]
             b.mentor.post(f"/api/bounties/{b.id}/award", {"winners": {s["id"]: None for s in top}})
         self.log(f"{len(to_award)} bounties awarded")
+        # 7. private feedback after review (node/_messages.py); one recipient offline
+        self.private_feedback(to_award, offline=first)
 
     def questions(self, bounties: list[_Bounty]) -> None:
         """A learner asks each bounty's mentor a question in a comment; the
@@ -377,6 +380,105 @@ class _Run:
             x.post("/api/profile", {"name": x.name, "bio": self.text()[:200], "skills": ["python"]})
             made += 1
         return made
+
+    # -- private messages (node/_messages.py) -------------------------------------------------
+
+    def private_feedback(self, awarded: list[_Bounty], offline: bool) -> None:
+        """Each mentor sends private feedback to each learner whose work it
+        reviewed for award. With `offline`, one recipient's node is stopped
+        before its message is sent and started again after: it must fetch the
+        message from a node that relayed it."""
+        self.view.set_phase(f"round {self.rounds}: private feedback")
+        keys = sorted({(b.mentor.index, ln.index) for b in awarded for ln, _ in b.commits})
+        pairs = [(self.c.nodes[m], self.c.nodes[x]) for m, x in keys]
+        pairs = [(m, x) for m, x in pairs if m.live and x.live and m is not x]
+        down: NodeProc | None = None
+        if offline:
+            cands = sorted({x.index for _, x in pairs if x.state == "up" and x not in self.mentors})
+            if cands:
+                down = self.c.nodes[self.rng.choice(cands)]
+                self.c.stop(down)
+                self.stable.discard(down.name)
+                self.log(f"{down.name} stopped: its private feedback is sent while it is down")
+        sent: list[dict[str, Any]] = []
+        for m, x in pairs:
+            token = hashlib.sha256(f"{m.name}>{x.name}@{time.time_ns()}".encode()).hexdigest()[:20]
+            text = f"private feedback {token} for {x.name}: {self.text()}"
+            m.post("/api/messages", {"to": x.account, "text": text})
+            sent.append(
+                {
+                    "from": m,
+                    "to": x,
+                    "token": token,
+                    "text": text,
+                    "offline": x is down,
+                    "delivered": False,
+                    "sent_s": self.since(),
+                }
+            )
+        self.dms += sent
+        self.log(f"{len(sent)} private messages sent")
+        if down is not None:
+            self.c.restart(down)
+            self.log(f"{down.name} started again")
+        for d in sent:
+            try:
+                poll(functools.partial(self._dm_arrived, d), 120, f"feedback at {d['to'].name}")
+            except DevnetError as exc:
+                self.log(f"[red]{exc}[/]")
+                continue
+            d["delivered"] = True
+            d["delivered_s"] = round(self.since() - d["sent_s"], 2)
+        ok = sum(d["delivered"] for d in sent)
+        self.log(f"{ok} of {len(sent)} private messages delivered")
+
+    def _dm_arrived(self, d: dict[str, Any]) -> bool:
+        conv = d["to"].get(f"/api/messages/{d['from'].account}")
+        return any(m["text"] == d["text"] for m in conv["messages"])
+
+    def dm_report(self) -> dict[str, Any]:
+        """dms_sent, dms_delivered (re-checked now) and dm_plaintext_found_elsewhere:
+        each message's unique token searched for in every file (databases,
+        their journals, logs) of every node's data directory but its sender's
+        and recipient's; found at both ends too, so the search is shown to work."""
+        for d in self.dms:
+            if not d["delivered"] and d["to"].live:
+                with contextlib.suppress(ApiError, DevnetError, OSError):
+                    d["delivered"] = self._dm_arrived(d)
+        found: dict[tuple[str, str], bool] = {}
+        for n in self.c.nodes:
+            for p in sorted(n.data.rglob("*")):
+                try:
+                    data = p.read_bytes() if p.is_file() else b""
+                except OSError:
+                    continue
+                for d in self.dms:
+                    if d["token"].encode() in data:
+                        found[(d["token"], n.name)] = True
+        ends = {(d["from"].name, d["to"].name) for d in self.dms}
+        elsewhere = sum(
+            1
+            for (token, name) in found
+            for d in self.dms
+            if d["token"] == token and name not in (d["from"].name, d["to"].name)
+        )
+        at_ends = sum(
+            1
+            for d in self.dms
+            if found.get((d["token"], d["from"].name)) and found.get((d["token"], d["to"].name))
+        )
+        return {
+            "dms_sent": len(self.dms),
+            "dms_delivered": sum(bool(d["delivered"]) for d in self.dms),
+            "dms_to_offline_node": sum(d["offline"] for d in self.dms),
+            "dms_delivered_to_offline_node": sum(
+                bool(d["delivered"]) for d in self.dms if d["offline"]
+            ),
+            "dm_delivery_s": sorted(d["delivered_s"] for d in self.dms if "delivered_s" in d),
+            "dm_plaintext_found_elsewhere": elsewhere,
+            "dm_plaintext_found_at_both_ends": at_ends,
+            "dm_pairs": len(ends),
+        }
 
     # -- faults -----------------------------------------------------------------------------
 
@@ -1044,6 +1146,7 @@ class _Run:
         if self.adversary is not None:
             report["adversary"] = self.adv_stats
             report["trust"] = self.trust_view(live)
+        report.update(self.dm_report())  # private messages: sent, delivered, plaintext leaks
         return report
 
 
