@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from learnmesh.node._blocklist import Blocklist
@@ -111,3 +112,70 @@ def test_blocklist_survives_a_damaged_file(tmp_path: Path) -> None:
     assert bl.is_blocked(A) and len(bl.entries()) == 1
     with pytest.raises(ValueError):
         bl.add(b"short")
+
+
+# -- the node's gossip validator applies the policy (in-process, no network) -------------
+
+
+def _node(tmp_path: Path, per_min: int) -> tuple[Any, Any, list[Any]]:
+    import os
+    import time
+
+    from learnmesh.ledger import BlobStore, Ledger
+    from learnmesh.node._service import Node, NodeSettings
+    from learnmesh.protocol import ChainWriter, Genesis, KeyPair
+
+    me, spammer, other = (KeyPair(os.urandom(32)) for _ in range(3))
+    now_ms = int(time.time() * 1000)
+    genesis = Genesis(
+        name="relay",
+        created_ms=now_ms - 60_000,
+        allocations=tuple(sorted((k.public_key, 1000) for k in (me, spammer, other))),
+    )
+    node = Node(
+        data_dir=tmp_path,
+        key=me,
+        p2p_seed=os.urandom(32),
+        genesis=genesis,
+        ledger=Ledger.open(str(tmp_path / "ledger.db"), genesis),
+        blobs=BlobStore(tmp_path / "blobs"),
+        settings=NodeSettings(relay_per_author_per_min=per_min),
+    )
+    chains = []
+    for k in (spammer, other):
+        w = ChainWriter(k, genesis.network_id)
+        chains.append(
+            [
+                w.sign("profile", {"name": f"p{i}", "bio": "", "skills": []}, now_ms - 1000 + i)
+                for i in range(5)
+            ]
+        )
+    return node, genesis, chains
+
+
+def test_the_gossip_validator_holds_back_over_the_limit_and_blocked(tmp_path: Path) -> None:
+    from learnmesh.node._wire import encode_gossip
+
+    node, genesis, (spam, other) = _node(tmp_path, per_min=2)
+    net = genesis.network_id
+
+    def msg(events: list[Any]) -> bytes:
+        return encode_gossip(net, [e.raw for e in events])
+
+    assert node._validate_gossip("peerA", msg(spam[:2])) is True
+    # the third of the spammer's events in a minute: admitted, not forwarded
+    assert node._validate_gossip("peerA", msg(spam[2:3])) is False
+    assert node.stats["relay_over_limit"] == 1
+    assert node._queued == 3  # every valid event still goes to admission
+    # a mixed message: not forwarded as it came; the other author's event is
+    # published again by this node on its own
+    assert node._validate_gossip("peerB", msg([spam[3], other[0]])) is False
+    assert node._outbox == [other[0].raw]
+    # a copy of an event already forwarded does not count again
+    assert node._validate_gossip("peerC", msg(spam[:1])) is True
+    # blocked: never forwarded, whatever the limit
+    node.blocklist.add(other[1].author, "test")
+    assert node._validate_gossip("peerA", msg(other[1:2])) is False
+    assert node.stats["relay_blocked"] == 1
+    assert node.stats["relay_over_limit"] == 2
+    node.ledger.close()
