@@ -574,11 +574,23 @@ def jury_trust(state: State) -> TrustView:
     key = _state_key(state)
     hit = _JURY.get(state)
     if hit is None or hit[0] != key:
-        hit = _JURY[state] = (key, compute_raw(_prepare_base(state)))
-    return trust_view(state, None, hit[1])
+        p = _prepare_base(state)
+        if hit is not None and (hit[1].weights, hit[1].seeds, hit[1].edges) == (
+            p.weights,
+            p.seeds,
+            p.edges,
+        ):
+            # Most events (commits, reveals, votes) move no edge: the same
+            # propagation, in a fresh _Raw (its clock-free view reads penalties).
+            old = hit[2]
+            raw = _Raw(old.overall, old.skills, old.rates, old.edges, old.seeds)
+        else:
+            raw = compute_raw(p)
+        hit = _JURY[state] = (key, p, raw)
+    return trust_view(state, None, hit[2])
 
 
-_JURY: weakref.WeakKeyDictionary[State, tuple[tuple[object, ...], _Raw]] = (
+_JURY: weakref.WeakKeyDictionary[State, tuple[tuple[object, ...], Prepared, _Raw]] = (
     weakref.WeakKeyDictionary()
 )
 
