@@ -15,6 +15,7 @@ import itertools
 from typing import Any
 
 import pytest
+from _nodes import cli
 from learnmesh.node._recommend import Recommendation, learner_profile, rank, recommend
 from learnmesh.protocol import KINDS, Event, Replica, commit_body, reveal_body
 from learnmesh.protocol._trust import trust_view
@@ -313,3 +314,23 @@ def test_deterministic_and_the_same_from_a_fresh_replica() -> None:
     recs = w.recs(ADA)
     for x, y in itertools.pairwise(recs):
         assert x.sort_key() < y.sort_key()
+
+
+def test_bench_recommend_builds_a_network_with_every_part_and_reports() -> None:
+    """`learnmesh bench recommend` on a small network: the generated history has
+    settled, refunded, lapsed and open bounties, terms with prerequisites, and
+    the learners' lists differ (the figures themselves are BENCHMARKS.md's)."""
+    from learnmesh.devnet._bench_recommend import build_network, run_recommend_bench
+
+    net = build_network(300, 150, 300, seed=2)
+    phases = {b.phase for b in net.c.state.bounties.values()}
+    assert phases >= {"open", "closed", "awarded", "refunded"}, phases
+    assert net.terms > 0 and net.open == 45
+    assert any(t.prereq_bounties for t in net.c.state.terms.by_bounty.values())
+    r = run_recommend_bench(accounts=300, bounties=150, learners=10, limit=5, seed=2)
+    assert r["bounties"] == 150 and r["open_bounties"] > 0 and r["learners"] == 10
+    assert r["includes_trust_view"] is False and r["distinct_top5_lists"] > 1
+    assert set(r["recommend_ms"]) == {"p50", "p95", "max", "mean"}
+    out = cli("bench", "recommend", "--accounts", "10", "--json", check=False)
+    assert out.returncode == 2 and "--accounts must be at least 16" in out.stderr
+    assert "Traceback" not in out.stderr
