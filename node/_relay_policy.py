@@ -16,6 +16,7 @@ so the policy is unit-tested without a node, a clock or a network.
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -29,13 +30,25 @@ __all__ = [
     "RELAY_WINDOW_S",
     "RelayDecision",
     "RelayPolicy",
+    "default_relay_limit",
 ]
 
 RELAY_PER_AUTHOR_PER_MIN = 300  # events of one author forwarded per minute at most
 RELAY_WINDOW_S = 60.0
 MAX_TRACKED_AUTHORS = 10_000  # the least recently seen are forgotten beyond this
+ENV_LIMIT = "LEARNMESH_RELAY_PER_AUTHOR_PER_MIN"
 FORWARD, BLOCKED, OVER_LIMIT = "forward", "blocked", "over_limit"
 NOT_BLOCKED: Callable[[bytes], bool] = lambda _author: False  # noqa: E731
+
+
+def default_relay_limit() -> int:
+    """`RELAY_PER_AUTHOR_PER_MIN`, unless the environment sets
+    LEARNMESH_RELAY_PER_AUTHOR_PER_MIN (a benchmark that writes thousands of
+    events from one key a minute and wants them all gossiped sets it high)."""
+    raw = os.environ.get(ENV_LIMIT, "").strip()
+    if raw.isdigit():
+        return int(raw)
+    return RELAY_PER_AUTHOR_PER_MIN
 
 
 @dataclass(frozen=True, slots=True)

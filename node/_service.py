@@ -40,7 +40,7 @@ from learnmesh.protocol._kinds import check_body
 from ._blocklist import Blocklist
 from ._p2p import P2PConfig, P2PError, P2PHost, P2PStream
 from ._peers import BAN_SECONDS, PeerBook
-from ._relay_policy import RELAY_PER_AUTHOR_PER_MIN, RelayPolicy
+from ._relay_policy import RelayPolicy, default_relay_limit
 from ._wire import (
     MAX_GOSSIP_BYTES,
     MAX_SYNC_FRAME,
@@ -103,7 +103,8 @@ class NodeSettings:
     max_held: int = 10_000  # events held aside until their time comes
     ping_interval: float = 10.0  # seconds between liveness pings of each peer
     ping_timeout: float = 10.0  # a peer that does not answer a ping in this long is dropped
-    relay_per_author_per_min: int = RELAY_PER_AUTHOR_PER_MIN  # node/_relay_policy.py
+    # node/_relay_policy.py (LEARNMESH_RELAY_PER_AUTHOR_PER_MIN overrides the default)
+    relay_per_author_per_min: int = field(default_factory=default_relay_limit)
 
 
 @dataclass(frozen=True, slots=True)

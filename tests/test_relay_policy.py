@@ -179,3 +179,16 @@ def test_the_gossip_validator_holds_back_over_the_limit_and_blocked(tmp_path: Pa
     assert node.stats["relay_blocked"] == 1
     assert node.stats["relay_over_limit"] == 2
     node.ledger.close()
+
+
+def test_the_environment_may_raise_the_default_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    from learnmesh.node._relay_policy import default_relay_limit
+    from learnmesh.node._service import NodeSettings
+
+    monkeypatch.delenv("LEARNMESH_RELAY_PER_AUTHOR_PER_MIN", raising=False)
+    assert default_relay_limit() == RELAY_PER_AUTHOR_PER_MIN
+    assert NodeSettings().relay_per_author_per_min == RELAY_PER_AUTHOR_PER_MIN
+    monkeypatch.setenv("LEARNMESH_RELAY_PER_AUTHOR_PER_MIN", "100000")
+    assert NodeSettings().relay_per_author_per_min == 100_000
+    monkeypatch.setenv("LEARNMESH_RELAY_PER_AUTHOR_PER_MIN", "lots")
+    assert default_relay_limit() == RELAY_PER_AUTHOR_PER_MIN
