@@ -1121,11 +1121,28 @@ class Node:
         same critical section so nothing of ours comes between."""
         if terms is None:
             return await self.author("bounty", body, claims=True)
+        self._check_terms(terms)  # before the bounty: never a bounty without its terms
         async with self._author_lock:
             ev = self._author_locked("bounty", body, (), claims=True)
             t = {**terms, "bounty": ev.id}
             self._author_locked("bounty_terms", t, {ev.id, *t["prereq_bounties"]}, claims=False)
             return ev
+
+    def _check_terms(self, terms: dict[str, Any]) -> None:
+        probe = {**terms, "bounty": bytes(32)}
+        refs = tuple(sorted({bytes(32), *terms.get("prereq_bounties", [])}))
+        try:
+            check_body(KINDS["bounty_terms"], probe, refs, self.key.public_key)
+        except RemoteProtocolError as exc:
+            raise UserError(exc.reason, code="invalid") from exc
+        known = self.ledger.replica.state.bounties
+        for p in terms["prereq_bounties"]:
+            if p not in known:
+                raise UserError(
+                    f"prerequisite {p.hex()[:16]} is not a bounty this node knows",
+                    status=404,
+                    code="not_found",
+                )
 
     async def transfer(self, to: bytes, amount: int, memo: str = "") -> Event:
         return await self.author(
@@ -1156,29 +1173,12 @@ class Node:
             "text": text,
             "salt": salt.hex(),
             "attachments": [
-        self._check_terms(terms)  # before the bounty: never a bounty without its terms
                 {"hash": a["hash"].hex(), "name": a["name"], "size": a["size"]} for a in attachments
             ],
             "revealed": None,
         }
         self._save_draft(draft)
         try:
-    def _check_terms(self, terms: dict[str, Any]) -> None:
-        probe = {**terms, "bounty": bytes(32)}
-        refs = tuple(sorted({bytes(32), *terms.get("prereq_bounties", [])}))
-        try:
-            check_body(KINDS["bounty_terms"], probe, refs, self.key.public_key)
-        except RemoteProtocolError as exc:
-            raise UserError(exc.reason, code="invalid") from exc
-        known = self.ledger.replica.state.bounties
-        for p in terms["prereq_bounties"]:
-            if p not in known:
-                raise UserError(
-                    f"prerequisite {p.hex()[:16]} is not a bounty this node knows",
-                    status=404,
-                    code="not_found",
-                )
-
             ev = await self.author("commit", body, [bounty])
         except BaseException:
             (self._drafts_dir / f"{draft['commitment']}.json").unlink(missing_ok=True)
