@@ -148,6 +148,8 @@ def cmd_bench_sync(args: argparse.Namespace) -> int:
         events=args.events,
         partition_events=args.partition_events,
         root=Path(args.dir) if args.dir else None,
+        single_events=args.single_events,
+        batch=args.batch,
         log=lambda m: console.print(f"[dim]{m}[/]"),
     )
     _print_bench(args, out, "sync")
@@ -200,6 +202,15 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = b.add_parser("sync", help="catch-up after missing many events; partition heal; memory")
     p.add_argument("--events", type=int, default=10_000)
     p.add_argument("--partition-events", type=int, default=1_000)
+    p.add_argument(
+        "--single-events",
+        type=int,
+        default=1_000,
+        help="of --events, how many are written one request each (the rest in batches)",
+    )
+    p.add_argument(
+        "--batch", type=int, default=500, help="events per POST /api/events/batch (0: none)"
+    )
     p.add_argument("--dir")
     p.set_defaults(func=cmd_bench_sync)
     from ._bench_sybil import register_bench as register_sybil_bench

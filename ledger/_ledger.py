@@ -190,8 +190,12 @@ class Ledger:
             self._check_open()
             return self._ingest(self._decoder.decode(raws, verify=True))
 
-    def append_events(self, events: Sequence[Event]) -> AppendResults:
-        """Like `append`, for events already decoded and signature-checked."""
+    def append_events(self, events: Iterable[Event]) -> AppendResults:
+        """Like `append`, for events already decoded and signature-checked, all
+        in one transaction. `events` may be a generator: each event is folded
+        into the replica before the next is asked for, so a producer may make
+        the next event on the state the last one left (the node's batch
+        authoring: its head, balance and claims)."""
         with self._lock:
             self._check_open()
             return self._ingest(events)

@@ -15,7 +15,7 @@ import os
 import random
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -151,6 +151,7 @@ class Node:
         self._outbox: list[bytes] = []
         self._outbox_ready = trio.Event()
         self._author_lock = trio.Lock()
+        self._own_head: tuple[bytes, int] | None = None  # (id, timestamp) of our last event
         self._sync_wanted: set[str] = set()
         self._synced_peers: set[str] = set()  # live peers already synced once since they came
         self._sync_wake = trio.Event()
@@ -406,17 +407,21 @@ class Node:
         event is admitted by every honest node once its time has come."""
         now = self.now_ms()
         horizon = now + self.genesis.params.max_clock_skew_ms
-        ready: list[Event] = []
         out: dict[bytes, Admitted] = {}
-        order = list(events)
-        for ev in order:
-            if ev.timestamp > horizon:
-                out[ev.id] = self._hold(ev, now)
-            else:
-                ready.append(ev)
-        if ready:
-            for r in self.ingest(ready, peer):
-                out[r.id] = Admitted(r.status, r.id, r.code, r.reason)
+        order: list[Event] = []
+
+        def ready() -> Iterator[Event]:
+            # Lazily: the ledger folds each event before it asks for the next,
+            # so `author_batch` can make each next event on the state just left.
+            for ev in events:
+                order.append(ev)
+                if ev.timestamp > horizon:
+                    out[ev.id] = self._hold(ev, now)
+                else:
+                    yield ev
+
+        for r in self.ingest(ready(), peer):
+            out[r.id] = Admitted(r.status, r.id, r.code, r.reason)
         return [out[ev.id] for ev in order]
 
     def _hold(self, ev: Event, now: int) -> Admitted:
@@ -551,11 +556,20 @@ class Node:
         async for _ in self.p2p.messages():
             pass
 
-    def ingest(self, events: list[Event], peer: str | None = None) -> AppendResults:
-        """Store and fold events that admission let through (use `admit`)."""
-        results = self.ledger.append_events(events)
+    def ingest(self, events: Iterable[Event], peer: str | None = None) -> AppendResults:
+        """Store and fold events that admission let through (use `admit`), in
+        one ledger transaction; `events` may be a generator (see `admit`)."""
+        by_id: dict[bytes, Event] = {}
+
+        def seen() -> Iterator[Event]:
+            for e in events:
+                by_id[e.id] = e
+                yield e
+
+        results = self.ledger.append_events(seen())
+        if not by_id:
+            return results
         applied: list[Event] = []
-        by_id = {e.id: e for e in events}
         now = self.now_ms()
         missing = False
         for r in results:
@@ -1063,6 +1077,11 @@ class Node:
         event would break is refused here, before it enters the chain. With
         `claims`, the credits to claim are read inside the same critical section
         that signs: two spends at once never claim one credit twice."""
+        await self._wait_own_chain()
+        async with self._author_lock:
+            return self._author_locked(kind, body, refs, claims=claims)
+
+    async def _wait_own_chain(self) -> None:
         if self.key_imported and not self._synced_once.is_set():
             with trio.move_on_after(30):
                 await self._synced_once.wait()
@@ -1073,8 +1092,6 @@ class Node:
                     status=409,
                     code="not_synced",
                 )
-        async with self._author_lock:
-            return self._author_locked(kind, body, refs, claims=claims)
 
     def _author_locked(
         self, kind: str, body: dict[str, Any], refs: Iterable[bytes], *, claims: bool
@@ -1082,9 +1099,32 @@ class Node:
         """`author`'s work, run while holding `_author_lock` (so a caller that
         must write two events back to back, like a bounty and its terms, holds
         the lock across both)."""
+        ev = self._sign_next(kind, body, refs, claims=claims)
+        before = self.stats["events_applied"]
+        result = self.admit([ev])[0]
+        self.stats["events_applied_own"] += self.stats["events_applied"] - before
+        if result.status != "applied":
+            raise UserError(
+                f"event not applied: {result.status} {result.reason or ''}".strip(),
+                status=500,
+                code="internal",
+            )
+        self.publish(ev.raw)
+        return ev
+
+    def _sign_next(
+        self, kind: str, body: dict[str, Any], refs: Iterable[bytes], *, claims: bool
+    ) -> Event:
+        """The next event of our chain, signed on the live state (head, claims),
+        or UserError if the rules would make it void. Holds `_author_lock`."""
         replica = self.ledger.replica
         seq, head = replica.head(self.key.public_key)
-        last = self.stored_event(head).timestamp if head is not None else 0
+        if head is None:
+            last = 0
+        elif self._own_head is not None and self._own_head[0] == head:
+            last = self._own_head[1]  # kept in memory: no read of the head's bytes per event
+        else:
+            last = self.stored_event(head).timestamp
         ts = max(self.now_ms(), last + 1)  # our own chain's times never go backwards
         refs = sorted({*refs, *(self._claims() if claims else ())})
         missing = [r for r in refs if r not in replica.raw]
@@ -1099,17 +1139,46 @@ class Node:
         void = replica.state.would_void(ev)
         if void is not None:
             raise UserError(void[1], status=409, code=void[0])
-        before = self.stats["events_applied"]
-        result = self.admit([ev])[0]
-        self.stats["events_applied_own"] += self.stats["events_applied"] - before
-        if result.status != "applied":
-            raise UserError(
-                f"event not applied: {result.status} {result.reason or ''}".strip(),
-                status=500,
-                code="internal",
-            )
-        self.publish(ev.raw)
+        # Used only while it is still the replica's head (a fork rebuild or a
+        # reload may change that; then the head's bytes are read back).
+        self._own_head = (ev.id, ev.timestamp)
         return ev
+
+    async def author_batch(
+        self, items: list[tuple[str, dict[str, Any], bool]]
+    ) -> tuple[list[Event], int | None, UserError | None]:
+        """Sign, store and publish many events of our chain (kind, body,
+        claims) in one ledger transaction. Each is made on the state the one
+        before it left and goes through `admit` like any other; the first that
+        the rules would refuse stops the batch: the events before it stay.
+        Returns (events made, index of the refused item or None, its error)."""
+        await self._wait_own_chain()
+        made: list[Event] = []
+        stop: list[tuple[int, UserError]] = []
+
+        def make() -> Iterator[Event]:
+            for i, (kind, body, claims) in enumerate(items):
+                try:
+                    ev = self._sign_next(kind, body, (), claims=claims)
+                except UserError as exc:
+                    stop.append((i, exc))
+                    return
+                made.append(ev)
+                yield ev
+
+        async with self._author_lock:
+            before = self.stats["events_applied"]
+            results = self.admit(make())
+            self.stats["events_applied_own"] += self.stats["events_applied"] - before
+            for ev, r in zip(made, results, strict=True):
+                if r.status != "applied":
+                    raise UserError(
+                        f"event {ev.id.hex()[:16]} not applied: {r.status} {r.reason or ''}",
+                        status=500,
+                        code="internal",
+                    )
+                self.publish(ev.raw)
+        return made, (stop[0][0] if stop else None), (stop[0][1] if stop else None)
 
     def _claims(self) -> list[bytes]:
         credits = self.ledger.replica.state.unclaimed_credits(self.key.public_key)
