@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -311,6 +312,7 @@ class Messages:
             "dm_blocked",
             "dm_rate_limited",
             "dm_fetched",
+            "dm_handed_off",
         ):
             node.stats.setdefault(k, 0)
 
@@ -360,8 +362,44 @@ class Messages:
         self.relay.put(outer, now)  # served to the recipient when it fetches from us
         node.stats["dm_sent"] += 1
         self._changed()
-        await self._publish(raw, outer.expiry_ms)
+        await self._hand_off(raw, outer.expiry_ms)
         return {"id": mid.hex(), "sent_ms": now, "bytes": len(raw)}
+
+    async def _hand_off(self, raw: bytes, expiry_ms: int) -> None:
+        """Give the message to one random neighbour, which publishes it as its
+        own (a one-hop stem, as in Dandelion): gossip carries the publishing
+        peer's id, so nodes past the first hop see that neighbour as the
+        origin, not this node. If no neighbour takes it, publish it ourselves."""
+        from ._p2p import P2PError
+
+        p2p = self.node.p2p
+        if p2p is not None:
+            peers = [p for p in self.node.live_peers() if p2p.speaks(p, self.protocol)]
+            random.shuffle(peers)
+            for peer in peers[:2]:
+                try:
+                    with trio.fail_after(_FETCH_TIMEOUT):
+                        if await self._push(peer, raw):
+                            self.node.stats["dm_handed_off"] += 1
+                            return
+                except (P2PError, trio.TooSlowError, RemoteProtocolError) as exc:
+                    log.info("handing a private message to %s failed: %s", peer, exc)
+        await self._publish(raw, expiry_ms)
+
+    async def _push(self, peer: str, raw: bytes) -> bool:
+        assert self.node.p2p is not None
+        stream = await self.node.p2p.open_stream(peer, self.protocol)
+        try:
+            await stream.send_frame(canonical_pack({"msg": raw, "t": "dmpush", "v": 1}))
+            reply = strict_unpack(await stream.recv_frame(4096), 4096)
+        finally:
+            await stream.close()
+        if not isinstance(reply, dict) or reply.get("t") not in ("dmok", "error"):
+            raise RemoteProtocolError("dm_push", "a malformed answer to a hand-off")
+        if reply["t"] == "error":
+            log.info("peer %s refused a private message: %s", peer, reply.get("reason"))
+            return False
+        return True
 
     async def _publish(self, raw: bytes, expiry_ms: int) -> None:
         """Publish now if the topic's mesh has a peer; otherwise (just started,
@@ -530,11 +568,14 @@ class Messages:
         served = 0
         while served < 64:
             try:
-                data = await stream.recv_frame(4096)
+                data = await stream.recv_frame(MAX_OUTER_BYTES + 1024)
             except Exception:
                 return  # the client is done
             try:
-                req = strict_unpack(data, 4096)
+                req = strict_unpack(data, MAX_OUTER_BYTES + 1024)
+                if isinstance(req, dict) and req.get("t") == "dmpush":
+                    await stream.send_frame(await self._take_push(peer, req))
+                    return
                 account, after = self._check_fetch(req, node.peer_id)
             except RemoteProtocolError as exc:
                 node.penalise(peer, f"dm fetch: {exc.reason}", weight=5.0)
@@ -549,6 +590,28 @@ class Messages:
                 )
             )
             served += 1
+
+    async def _take_push(self, peer: str, req: dict[str, Any]) -> bytes:
+        """A neighbour hands us a message to publish as ours (see _hand_off):
+        the same checks and limits as gossip, then we publish it."""
+        node = self.node
+        raw = req.get("msg")
+        if req.get("v") != 1 or not isinstance(raw, bytes):
+            raise RemoteProtocolError("dm_push", "not a private message hand-off")
+        if not self._by_peer.take(peer, node.monotonic()):
+            node.stats["dm_rate_limited"] += 1
+            return canonical_pack({"reason": "too many messages just now", "t": "error", "v": 1})
+        try:
+            status = self.receive(raw)
+        except DMError as exc:
+            node.stats["dm_refused"] += 1
+            node._count("dm_refused", exc.code)
+            if exc.code in ("malformed", "version", "too_large", "wrong_network"):
+                node.penalise(peer, f"dm: {exc.reason}", weight=5.0)
+            return canonical_pack({"reason": exc.reason, "t": "error", "v": 1})
+        if status == "stored":
+            await self._publish(raw, decode_outer(raw, self.network, node.now_ms()).expiry_ms)
+        return canonical_pack({"status": status, "t": "dmok", "v": 1})
 
     def _check_fetch(self, req: Any, my_peer_id: str) -> tuple[bytes, int]:
         if not (

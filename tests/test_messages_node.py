@@ -21,10 +21,10 @@ from typing import Any
 import pytest
 import trio
 from _nodes import WAIT, ApiError, Network, Node, await_for, cli, wait_for
-from learnmesh.node._dm import MAX_SEALED_BYTES, decode_outer, encode_outer, seal_dm
-from learnmesh.node._messages import dm_topic
+from learnmesh.node._dm import MAX_SEALED_BYTES, decode_outer, encode_outer, open_dm, seal_dm
+from learnmesh.node._messages import FETCH_DOMAIN, dm_topic, fetch_protocol
 from learnmesh.node._p2p import P2PConfig, P2PHost
-from learnmesh.protocol import KeyPair
+from learnmesh.protocol import KeyPair, canonical_pack, strict_unpack
 
 pytestmark = pytest.mark.slow
 
@@ -102,7 +102,8 @@ def test_message_crosses_a_relay_sealed_and_reaches_an_offline_recipient(line: N
         describe=lambda: [c.log_tail(20), _stats(c), _stats(b)],
     )
     assert _texts(c, a) == [first, second]  # the first is not delivered twice
-    assert _stats(c)["dm_fetched"] >= 1  # by the fetch protocol, not gossip
+    # (gossip's own memory of recent messages may bring it before c's fetch does:
+    # the fetch protocol's serving side is tested on its own below)
     assert _files_containing(b.data, second) == []
 
     # the command line: send a reply; read it on the other side, terminal escapes made harmless
@@ -186,3 +187,71 @@ async def test_tampered_and_oversized_messages_are_refused_and_the_node_runs_on(
     await await_for(lambda: honest in _texts(c, a), "c to receive a's message after the attack")
     log = (c.data / "logs" / "stdout.log").read_text(errors="replace")
     assert "Traceback" not in log
+
+
+async def test_nodes_past_the_first_hop_see_the_first_hop_as_origin(line: Network) -> None:
+    """A hands its message to a neighbour (B) that publishes it as its own: an
+    observer joined at B gets the message with B, not A, as its gossip origin,
+    and nothing in the bytes names A or holds the text."""
+    a, b, c = line["a"], line["b"], line["c"]
+    topic = dm_topic(line.network_id)
+    text = f"first hop {uuid.uuid4().hex}"
+    async with P2PHost.open(P2PConfig(identity_seed=os.urandom(32))) as x:
+        await _join(x, topic, b)
+        await trio.to_thread.run_sync(
+            lambda: a.post("/api/messages", {"to": c.account, "text": text})
+        )
+        with trio.fail_after(WAIT):
+            async for got in x.messages():
+                if got[0] == topic:
+                    break
+        _, origin, data = got
+        assert origin == b.peer_id != a.peer_id
+        assert a.key.public_key not in data and text.encode() not in data
+        assert decode_outer(data, line.network_id, int(time.time() * 1000)).recipient == (
+            c.key.public_key
+        )
+    await await_for(lambda: text in _texts(c, a), "c to receive the handed-off message")
+    assert _stats(a)["dm_handed_off"] >= 1
+
+
+async def test_a_relay_serves_held_messages_only_to_the_recipients_signed_fetch(
+    line: Network,
+) -> None:
+    a, b, c = line["a"], line["b"], line["c"]
+    code, _ = c.stop()
+    assert code == 0
+    text = f"held for c {uuid.uuid4().hex}"
+    a.post("/api/messages", {"to": c.account, "text": text})
+    wait_for(lambda: _stats(b)["dm_relayed"] >= 1, "b to hold the message for c")
+
+    def request(key: KeyPair, account: bytes, server: str, at_ms: int) -> bytes:
+        signed = FETCH_DOMAIN + line.network_id + server.encode() + at_ms.to_bytes(8, "big")
+        body = {"account": account, "after": 0, "at_ms": at_ms, "sig": key.sign(signed)}
+        return canonical_pack({**body, "t": "dmfetch", "v": 1})
+
+    async def ask(x: P2PHost, req: bytes) -> dict[str, Any]:
+        stream = await x.open_stream(b.peer_id, fetch_protocol(line.network_id))
+        try:
+            await stream.send_frame(req)
+            reply: dict[str, Any] = strict_unpack(await stream.recv_frame(4 << 20), 4 << 20)
+        finally:
+            await stream.close()
+        return reply
+
+    now = int(time.time() * 1000)
+    async with P2PHost.open(P2PConfig(identity_seed=os.urandom(32))) as x:
+        await x.connect(b.addr)
+        got = await ask(x, request(c.key, c.key.public_key, b.peer_id, now))
+        assert got["t"] == "dmmsgs" and len(got["msgs"]) == 1 and not got["more"]
+        opened = open_dm(decode_outer(got["msgs"][0], line.network_id, now), c.key, now)
+        assert opened.body == text and opened.sender == a.key.public_key
+        # signed by someone else, made for another relay, or stale: refused
+        mallory = KeyPair(os.urandom(32))
+        for req, why in (
+            (request(mallory, c.key.public_key, b.peer_id, now), "not signed"),
+            (request(c.key, c.key.public_key, a.peer_id, now), "not signed"),
+            (request(c.key, c.key.public_key, b.peer_id, now - 3_600_000), "stale"),
+        ):
+            refused = await ask(x, req)  # three offences of weight 5: far from a ban
+            assert refused["t"] == "error" and why in refused["reason"], refused
