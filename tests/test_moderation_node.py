@@ -161,3 +161,32 @@ def test_user_mistakes_get_a_sentence(net: Network) -> None:
     assert "yourself" in str(exc.value)
     r = cli("--data", str(m1.data), "flag", "--category", "spam", check=False)
     assert r.returncode == 2 and "EVENT_ID or --account" in r.stderr + r.stdout
+
+
+def test_moderation_answers_match_the_description(net: Network) -> None:
+    from test_openapi import Checker
+
+    spam, m1 = net["spam"], net["m1"]
+    bid = _post(spam, "spam")
+    wait_for(lambda: _bounty(m1, bid), "m1 to get the spam", describe=net.describe)
+    c = Checker(m1, m1.get("/api/openapi.json"))
+    c.call("POST", "/api/flags", body={"target": bid, "category": "spam", "note": "ad"})
+    c.call("POST", "/api/flags", body={"account": spam.account, "category": "abuse"})
+    status, err = c.call("POST", "/api/flags", body={"account": spam.account, "category": "spam"})
+    assert (status, err["error"]) == (409, "duplicate_flag")
+    status, _ = c.call("POST", "/api/flags", body={"target": "cd" * 32, "category": "spam"})
+    assert status == 404
+    _, flags = c.call("GET", "/api/flags")
+    assert {i["subject"] for i in flags["hidden"]["events"]} == {bid}
+    assert [i["subject"] for i in flags["hidden"]["accounts"]] == [spam.account]
+    c.call("POST", "/api/blocks", body={"account": spam.account, "reason": "ads"})
+    _, blocks = c.call("GET", "/api/blocks")
+    assert blocks["blocks"][0]["reason"] == "ads"
+    _, listed = c.call("GET", "/api/bounties")
+    assert {b["id"]: b["hidden_by"] for b in listed["bounties"]} == {bid: "block"}
+    c.call("GET", "/api/bounties/{bid}", f"/api/bounties/{bid}")
+    c.call("DELETE", "/api/blocks/{account}", f"/api/blocks/{spam.account}")
+    status, _ = c.call("DELETE", "/api/blocks/{account}", f"/api/blocks/{spam.account}")
+    assert status == 404
+    _, listed = c.call("GET", "/api/bounties")
+    assert {b["id"]: b["hidden_by"] for b in listed["bounties"]} == {bid: "flags"}
