@@ -102,8 +102,17 @@ class LearningBook:
                 for c in sorted(self.comments.values(), key=lambda c: c.id)
             ],
             "resources": [
-                [r.id, r.author, r.bounty or b"", r.skill, r.title, r.url, r.kind, r.licence,
-                 r.timestamp]
+                [
+                    r.id,
+                    r.author,
+                    r.bounty or b"",
+                    r.skill,
+                    r.title,
+                    r.url,
+                    r.kind,
+                    r.licence,
+                    r.timestamp,
+                ]
                 for r in sorted(self.resources.values(), key=lambda r: r.id)
             ],
         }
@@ -208,7 +217,14 @@ def _resource(s: State, ev: Event, a: Account) -> None:
     s._checked()
     s.learning.add_resource(
         ResourceRecord(
-            ev.id, ev.author, bounty, b["skill"], b["title"], b["url"], b["kind"], b["licence"],
+            ev.id,
+            ev.author,
+            bounty,
+            b["skill"],
+            b["title"],
+            b["url"],
+            b["kind"],
+            b["licence"],
             ev.timestamp,
         )
     )
