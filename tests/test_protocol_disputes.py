@@ -725,3 +725,18 @@ def test_dry_runs_give_the_folds_answer() -> None:
         rules(s)
         assert _dry_runs_agree(s.net.events, s.net.genesis) > 60
     assert _dry_runs_agree(FULL_EVENTS, FULL.net.genesis) > 60
+
+
+def test_two_appeals_that_disagree_leave_the_first_round_standing(s: Story) -> None:
+    d = s.dispute(LOSER, s.award, s.lose, bond=100)
+    s.decide(d, ["uphold", "uphold", "reject"])
+    by_mentor = s.dispute(MENTOR, s.award, s.lose, bond=200, appeal_of=d.id)
+    by_learner = s.dispute(LOSER, s.award, s.lose, bond=200, appeal_of=d.id)
+    assert s.net.void(by_mentor) is None and s.net.void(by_learner) is None
+    s.decide(by_mentor, ["uphold"] * 3)  # the mentor is right: the award stands
+    assert dispute_outcomes(s.state).final == {d.id: "rejected"}
+    s.decide(by_learner, ["uphold"] * 3)  # the learner is right: it is overturned
+    out = dispute_outcomes(s.state)
+    assert out.final == {d.id: "upheld"}  # they disagree: the first round stands
+    assert out.verdicts == {d.id: "uphold", by_mentor.id: "uphold", by_learner.id: "uphold"}
+    _supply_ok(s)
