@@ -30,22 +30,25 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     recs = r["recommendations"]
     if not recs:
         return _out(args, r, "no open bounty to recommend right now")
+    hidden = f"; {r['hidden']} hidden by your blocklist or flags" if r.get("hidden") else ""
     t = SafeTable(
-        "bounty",
-        "reward",
-        "deadline",
-        "score",
-        "why",
-        title=f"{len(recs)} of {r['count']} open bounties for {r['account'][:12]}…",
+        title=f"{len(recs)} of {r['count']} open bounties for {r['account'][:12]}…{hidden}",
+        show_lines=True,
     )
+    t.add_column("bounty", ratio=2, min_width=12)
+    t.add_column("reward", justify="right", no_wrap=True)
+    t.add_column("deadline", no_wrap=True)
+    t.add_column("score", justify="right", no_wrap=True)
+    t.add_column("why", ratio=3, min_width=24)
     for x in recs:
         why = list(x["reasons"])
         if x["missing"]:
             why.insert(0, "NOT READY: prerequisites missing")
+        day, _, hour = _when(x["submit_by"]).partition(" ")
         t.add_row(
             f"{x['title']}\n{x['bounty'][:16]}",
-            str(x["reward"]),
-            _when(x["submit_by"]),
+            f"{x['reward']:,}",
+            f"{day}\n{hour}",
             str(x["score"]),
             "\n".join(f"- {w}" for w in why),
         )
