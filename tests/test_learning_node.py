@@ -271,3 +271,33 @@ def test_comments_of_an_unknown_bounty_is_a_404(net: Network, tmp_path: Path) ->
     r = net["peer"].request("GET", f"/api/bounties/{'ab' * 32}/comments")
     assert r.status_code == 404
     assert net["peer"].request("GET", "/api/bounties/xyz/comments").status_code == 400
+
+
+def test_answers_match_the_api_description(net: Network) -> None:
+    from test_openapi import Checker
+
+    m = net["mentor"]
+    c = Checker(m, m.get("/api/openapi.json"))
+    _, ev = c.call("POST", "/api/bounties", body={"title": "Documented", "reward": 10})
+    bid = ev["id"]
+    _, q = c.call(
+        "POST", "/api/comments", body={"target": bid, "text": "**q** [l](https://a.example/)"}
+    )
+    c.call("POST", "/api/comments", body={"target": q["id"], "text": "> quoted\n\n1. one"})
+    _, page = c.call("GET", "/api/bounties/{bid}/comments", f"/api/bounties/{bid}/comments")
+    assert [x["depth"] for x in page["comments"]] == [0, 1]
+    body = {"skill": "math", "title": "t", "url": "https://a.example/x", "licence": "CC-BY-4.0"}
+    c.call("POST", "/api/resources", body=body)
+    c.call("POST", "/api/resources", body={**body, "bounty": bid, "kind": "video"})
+    c.call("GET", "/api/resources")
+    c.call("GET", "/api/resources", f"/api/resources?skill=math&bounty={bid}")
+    status, err = c.call("POST", "/api/comments", body={"target": "ab" * 32, "text": "x"})
+    assert (status, err["error"]) == (404, "not_found")
+    status, _ = c.call("POST", "/api/comments", body={"target": bid})
+    assert status == 400
+    status, err = c.call(
+        "GET", "/api/bounties/{bid}/comments", f"/api/bounties/{'cd' * 32}/comments"
+    )
+    assert (status, err["error"]) == (404, "not_found")
+    status, _ = c.call("POST", "/api/resources", body={**body, "kind": "podcast"})
+    assert status == 400
