@@ -53,7 +53,8 @@
       let r;
       try { r = await get("/api/recommendations?limit=" + limit); } catch (e) { put(area, failBox(e)); return; }
       const list = r.recommendations || [];
-      put(count, list.length ? `${list.length} of ${r.count} open bounties, best first.` : "");
+      put(count, list.length ? `${list.length} of ${r.count} open bounties, best first.` : "",
+        r.hidden ? ` ${r.hidden} hidden by your blocklist or community flags are left out.` : "");
       const more = r.count > list.length && limit < MAX
         ? h("button", { type: "button", class: "secondary", id: "rec-more",
           listen: { click: () => { limit = Math.min(MAX, limit + STEP); refresh(); } } }, "Show more")
