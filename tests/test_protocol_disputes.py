@@ -740,3 +740,38 @@ def test_two_appeals_that_disagree_leave_the_first_round_standing(s: Story) -> N
     assert out.final == {d.id: "upheld"}  # they disagree: the first round stands
     assert out.verdicts == {d.id: "uphold", by_mentor.id: "uphold", by_learner.id: "uphold"}
     _supply_ok(s)
+
+
+def test_a_snapshot_round_trip_keeps_the_disputes_and_their_behaviour() -> None:
+    import dataclasses
+
+    from learnmesh.ledger import _snapshot as snapmod
+
+    rep = FULL.net.replica
+    data = snapmod.encode_snapshot(rep, len(rep.raw), len(rep.rejected))
+    snap = snapmod.decode_snapshot(data, rep.network)
+    slots = [(eid, *rep._slot[eid]) for eid in rep.raw]
+    known = dict(rep.raw)
+
+    class Raw(dict[bytes, bytes]):
+        def __setitem__(self, key: bytes, _value: bytes) -> None:
+            super().__setitem__(key, known.get(key, _value))
+
+    out = snapmod.from_plain(snap.body, rep.genesis, slots, rep.rejected.items(), Raw())
+    assert out.digest() == rep.digest()
+    assert out.state.disputes.to_plain() == rep.state.disputes.to_plain()
+    assert dispute_outcomes(out.state) == dispute_outcomes(rep.state)
+    # and it goes on the same way: a juror of the rejected refund dispute claims its share
+    rf = max(rep.state.disputes.disputes.values(), key=lambda d: d.filed_at)
+    juror = next(j for j in rf.reveals if j not in rf.claims)
+    w = dataclasses.replace(FULL.net.writers[FULL.who(juror)])
+    body = dispute_claim_body(rep.state, rf.id, juror)
+    ev = w.sign("dispute_claim", body, FULL.net.now + 1000, sorted({rf.id, *body["votes"]}))
+    fresh = Replica(FULL.net.genesis)
+    for e in FULL_EVENTS:
+        fresh.add(e)
+    for r in (out, fresh):
+        assert r.add(ev).void == {}
+    assert out.digest() == fresh.digest()
+    assert out.state.disputes.to_plain() == fresh.state.disputes.to_plain()
+    assert out.state.check_invariants() == []
