@@ -392,6 +392,9 @@ def test_dispute_rules(s: Story) -> None:
     check("party_juror", jurors=[*jurors[:2], s.pk(MENTOR)])
     check("insufficient_funds", bond=net.state.balance(s.pk(LOSER)) + 1)
     check("bad_claim", claims=[s.reviews[0].id])
+    gift = net.transfer(0, LOSER, 50)
+    net.transfer(LOSER, 0, 1, claims=[gift.id])  # claims the gift
+    check("double_claim", claims=[gift.id])
     ok = s.dispute(LOSER, s.award, s.lose)
     assert net.void(ok) is None
     check("duplicate_dispute")
