@@ -778,3 +778,16 @@ def test_a_snapshot_round_trip_keeps_the_disputes_and_their_behaviour() -> None:
     assert out.digest() == fresh.digest()
     assert out.state.disputes.to_plain() == fresh.state.disputes.to_plain()
     assert out.state.check_invariants() == []
+
+
+def test_a_bond_can_be_funded_by_credits_claimed_in_refs(s: Story) -> None:
+    net = s.net
+    me = net.state.accounts[s.pk(LOSER)]
+    net.transfer(LOSER, 0, me.spendable - 20)  # 20 left on its chain
+    gift = net.transfer(0, LOSER, 500)
+    short = s.dispute(LOSER, s.award, s.lose, bond=400)
+    assert net.void(short) == "insufficient_funds"
+    d = s.dispute(LOSER, s.award, s.lose, bond=400, claims=[gift.id])
+    assert net.void(d) is None
+    assert me.spendable == 120 and gift.id in me.claimed
+    _supply_ok(s)
