@@ -5,6 +5,9 @@
 - an honest review: `points_honest_review` when its total score is within
   `honest_review_tolerance_pm` (per mille of the rubric maximum) of the median
   of all reviews of the same submission (needs at least two reviews);
+- disputes (PROTOCOL.md §6.8): an overturned award, refund or review costs
+  its mentor or reviewer `POINTS_OVERTURNED` and an overturned review is no
+  longer honest; jurors of a decided panel gain or lose `POINTS_JUROR`;
 - abandonment (a view that needs `now`): a bounty still unsettled past its review
   deadline costs its mentor `penalty_abandoned_bounty`;
 - trust: the genesis's pre-trusted accounts, and whoever a trusted account
