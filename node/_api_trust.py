@@ -91,7 +91,16 @@ class _Snapshot:
     at: float
     view: TrustView  # with now: penalties for abandoned bounties, no-shows
     clock_free: TrustView  # its digest is the one nodes compare
-    calibration: dict[bytes, tuple[int, int]]
+    state: State
+    _calibration: dict[bytes, tuple[int, int]] | None = None
+
+    @property
+    def calibration(self) -> dict[bytes, tuple[int, int]]:
+        """Review calibration, computed on first use (about half a refresh's
+        cost on a big network, and only the trust pages show it)."""
+        if self._calibration is None:
+            self._calibration = reviewer_calibration(self.state, self.view)
+        return self._calibration
 
 
 class TrustCache:
@@ -136,7 +145,7 @@ class TrustCache:
             time.monotonic(),
             view,
             clock_free,
-            reviewer_calibration(state, view),
+            state,
         )
         self._snap, self._state_id = snap, id(state)
         return snap
