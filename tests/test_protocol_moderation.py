@@ -329,3 +329,34 @@ def test_the_hidden_set_is_the_same_in_any_arrival_order(data: st.DataObject) ->
     assert r.pending == {}
     assert _view(r) == expected
     assert r.digest() == net.replica.digest()
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    flags=st.lists(
+        st.tuples(st.integers(0, 6), st.integers(-1, 2), st.sampled_from(["spam", "abuse"])),
+        min_size=1,
+        max_size=14,
+    ),
+    vouches=st.lists(st.tuples(st.integers(0, 2), st.integers(3, 6)), max_size=4),
+    data=st.data(),
+)
+def test_random_flags_hide_the_same_in_any_order(
+    flags: list[tuple[int, int, str]], vouches: list[tuple[int, int]], data: st.DataObject
+) -> None:
+    """Random flaggers (trusted, vouched for or not), targets (three bounties or
+    the account as a whole: -1) and duplicates: one hidden view in every order."""
+    net = _net()
+    bounties = [net.bounty(SPAMMER, reward=1) for _ in range(3)]
+    for src, dst in vouches:
+        net.emit(src, "vouch", {"account": net.pk(dst)})
+    for who, t, cat in flags:
+        target = bounties[t].id if t >= 0 else b""
+        _flag(net, who, net.pk(SPAMMER), target, category=cat)
+    expected = _view(net.replica)
+    order = data.draw(st.permutations(range(len(net.events))), label="order")
+    r = Replica(net.genesis)
+    for i in order:
+        r.add(net.events[i])
+    assert r.pending == {}
+    assert _view(r) == expected
