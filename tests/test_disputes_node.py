@@ -251,6 +251,14 @@ def test_award_disputes_decided_by_jurors_on_other_nodes(net: Network, tmp_path:
     mv = _dispute(m, upheld["id"])
     assert mv["my_role"] == "respondent" and mv["next_action"] == "appeal"
     assert not l1.get("/api/jury")["claims"]  # claimed by the node itself
+    # an appeal: only a party appeals, and this network has no five fresh jurors
+    with pytest.raises(ApiError) as outsider:
+        j1.post("/api/disputes", {"appeal_of": upheld["id"], "claim": "I disagree"})
+    assert outsider.value.status == 403 and outsider.value.code == "no_standing"
+    with pytest.raises(ApiError) as no_jury:
+        m.post("/api/disputes", {"appeal_of": upheld["id"], "claim": "The work was thin."})
+    assert no_jury.value.status == 409 and no_jury.value.code == "no_jury"
+    assert "too few eligible jurors" in no_jury.value.body["message"]
 
     # -- the CLI shows the same -------------------------------------------------------------
     shown = json.loads(

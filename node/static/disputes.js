@@ -124,7 +124,7 @@
               h("td", {}, who(j.account, j.name)),
               h("td", {}, j.committed ? "yes" : "not yet"),
               h("td", {}, j.verdict || (j.committed ? "sealed" : "—")),
-              h("td", {}, j.reason || ""))))),
+              h("td", {}, j.reason || "")))))),
         card(h("h2", {}, "Bond"),
           h("ul", { class: "moves", id: "bond-moves" }, d.bond_movements.map((m) => h("li", {},
             m.kind === "bond" ? ["Locked by ", who(m.from), ": ", amount(m.amount)]
