@@ -728,6 +728,73 @@ ROUTES: dict[tuple[str, str], RouteDoc] = {
             (400, "self", "a message to my own account"),
             (429, "rate_limited", "too many messages sent just now"),
         ),
+        idempotent=True,
+        description="`id`: the message's id (SHA-256 of the signed message); "
+        "`bytes`: its size on the wire (a padded bucket).",
+    ),
+    ("GET", "/api/messages"): RouteDoc(
+        "My private conversations, newest first, with unread counts",
+        "messages",
+        obj(
+            {
+                "account": ACCT,
+                "unread": INT,
+                "conversations": arr(
+                    obj(
+                        {
+                            "account": ACCT,
+                            "name": null(S),
+                            "count": INT,
+                            "unread": INT,
+                            "last_ms": INT,
+                            "last_text": S,
+                            "last_outgoing": BOOL,
+                        }
+                    )
+                ),
+            }
+        ),
+    ),
+    ("GET", "/api/messages/{account}"): RouteDoc(
+        "One private conversation, oldest first (at most the latest 500); marks it read",
+        "messages",
+        obj(
+            {
+                "account": ACCT,
+                "name": null(S),
+                "messages": arr(
+                    obj(
+                        {
+                            "id": HEX,
+                            "from": ACCT,
+                            "to": ACCT,
+                            "outgoing": BOOL,
+                            "sent_ms": INT,
+                            "received_ms": INT,
+                            "text": S,
+                            "read": BOOL,
+                        }
+                    )
+                ),
+            }
+        ),
+        errors=(BAD,),
+    ),
+    # -- private messages (node/_api_messages.py) ------------------------------------------------
+    ("POST", "/api/messages"): RouteDoc(
+        "Send a private, end-to-end encrypted message to an account (sealed; relays "
+        "learn the recipient and the time, not the sender or the text)",
+        "messages",
+        obj({"id": HEX, "to": ACCT, "sent_ms": INT, "bytes": INT}),
+        body=obj({"to": ACCT, "text": S}),
+        errors=(
+            BAD,
+            BAD_JSON,
+            (400, "too_long", "over 4000 characters (or 7680 bytes of UTF-8)"),
+            (400, "empty", "no text"),
+            (400, "self", "a message to my own account"),
+            (429, "rate_limited", "too many messages sent just now"),
+        ),
         description="`id`: the message's id (SHA-256 of the signed message); "
         "`bytes`: its size on the wire (a padded bucket).",
     ),

@@ -21,6 +21,8 @@ from typing import Any
 import pytest
 import trio
 from _nodes import WAIT, ApiError, Network, Node, await_for, cli, wait_for
+from jsonschema import Draft202012Validator
+from learnmesh.node._blocklist import Blocklist
 from learnmesh.node._dm import MAX_SEALED_BYTES, decode_outer, encode_outer, open_dm, seal_dm
 from learnmesh.node._messages import FETCH_DOMAIN, dm_topic, fetch_protocol
 from learnmesh.node._p2p import P2PConfig, P2PHost
@@ -120,6 +122,38 @@ def test_message_crosses_a_relay_sealed_and_reaches_an_offline_recipient(line: N
     bad = cli("--data", str(a.data), "message", "send", "lmnope", "hi", check=False)
     assert bad.returncode == 2 and bad.stderr.startswith("error: ")
     assert "Traceback" not in bad.stderr
+
+    # a retried send with the same Idempotency-Key is one message
+    once = f"exactly once {uuid.uuid4().hex}"
+    key = {"Idempotency-Key": uuid.uuid4().hex}
+    r1 = a.request("POST", "/api/messages", json_body={"to": c.account, "text": once}, headers=key)
+    r2 = a.request("POST", "/api/messages", json_body={"to": c.account, "text": once}, headers=key)
+    assert r1.status_code == r2.status_code == 200 and r1.json() == r2.json()
+    assert r2.headers.get("idempotent-replayed") == "true"
+    wait_for(lambda: once in _texts(c, a), "c to receive the retried message")
+    assert _texts(a, c).count(once) == 1 and _texts(c, a).count(once) == 1
+
+    # the answers match the API description (node/_openapi.py)
+    spec = a.get("/api/openapi.json")
+    for method, template, path, answer in (
+        ("post", "/api/messages", None, sent),
+        ("get", "/api/messages", "/api/messages", None),
+        ("get", "/api/messages/{account}", f"/api/messages/{a.account}", None),
+    ):
+        got = answer if path is None else c.get(path)
+        ok = spec["paths"][template][method]["responses"]["200"]["content"]["application/json"]
+        root = {**ok["schema"], "components": spec["components"]}
+        errors = [e.message for e in Draft202012Validator(root).iter_errors(got)]
+        assert not errors, (method, template, errors)
+    assert spec["paths"]["/api/messages"]["post"]["responses"].get("429")
+
+    # c blocks a (node/_blocklist.py, however it is edited): a's messages are dropped unread
+    Blocklist(c.data).add(a.key.public_key, "test")
+    blocked = f"after the block {uuid.uuid4().hex}"
+    a.post("/api/messages", {"to": c.account, "text": blocked})
+    wait_for(lambda: _stats(c)["dm_blocked"] >= 1, "c to drop the blocked account's message")
+    assert blocked not in _texts(c, a)
+    assert _files_containing(c.data, blocked) == []
 
     # bad input through the API: a readable refusal, nothing sent
     for body, words in (
