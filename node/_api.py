@@ -46,7 +46,6 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ._api_credentials import credential_routes
-from ._api_messages import message_routes
 from ._api_disputes import dispute_routes
 from ._api_learning import learning_routes
 from ._api_messages import message_routes
@@ -1026,7 +1025,6 @@ def make_app(node: Node, token: str, *, admin: bool = False) -> Starlette:
         ("GET", "/api/me", me_view),
         ("GET", "/api/profiles/{account}", profile_of),
         *credential_routes(node),  # node/_api_credentials.py (list, get, verify)
-        *message_routes(node),  # node/_api_messages.py (private messages)
         *learning_routes(node),  # node/_api_learning.py (comments, resources)
         *message_routes(node),  # node/_api_messages.py (private messages)
         *trust_routes(node),  # node/_api_trust.py (ranking, one account, review quality)
