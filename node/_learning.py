@@ -77,6 +77,7 @@ _BLOCKS = {
 }
 _INLINE = {"em": "em", "strong": "strong"}
 _MAX_HREF = 2000
+MAX_TREE_DEPTH = 24  # elements inside elements; markdown-it bounds blocks (20), not emphasis
 
 
 def safe_href(href: str) -> str | None:
@@ -98,8 +99,10 @@ def safe_href(href: str) -> str | None:
 @functools.lru_cache(maxsize=4096)
 def render_markdown(text: str) -> list[MdNode]:
     """Markdown to the tree described above (cached: comments never change).
-    Built with a stack, without recursion; markdown-it's own nesting limit
-    (20) bounds the tree's depth."""
+    Built with a stack, without recursion; at most MAX_TREE_DEPTH elements
+    deep (markdown-it bounds nested blocks, not nested emphasis: `**` × 1000
+    around a word would otherwise nest a thousand deep), deeper content is
+    kept in the element at that depth."""
     root: list[MdNode] = []
     stack: list[list[MdNode]] = [root]  # where the next node goes
 
@@ -113,6 +116,9 @@ def render_markdown(text: str) -> list[MdNode]:
             kids.append(node)
 
     def open_(t: str, **extra: Any) -> None:
+        if len(stack) > MAX_TREE_DEPTH:  # deeper nesting (say **** × 1000) stays flat
+            stack.append(stack[-1])
+            return
         node: dict[str, Any] = {"t": t, **extra, "c": []}
         put(node)
         stack.append(node["c"])
