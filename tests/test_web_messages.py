@@ -86,6 +86,9 @@ def test_message_from_a_profile_reply_arrives_and_hostile_text_stays_text(
     assert browser.finds("#thread img") == []
     heads = browser.texts("#thread .message-head")
     assert heads[0].startswith("You") and heads[1].startswith("Bob the mentor")
+    browser.full_screenshot("messages-conversation-desktop", 1280)
+    browser.full_screenshot("messages-conversation-phone", 390)
+    browser.desktop()
 
     # the conversation list names bob and shows the latest text
     browser.go("messages")
