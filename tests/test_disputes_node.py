@@ -24,12 +24,14 @@ from typing import Any
 
 import pytest
 from _nodes import ApiError, Network, Node, cli, wait_for
+from jsonschema import Draft202012Validator
 from learnmesh.node._datadir import DataDir
 from learnmesh.protocol import KeyPair
 
 pytestmark = pytest.mark.slow
 
 NAMES = ["mentor", "l1", "l2", "j1", "j2"]
+HOSTILE = "I should have won.\x1b[2J [bold]loud[/bold] \u202e"
 VOTE_S = 45  # the voting window: long enough for the jurors' nodes to hear and vote
 REVEAL_S = 150  # then the reveal window
 
@@ -160,10 +162,24 @@ def test_award_disputes_decided_by_jurors_on_other_nodes(net: Network, tmp_path:
             **window,
         },
     )
-    frivolous = l2.post(
-        "/api/disputes",
-        {"target": fair["award"], "claim": "I should have won.", "bond": 30, **window},
+    # the frivolous one with the CLI, its claim carrying terminal escapes and markup
+    filed = cli(
+        "--data",
+        str(l2.data),
+        "--json",
+        "dispute",
+        "file",
+        fair["award"],
+        "--claim",
+        HOSTILE,
+        "--bond",
+        "30",
+        "--vote-by",
+        str(window["vote_by"]),
+        "--reveal-by",
+        str(window["reveal_by"]),
     )
+    frivolous = json.loads(filed.stdout)
     assert upheld["subject"] == unfair["subs"][l1.account]  # the node found the standing
     assert upheld["my_role"] == "disputant" and upheld["phase"] == "voting"
     want_jurors = {j1.account, j2.account, absent.account}
@@ -268,3 +284,22 @@ def test_award_disputes_decided_by_jurors_on_other_nodes(net: Network, tmp_path:
     listed = cli("--data", str(l1.data), "dispute", "list").stdout
     assert "upheld" in listed and "rejected" in listed
     assert "nothing waits on you" in cli("--data", str(j1.data), "jury").stdout
+    human = cli("--data", str(j1.data), "dispute", "show", frivolous["id"][:10]).stdout
+    assert "\x1b" not in human and "[bold]" in human  # network text printed as plain text
+
+    # -- the answers match the API's description (node/_openapi.py) ------------------------
+    spec = m.get("/api/openapi.json")
+    for path, route in (
+        (f"/api/disputes/{upheld['id']}", "/api/disputes/{did}"),
+        ("/api/disputes", "/api/disputes"),
+        ("/api/jury", "/api/jury"),
+    ):
+        for n in (m, l1, j1):
+            _check_schema(spec, route, n.get(path))
+
+
+def _check_schema(spec: dict[str, Any], route: str, value: Any) -> None:
+    schema = spec["paths"][route]["get"]["responses"]["200"]["content"]["application/json"]
+    root = {**schema["schema"], "components": spec["components"]}
+    errors = sorted(Draft202012Validator(root).iter_errors(value), key=str)
+    assert not errors, f"{route}: {errors[0].message} at {list(errors[0].absolute_path)}"
