@@ -168,16 +168,19 @@ def standing(node: Node, target: bytes, subject: bytes | None = None) -> Standin
     if target not in node.ledger.replica.raw:
         raise UserError("no such event to dispute", status=404, code="not_found")
     if target in state.void:
-        raise UserError("that event is void: it had no effect to dispute", code="no_standing")
+        raise UserError(
+            "that event is void: it had no effect to dispute", status=409, code="void_target"
+        )
     ev = node.stored_event(target)
     kind = ev.kind.name
     if kind not in ("award", "refund", "review"):
         raise UserError(
             f"only an award, a refund or a review can be disputed (that is a {kind})",
+            status=409,
             code="not_disputable",
         )
     if ev.author == me:
-        raise UserError("you cannot dispute your own " + kind, code="no_standing")
+        raise UserError("you cannot dispute your own " + kind, status=403, code="no_standing")
     b = state.bounties.get(ev.body["bounty"])
     if b is None:
         raise UserError("the disputed event's bounty is unknown here", status=404, code="not_found")
@@ -222,7 +225,7 @@ def _pick(subject: bytes | None, allowed: list[bytes], what: str) -> bytes:
     if subject is None:
         return sorted(allowed)[0]
     if subject not in allowed:
-        raise UserError(f"subject must be {what}", code="bad_subject")
+        raise UserError(f"subject must be {what}", status=403, code="bad_subject")
     return subject
 
 
@@ -250,7 +253,9 @@ def _evidence(node: Node, files: list[tuple[str, bytes]]) -> list[dict[str, Any]
     out: list[dict[str, Any]] = []
     for name, data in files:
         if len(data) > node.genesis.params.max_blob_bytes:
-            raise UserError(f"{name} is over the network's attachment limit", code="too_large")
+            raise UserError(
+                f"{name} is over the network's attachment limit", status=413, code="too_large"
+            )
         h = node.blobs.put(data)
         out.append({"hash": h, "name": name[:128] or "file", "size": len(data)})
     return out

@@ -246,6 +246,24 @@ def test_real_answers_match_the_description(tmp_path: Path) -> None:
             "POST", "/api/bounties/{bid}/refund", f"/api/bounties/{'cd' * 32}/refund"
         )
         assert (status, err["error"]) == (404, "not_found")
+        # disputes (node/_api_disputes.py): a real dispute's answers are checked
+        # against this description in tests/test_disputes_node.py
+        c.call("GET", "/api/disputes")
+        c.call("GET", "/api/jury")
+        none = "ab" * 32
+        status, err = c.call("GET", "/api/disputes/{did}", f"/api/disputes/{none}")
+        assert (status, err["error"]) == (404, "not_found")
+        dispute = {"target": bid, "claim": "wrong", "bond": 20}
+        status, err = c.call("POST", "/api/disputes", body=dispute)
+        assert (status, err["error"]) == (409, "not_disputable")
+        status, err = c.call("POST", "/api/disputes", body={**dispute, "bond": 5})
+        assert (status, err["error"]) == (400, "bond_too_small")
+        for act, act_body in (("vote", {"verdict": "uphold"}), ("reveal", {}), ("claim", {})):
+            status, err = c.call(
+                "POST", f"/api/disputes/{{did}}/{act}", f"/api/disputes/{none}/{act}", body=act_body
+            )
+            assert (status, err["error"]) == (404, "not_found")
+
         # a field the description marks required is required
         required = spec["paths"]["/api/transfer"]["post"]["requestBody"]["content"][
             "application/json"
