@@ -328,19 +328,22 @@ class Messages:
         last_round = self.node.monotonic()
         while True:
             await trio.sleep(1.0)
-            await self._publish_unsent()
-            connected = set(self.node.live_peers())
-            for gone in seen - connected:
-                self._cursors.pop(gone, None)  # it may come back with another store
-            periodic = self.node.monotonic() - last_round >= FETCH_INTERVAL
-            if periodic:
-                last_round = self.node.monotonic()
-                self.relay.expire(self.node.now_ms())
-            for peer in connected:
-                if (peer not in seen or periodic) and peer not in self._fetching:
-                    self._fetching.add(peer)
-                    self.node._spawn(self._fetch_guarded, peer)
-            seen = connected
+            try:
+                await self._publish_unsent()
+                connected = set(self.node.live_peers())
+                for gone in seen - connected:
+                    self._cursors.pop(gone, None)  # it may come back with another store
+                periodic = self.node.monotonic() - last_round >= FETCH_INTERVAL
+                if periodic:
+                    last_round = self.node.monotonic()
+                    self.relay.expire(self.node.now_ms())
+                for peer in connected:
+                    if (peer not in seen or periodic) and peer not in self._fetching:
+                        self._fetching.add(peer)
+                        self.node._spawn(self._fetch_guarded, peer)
+                seen = connected
+            except Exception:  # a bug (or a full disk) here must not end the node
+                log.exception("the private message loop failed; trying again")
 
     # -- sending ----------------------------------------------------------------------
 
