@@ -289,3 +289,28 @@ async def test_a_relay_serves_held_messages_only_to_the_recipients_signed_fetch(
         ):
             refused = await ask(x, req)  # three offences of weight 5: far from a ban
             assert refused["t"] == "error" and why in refused["reason"], refused
+
+
+def test_a_relay_that_restarted_still_hands_over_what_it_held(line: Network) -> None:
+    """Only the fetch protocol can deliver here: c is offline when a sends, then
+    b (the relay) restarts, so nothing of the message is left in any gossip
+    memory; b's sealed store survives its restart and c fetches from it."""
+    a, b, c = line["a"], line["b"], line["c"]
+    code, _ = c.stop()
+    assert code == 0
+    text = f"kept across a restart {uuid.uuid4().hex}"
+    a.post("/api/messages", {"to": c.account, "text": text})
+    wait_for(lambda: _stats(b)["dm_relayed"] >= 1, "b to hold the message for c")
+    code, _ = b.stop()
+    assert code == 0
+    b.start()
+    b.wait_ready()
+    c.start(bootstrap=[b.addr])
+    c.wait_ready()
+    wait_for(
+        lambda: text in _texts(c, a),
+        "c to fetch the message from the restarted relay",
+        describe=lambda: [c.log_tail(20), _stats(c), _stats(b)],
+    )
+    assert _stats(c)["dm_fetched"] >= 1
+    assert _files_containing(b.data, text) == []
