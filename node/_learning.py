@@ -21,7 +21,7 @@ Comments by an account this node blocks (node/_blocklist.py), or hidden by
 the community's flags (protocol/_moderation.py's `hidden`), are listed with
 `hidden`, `hidden_by` ("block" | "flags") and `hidden_why` (the same shape as
 node/_api_moderation.py's marker): the page folds them away. Resources whose
-every suggester this node blocks are left out.
+every suggester this node blocks (or flags hide as an account) are left out.
 """
 
 from __future__ import annotations
@@ -372,11 +372,16 @@ async def post_resource(node: Node, d: dict[str, Any], bounty: bytes | None) -> 
 def list_resources(node: Node, skill: str | None, bounty: bytes | None) -> dict[str, Any]:
     """Suggestions ranked by the suggesters' clock-free trust in the skill (the
     same on every node that holds the same events), without those whose every
-    suggester this node blocks."""
+    suggester this node blocks or the community's flags hide as an account."""
     st, snap = node_trust(node)
+    flags = hidden(st, snap.clock_free)
     out = []
     for g in resources_for(st, skill, bounty, snap.clock_free):
-        who = [a for a in g.suggesters if not node.blocklist.is_blocked(a)]
+        who = [
+            a
+            for a in g.suggesters
+            if not node.blocklist.is_blocked(a) and flags.of(None, a) is None
+        ]
         if not who:
             continue
         r = g.first

@@ -179,6 +179,15 @@ def test_resources_are_ranked_the_same_on_every_node(net: Network) -> None:
     assert {x["kind"] for x in for_bounty} == {"video", "book"}
     assert {x["licence"] for x in for_bounty} == {"CC-BY-4.0", "CC-BY-SA-4.0"}
     assert m.get("/api/resources")["skills"] == {"python": 4}
+    # a node that blocks the learner leaves out what only the learner suggested
+    learner = account_from_text(le.account)
+    Blocklist(p.data).add(learner, "", 1)
+    try:
+        assert {x["kind"] for x in p.get(f"/api/resources?bounty={bid}")["resources"]} == set()
+        assert len(p.get("/api/resources?skill=python")["resources"]) == 1
+        assert len(m.get("/api/resources?skill=python")["resources"]) == 3
+    finally:
+        Blocklist(p.data).remove(learner)
     out = cli("--data", _data(net, "mentor"), "resources", "--skill", "python").stdout
     assert "Sorting (first)" in out and "CC-BY-SA-4.0" in out
 
