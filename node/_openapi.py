@@ -68,6 +68,25 @@ def dict_of(values: Schema) -> Schema:
 
 
 EVENT_ID = obj({"id": HEX})
+# one comment in a thread (node/_learning.py `comment_json`)
+COMMENT = obj(
+    {
+        "id": HEX,
+        "target": HEX,
+        "target_kind": null({"enum": ["bounty", "reveal", "review", "comment", "resource"]}),
+        "bounty": null(HEX),
+        "depth": INT,
+        "replies": INT,
+        "author": ACCT,
+        "author_name": null(S),
+        "timestamp": INT,
+        "text": S,
+        "markdown": arr(ANY),
+        "hidden": BOOL,
+        "hidden_by": null({"enum": ["block", "flags"]}),
+        "hidden_why": null(S),
+    }
+)
 # moderation marks on list items (node/_api_moderation.py `marker`)
 HIDDEN_MARK: dict[str, Schema] = {
     "hidden": BOOL,
@@ -403,6 +422,7 @@ PATH_PARAMS: dict[str, tuple[Schema, str]] = {
     "h": (HEX, "an attachment's SHA-256"),
     "sid": (HEX, "a submission id"),
     "did": (HEX, "a dispute id"),
+    "eid": (HEX, "an event id (a bounty, submission, review, comment or resource)"),
     "path": (S, "a file of the page"),
 }
 
@@ -1347,6 +1367,23 @@ ROUTES: dict[tuple[str, str], RouteDoc] = {
         'string (text), or `{"t": p|em|strong|code|pre|ul|ol|li|blockquote|br, "c": '
         '[node…]}`, or `{"t": "a", "href": http(s) or mailto URL, "c": [node…]}`; raw '
         "HTML is text. `hidden`: this node blocks the author, or community flags hide it.",
+    ),
+    ("GET", "/api/comments/{eid}"): RouteDoc(
+        "The thread under one bounty, submission, review, comment or resource",
+        "learning",
+        obj(
+            {
+                "target": HEX,
+                "target_kind": {"enum": ["bounty", "reveal", "review", "comment", "resource"]},
+                "bounty": null(HEX),
+                "count": INT,
+                "hidden": INT,
+                "comments": arr(COMMENT),
+            }
+        ),
+        errors=(BAD, NOT_FOUND),
+        description="The comments on that event (`depth` 0) and their replies, in "
+        "reading order; each comment as in GET /api/bounties/{bid}/comments.",
     ),
     ("POST", "/api/comments"): RouteDoc(
         "Comment on a bounty, a submission, a review, a comment or a resource",

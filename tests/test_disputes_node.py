@@ -224,6 +224,19 @@ def test_award_disputes_decided_by_jurors_on_other_nodes(net: Network, tmp_path:
         j1.post(f"/api/disputes/{upheld['id']}/reveal", {})
     assert early.value.code == "too_early"
     assert (j1.data / "jury" / f"{upheld['id']}.json").stat().st_mode & 0o777 == 0o600
+    # j2's node is down when voting closes: its sealed votes wait in its data
+    # directory, and it reveals them once it is back
+    code, _ = j2.stop()
+    assert code == 0
+    wait_for(
+        lambda: time.time() * 1000 > window["vote_by"] + 2000,
+        "voting to close",
+        timeout=VOTE_S + 60,
+    )
+    assert _dispute(l1, upheld["id"])["votes"]["revealed"] <= 1  # j1's at most
+    j2.start(bootstrap=[m.addr])
+    j2.wait_ready()
+    net.wait_peers("j2", "mentor")
 
     # -- after vote_by the jurors' nodes reveal; the nodes claim what is owed ------------------
     def decided(n: Node) -> bool:
