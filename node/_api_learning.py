@@ -5,6 +5,8 @@
   reading order, each with `depth`, its rendered Markdown tree, its author's
   name and `hidden` (this node blocks the author, or the community's flags
   hide it) with `hidden_why`.
+- `GET /api/comments/{eid}`: the thread under any one bounty, submission,
+  review, comment or resource (comments on it and their replies), same fields.
 - `POST /api/comments` `{target, text}`: comment on a bounty, a submission, a
   review, a comment or a resource.
 - `GET /api/resources?skill=S&bounty=B`: suggested resources, ranked by the
@@ -20,7 +22,13 @@ from typing import Any
 
 from starlette.requests import Request
 
-from ._learning import bounty_comments, list_resources, post_comment, post_resource
+from ._learning import (
+    bounty_comments,
+    event_thread,
+    list_resources,
+    post_comment,
+    post_resource,
+)
 from ._service import Node, UserError
 
 __all__ = ["learning_routes"]
@@ -54,6 +62,9 @@ def learning_routes(node: Node) -> list[tuple[str, str, Handler]]:
     async def comments(request: Request) -> Any:
         return bounty_comments(node, _id(request.path_params["bid"], "bounty"))
 
+    async def one_thread(request: Request) -> Any:
+        return event_thread(node, _id(request.path_params["eid"], "event"))
+
     async def new_comment(request: Request) -> Any:
         d = await _body(request)
         ev = await post_comment(node, _id(d.get("target"), "target"), d.get("text"))
@@ -75,6 +86,7 @@ def learning_routes(node: Node) -> list[tuple[str, str, Handler]]:
 
     return [
         ("GET", "/api/bounties/{bid}/comments", comments),
+        ("GET", "/api/comments/{eid}", one_thread),
         ("POST", "/api/comments", new_comment),
         ("GET", "/api/resources", resources),
         ("POST", "/api/resources", new_resource),

@@ -59,9 +59,16 @@ _ON = {
 
 
 def cmd_comments(args: argparse.Namespace) -> int:
-    """Every thread under a bounty, replies indented."""
-    bid = _full_id(args, args.bounty)
-    r = _client(args).call("GET", f"/api/bounties/{bid}/comments")
+    """Every thread under a bounty (a unique prefix of its id will do), or the
+    thread under any one submission, review, comment or resource (its full
+    id); replies indented."""
+    client = _client(args)
+    if _is_hex_id(args.target):
+        r = client.call("GET", f"/api/comments/{args.target.lower()}")
+        if r["target_kind"] == "bounty":
+            r = client.call("GET", f"/api/bounties/{args.target.lower()}/comments")
+    else:
+        r = client.call("GET", f"/api/bounties/{_full_id(args, args.target)}/comments")
     parts: list[Any] = []
     for c in r["comments"]:
         pad = "  " * min(c["depth"], 12)
@@ -128,8 +135,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("target", help="a bounty id (or a unique prefix), or any commentable event id")
     p.add_argument("text", help="Markdown (1..4000 characters); - reads it from stdin")
     p.set_defaults(func=cmd_comment)
-    p = sub.add_parser("comments", help="the discussion under a bounty")
-    p.add_argument("bounty")
+    p = sub.add_parser("comments", help="the discussion under a bounty (or any commented event)")
+    p.add_argument("target", help="a bounty id (or a unique prefix), or any commentable event id")
     p.add_argument("--show-hidden", action="store_true", help="print hidden comments too")
     p.set_defaults(func=cmd_comments)
     r = sub.add_parser("resource", help="suggest a learning resource").add_subparsers(

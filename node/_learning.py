@@ -33,12 +33,14 @@ from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from learnmesh.protocol import (
+    Hidden,
     RemoteProtocolError,
     State,
     account_text,
     comments_for_bounty,
     hidden,
     resources_for,
+    thread,
 )
 from learnmesh.protocol._event import Event
 from learnmesh.protocol._kinds_learning import (
@@ -58,6 +60,7 @@ from ._service import Node, UserError
 __all__ = [
     "bounty_comments",
     "comment_json",
+    "event_thread",
     "list_resources",
     "normalise_url",
     "post_comment",
@@ -242,22 +245,53 @@ def bounty_comments(node: Node, bid: bytes) -> dict[str, Any]:
     out = []
     for top in comments_for_bounty(st, bid):
         for depth, c in top.walk():
-            hide: tuple[str, str] | None = None
-            block = node.blocklist.get(c.author)
-            if block is not None:
-                hide = ("block", BLOCKED_LABEL + (f": {block.reason}" if block.reason else ""))
-            else:
-                item = flags.of(c.id, c.author)
-                if item is not None:
-                    hide = ("flags", f"{FLAGS_LABEL}: {item.why}")
             n = len(st.learning.replies.get(c.id, ()))
-            out.append(comment_json(st, c, depth, hide, n))
+            out.append(comment_json(st, c, depth, _hide(node, flags, c), n))
     return {
         "bounty": bid.hex(),
         "count": len(out),
         "hidden": sum(1 for c in out if c["hidden"]),
         "comments": out,
     }
+
+
+def event_thread(node: Node, target: bytes) -> dict[str, Any]:
+    """The comments on any one event and their replies, in reading order
+    (`thread`), with the same fields as `bounty_comments`."""
+    st, snap = node_trust(node)
+    kind = target_kind(st, target)
+    if kind is None:
+        raise UserError(
+            "no such bounty, submission, review, comment or resource", status=404, code="not_found"
+        )
+    flags = hidden(st, snap.clock_free)
+    out = []
+    for top in thread(st, target):
+        for depth, c in top.walk():
+            out.append(
+                comment_json(
+                    st, c, depth, _hide(node, flags, c), len(st.learning.replies.get(c.id, ()))
+                )
+            )
+    return {
+        "target": target.hex(),
+        "target_kind": kind[0],
+        "bounty": kind[1].hex() if kind[1] else None,
+        "count": len(out),
+        "hidden": sum(1 for c in out if c["hidden"]),
+        "comments": out,
+    }
+
+
+def _hide(node: Node, flags: Hidden, c: CommentRecord) -> tuple[str, str] | None:
+    """(hidden_by, hidden_why) when this node blocks the author or flags hide it."""
+    block = node.blocklist.get(c.author)
+    if block is not None:
+        return ("block", BLOCKED_LABEL + (f": {block.reason}" if block.reason else ""))
+    item = flags.of(c.id, c.author)
+    if item is not None:
+        return ("flags", f"{FLAGS_LABEL}: {item.why}")
+    return None
 
 
 _BLANK = re.compile(r"^\s*$")

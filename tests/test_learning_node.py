@@ -102,6 +102,15 @@ def test_question_and_answer_reach_every_node_in_one_thread(net: Network) -> Non
     assert "    One file." in out
     assert out.index("How") < out.index("One file.") < out.index("me too")
 
+    # the thread under one comment, by the API and the CLI
+    sub = net["mentor"].get(f"/api/comments/{qid}")
+    assert sub["target_kind"] == "comment" and sub["bounty"] == bid
+    assert [(c["id"], c["depth"]) for c in sub["comments"]] == [(aid, 0)]
+    out = cli("--data", _data(net, "mentor"), "comments", qid).stdout
+    assert "One file." in out and "How" not in out
+    top = net["mentor"].get(f"/api/comments/{bid}")
+    assert [c["id"] for c in top["comments"]] == [qid, aid, extra]
+
     # a node that blocks the learner marks its comments hidden (only there)
     Blocklist(net["peer"].data).add(account_from_text(net["learner"].account), "spam", 1)
     hid = net["peer"].get(f"/api/bounties/{bid}/comments")
@@ -299,6 +308,10 @@ def test_answers_match_the_api_description(net: Network) -> None:
     c.call("POST", "/api/resources", body=body)
     c.call("POST", "/api/resources", body={**body, "bounty": bid, "kind": "video"})
     c.call("GET", "/api/resources")
+    _, th = c.call("GET", "/api/comments/{eid}", f"/api/comments/{q['id']}")
+    assert th["count"] == 1 and th["target_kind"] == "comment"
+    status, err = c.call("GET", "/api/comments/{eid}", f"/api/comments/{'ef' * 32}")
+    assert (status, err["error"]) == (404, "not_found")
     c.call("GET", "/api/resources", f"/api/resources?skill=math&bounty={bid}")
     status, err = c.call("POST", "/api/comments", body={"target": "ab" * 32, "text": "x"})
     assert (status, err["error"]) == (404, "not_found")

@@ -305,6 +305,22 @@ def test_ask_reply_and_suggest_through_the_page(world: World) -> None:
         ),
         "my suggestion on mallory's node",
     )
+    # discuss a resource: its thread opens under it, a comment goes in
+    rid = v.get("/api/resources?skill=python")["resources"][-1]["id"]
+    _click(b, f"#r-{rid} details.resource-thread summary")
+    b.wait(lambda: "No comments yet." in b.find(f"#r-{rid}").text, "the resource's empty thread")
+    b.fill(f"#r-{rid} textarea", "Is this *still* current?")
+    _click(b, f"#r-{rid} form.reply-form button[type=submit]")
+    b.wait(lambda: "Is this still current?" in b.find(f"#r-{rid}").text, "my comment on it")
+    b.wait(
+        lambda: b.find(f"#r-{rid} details.resource-thread").get_attribute("open") is not None,
+        "the thread still open after its list was redrawn",
+    )
+    assert b.find(f"#r-{rid} .md em").text == "still"
+    wait_for(
+        lambda: m.get(f"/api/comments/{rid}")["count"] == 1,
+        "the comment on the resource at mallory's node",
+    )
     # a bad address gets a sentence on the form, nothing is sent
     b.fill("form.suggest-form input[name=title]", "bad")
     b.fill("form.suggest-form input[name=url]", "javascript:alert(1)")

@@ -187,7 +187,44 @@
         h("span", { class: "muted" }, " " + r.skill),
         h("span", { class: "muted" }, ` · trust ${(r.trust_ppm / 10000).toFixed(2)} %`),
         h("span", { class: "muted" }, " · suggested by "),
-        (r.suggested_by || []).map((s, i) => [i ? ", " : "", who(s.account, s.name || null)])))));
+        (r.suggested_by || []).map((s, i) => [i ? ", " : "", who(s.account, s.name || null)])),
+      threadBox(r.id, r.comments || 0))));
+  }
+
+  // The comments on one resource (GET /api/comments/{id}), loaded when opened;
+  // stays open across redraws of its list.
+  const openThreads = new Set();
+  function threadBox(target, n) {
+    const body = h("div", { class: "comments" });
+    const ta = textarea("comment", "Comment on this resource (Markdown)");
+    const box = errBox();
+    const btn = h("button", { type: "submit", class: "primary" }, "Comment");
+    async function load() {
+      let r;
+      try { r = await get("/api/comments/" + enc(target)); } catch (e) { put(body, failBox(e)); return; }
+      put(body, r.comments.length ? r.comments.map(plainItem) : empty("No comments yet."));
+    }
+    const form = h("form", { class: "reply-form", novalidate: true, listen: { submit: async (e) => {
+      e.preventDefault();
+      const text = readComment(ta, box);
+      if (text === null) return;
+      const res = await send(btn, box, "/api/comments", { target, text });
+      if (res) { ta.value = ""; toast("Comment posted."); await load(); }
+    } } }, field("Comment", ta), box, h("div", { class: "actions" }, btn));
+    const d = h("details", { class: "resource-thread", listen: { toggle: () => {
+      if (d.open) { openThreads.add(target); load(); } else openThreads.delete(target);
+    } } }, h("summary", {}, n ? `Discussion (${n})` : "Discuss"), body, form);
+    if (openThreads.has(target)) d.open = true;  // a property, as a click would set it
+    return d;
+  }
+
+  function plainItem(c) {
+    const depth = Math.min(Number(c.depth) || 0, 6);
+    const body = h("div", { class: "md" }, md(c.markdown, 0));
+    return h("article", { class: "comment depth-" + depth, id: "c-" + c.id },
+      h("div", { class: "comment-head" }, who(c.author, c.author_name || null), " · ",
+        h("span", { class: "muted" }, when(c.timestamp))),
+      c.hidden ? h("details", { class: "hidden-comment" }, h("summary", {}, "Hidden: " + (c.hidden_why || "")), body) : body);
   }
 
   // A form to suggest a resource: for a bounty (skill picked from its skills
