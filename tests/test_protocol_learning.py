@@ -430,3 +430,20 @@ def test_any_arrival_order_gives_the_same_threads_and_rankings(data: st.DataObje
     assert flat(comments_for_bounty(r.state, bounty)) == want_forest
     got = [(g.first.id, g.score) for g in resources_for(r.state, "python", trust_view=view)]
     assert got == want_ranked
+
+
+def test_the_book_survives_the_ledger_snapshot_file() -> None:
+    """Through the snapshot's file format (encode, decode, restore): the same
+    book, and a comment applied afterwards lands in the same threads."""
+    from test_ledger_snapshot import _round_trip
+
+    net = _busy_net()
+    rep = net.replica
+    b = next(iter(rep.state.bounties))
+    ev = net.emit(3, "comment", {"target": b, "text": "after the snapshot"}, add=False)
+    again = _round_trip(rep, {**rep.raw, ev.id: ev.raw})
+    assert again.state.learning == rep.state.learning
+    assert again.digest() == rep.digest()
+    again.add(ev)
+    rep.add(ev)
+    assert flat(comments_for_bounty(again.state, b)) == flat(comments_for_bounty(net.state, b))
