@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -110,12 +111,15 @@ class DisputeRecord:
     majority: str | None = None  # the verdict a strict majority of the panel revealed
 
 
-def records(node: Node) -> dict[bytes, DisputeRecord]:
-    """Every applied dispute, by id (void ones never enter the book)."""
+def records(node: Node, involving: bytes | None = None) -> dict[bytes, DisputeRecord]:
+    """Every applied dispute, by id (void ones never enter the book); with
+    `involving`, only those where that account is the disputant or a juror."""
     state = node.ledger.replica.state
     book = state.disputes
     out: dict[bytes, DisputeRecord] = {}
     for did, d in book.disputes.items():
+        if involving is not None and involving != d.disputant and involving not in d.jurors:
+            continue
         rec = DisputeRecord(
             id=did,
             disputant=d.disputant,
@@ -755,15 +759,17 @@ async def duty_once(node: Node) -> list[Event]:
     me = node.key.public_key
     now = node.now_ms()
     done: list[Event] = []
-    recs: dict[bytes, DisputeRecord] | None = None
+    if not node.ledger.replica.state.disputes.disputes:
+        return done
+    recs = records(node, involving=me)  # only where this account votes or is owed
+    waits = _RETRY.setdefault(node, {})
+    later = node.monotonic()
     for v in saved_votes(node):
         if v.get("revealed") or now <= int(v.get("vote_by", 0)) or now > int(v.get("reveal_by", 0)):
             continue
-        if recs is None:
-            recs = records(node)
         did = bytes.fromhex(v["dispute"])
         rec = recs.get(did)
-        if rec is None or me not in rec.commits:
+        if rec is None or me not in rec.commits or waits.get(did, 0.0) > later:
             continue
         if me in rec.reveals:
             v["revealed"] = rec.reveals[me][0].hex()
@@ -772,20 +778,22 @@ async def duty_once(node: Node) -> list[Event]:
         try:
             done.append(await jury_reveal(node, did))
         except UserError as exc:
+            waits[did] = later + _RETRY_S
             log.warning("could not reveal the vote on %s: %s", did.hex()[:12], exc.message)
-    if recs is None and not _any_dispute(node):
-        return done
-    for rec in records(node).values():
-        if owed(rec, me) > 0:
+    if done:
+        recs = records(node, involving=me)
+    for rec in recs.values():
+        if owed(rec, me) > 0 and waits.get(rec.id, 0.0) <= later:
             try:
                 done.append(await claim(node, rec.id))
             except UserError as exc:
+                waits[rec.id] = later + _RETRY_S
                 log.warning("could not claim from %s: %s", rec.id.hex()[:12], exc.message)
     return done
 
 
-def _any_dispute(node: Node) -> bool:
-    return bool(node.ledger.replica.state.disputes.disputes)
+_RETRY_S = 60.0  # a reveal or claim the node could not make is tried again after this
+_RETRY: weakref.WeakKeyDictionary[Node, dict[bytes, float]] = weakref.WeakKeyDictionary()
 
 
 def _draw(state: State, like: dict[str, Any], size: int) -> list[bytes]:
