@@ -34,7 +34,8 @@ Returns the report fields (plain JSON):
   `live_nodes`; `hidden_agreed`: every live node's hidden view the same;
   `hidden_why`: one node's sentence for the first item;
 - `blocked_relay_stopped`: the blocker held back the new spam from its gossip
-  (`relay_blocked_events`: by how many events its counter grew);
+  (`relay_blocked_events`: by how much its counter grew; each copy a
+  neighbour sent counts, so two posts may count 6 with three neighbours);
 - `blocked_hidden_on_blocker`: the blocker's list greys the new spam out;
 - `spam_reached_all`: every live node got the post-block spam anyway;
 - `converged`: one digest on every live node afterwards; `digest`;

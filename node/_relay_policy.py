@@ -88,6 +88,7 @@ class RelayPolicy:
         self.window_s = window_s
         self.max_authors = max_authors
         self._authors: OrderedDict[bytes, _Window] = OrderedDict()
+        # decisions made: held-back copies count each time a neighbour sends one
         self.counts = {FORWARD: 0, BLOCKED: 0, OVER_LIMIT: 0}
 
     def _window(self, author: bytes, now: float) -> _Window:
