@@ -74,12 +74,12 @@ _COUNTERS = (
     (
         "relay_blocked",
         "learnmesh_relay_blocked_events",
-        "Gossiped events not forwarded: their author is on this node's blocklist.",
+        "Gossiped events (each copy received) not forwarded: author on this node's blocklist.",
     ),
     (
         "relay_over_limit",
         "learnmesh_relay_over_limit_events",
-        "Gossiped events not forwarded: their author was over the per-minute relay limit.",
+        "Gossiped events (each copy received) not forwarded: author over the relay limit.",
     ),
 )
 
