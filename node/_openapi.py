@@ -371,7 +371,7 @@ DISPUTE = obj(
                 "majority": null({"enum": ["uphold", "reject"]}),
             }
         ),
-        "must_act": arr(obj({"account": ACCT, "action": S, "by": INT})),
+        "must_act": arr(obj({"account": ACCT, "action": S, "by": null(INT)})),
         "bond_movements": arr(_MOVE),
         "my_role": null({"enum": ["disputant", "respondent", "juror"]}),
         "next_action": null({"enum": ["vote", "reveal", "claim", "appeal"]}),
