@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from jsonschema import Draft202012Validator
 from learnmesh.ledger import BlobStore, Ledger
+from learnmesh.node._api import make_app
 from learnmesh.node._disputes import (
     appeal,
     claim,
@@ -27,6 +29,7 @@ from learnmesh.node._disputes import (
     records,
     what_waits,
 )
+from learnmesh.node._openapi import openapi
 from learnmesh.node._service import Node, NodeSettings, UserError
 from learnmesh.protocol import Genesis, KeyPair
 
@@ -129,6 +132,28 @@ async def _unfair_award(w: World) -> tuple[bytes, bytes]:
     return award.id, subs[a.key.public_key]
 
 
+_SPEC: dict[str, Any] = {}
+
+
+def _valid(node: Node, route: str, value: Any) -> None:
+    """`value` is what the API's description says `GET route` answers."""
+    if not _SPEC:
+        _SPEC.update(openapi(make_app(node, "t").routes))
+    schema = _SPEC["paths"][route]["get"]["responses"]["200"]["content"]["application/json"]
+    root = {**schema["schema"], "components": _SPEC["components"]}
+    errors = sorted(Draft202012Validator(root).iter_errors(value), key=str)
+    assert not errors, f"{route}: {errors[0].message} at {list(errors[0].absolute_path)}"
+
+
+def _check_views(w: World) -> None:
+    """Every node's dispute and jury answers match the API's description."""
+    for n in w.nodes.values():
+        now = n.now_ms()
+        for rec in records(n).values():
+            _valid(n, "/api/disputes/{did}", dispute_json(n, rec, now))
+        _valid(n, "/api/jury", what_waits(n, now))
+
+
 def _jurors(w: World, did: bytes) -> list[Node]:
     return [w.by_account(j) for j in records(w["a"])[did].jurors]
 
@@ -159,6 +184,7 @@ async def test_rejected_then_upheld_on_appeal(world: World) -> None:
     with pytest.raises(UserError) as e:
         await jury_reveal(first[0], did)
     assert e.value.code == "too_early"
+    _check_views(w)  # voting
     assert await duty_once(first[0]) == []  # nothing to reveal before vote_by
 
     # -- voting closes: each juror's duty pass reveals; the reject majority claims ------------
@@ -169,6 +195,7 @@ async def test_rejected_then_upheld_on_appeal(world: World) -> None:
         w.spread()
     # the second reveal makes the majority: that juror's pass claims its share at once
     assert passes == [["jury_reveal"], ["jury_reveal", "dispute_claim"], ["jury_reveal"]]
+    _check_views(w)  # decided, one juror's share still to claim
     assert [x.kind.name for x in await duty_once(first[0])] == ["dispute_claim"]
     w.spread()
     assert await duty_once(first[1]) == []
@@ -221,6 +248,7 @@ async def test_rejected_then_upheld_on_appeal(world: World) -> None:
         assert top["phase"] == "upheld" and top["outcome"] == "upheld"
         assert root["appeals"] == [ap.id.hex()] and top["appeal_of"] == did.hex()
         assert top["escrow"] == 0
+    _check_views(w)
     # a got the appeal's 40 back and lost the first bond: 12 to the two jurors who
     # rejected, 8 locked for good (the dissenter is owed nothing), still in the supply
     assert a.ledger.replica.state.balance(a.key.public_key) == start - 20
