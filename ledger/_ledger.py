@@ -304,11 +304,15 @@ class Ledger:
 
     # -- verification ----------------------------------------------------------------
 
-    def verify(self, progress: Callable[[int, int], None] | None = None) -> VerifyReport:
-        """Replay every stored record from scratch with signature checks into a
-        fresh replica; check ids, hash links, columns, invariants and that the
-        digest equals the live one. Reports problems; does not raise for them
-        (the same replay as opening, see `_replay`)."""
+    def verify(
+        self, progress: Callable[[int, int], None] | None = None, *, full: bool = True
+    ) -> VerifyReport:
+        """Replay every stored record from scratch into a fresh replica, with
+        every signature checked (`full`), or with the hash links and each
+        chain's last signature as opening does (PROTOCOL.md §5.3 says what each
+        proves); check ids, columns, invariants and that the digest equals the
+        live one. Reports problems; does not raise for them (the same replay as
+        opening, see `_replay`)."""
         with self._lock:
             self._check_open()
             return verify_store(
@@ -318,6 +322,7 @@ class Ledger:
                 self.replica.digest(),
                 self.count(),
                 progress,
+                full=full,
             )
 
     # -- export / import -------------------------------------------------------------

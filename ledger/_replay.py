@@ -10,7 +10,14 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import NamedTuple, Protocol
 
-from learnmesh.protocol import EquivocationProof, Event, Genesis, RemoteProtocolError, Replica
+from learnmesh.protocol import (
+    EquivocationProof,
+    Event,
+    Genesis,
+    RemoteProtocolError,
+    Replica,
+    decode_event,
+)
 
 from ._decode import Decoder, Refused
 from ._errors import CorruptLedgerError
@@ -203,19 +210,54 @@ def mismatch(o: Outcome) -> str | None:
     return f"pending row {rec.n} ({short}) should not be pending"
 
 
+class _Heads:
+    """The replayed events no other replayed event names as its prev: the last
+    of each chain (both branches of a fork). Their signatures are checked at
+    the end: with the hash links the fold checks (each event names its
+    predecessor's id, the hash of its bytes), one signature per chain covers
+    every byte of the chain (PROTOCOL.md §5.3)."""
+
+    def __init__(self) -> None:
+        self.last: dict[bytes, tuple[int, Event]] = {}
+
+    def see(self, o: Outcome) -> None:
+        ev = o.event
+        if ev is not None and o.record.section == "event" and o.result.status == "applied":
+            if ev.prev is not None:
+                self.last.pop(ev.prev, None)
+            self.last[ev.id] = (o.record.n, ev)
+
+    def problems(self, max_event_bytes: int, network: bytes) -> Iterator[str]:
+        for n, ev in self.last.values():
+            try:
+                decode_event(ev.raw, max_event_bytes, network, verify=True)
+            except RemoteProtocolError as exc:
+                yield (
+                    f"event #{n} ({ev.short()}), the last of its chain, fails its "
+                    f"signature check ({exc.reason}): its bytes were changed"
+                )
+
+
 def replay_stored(store: Store, replica: Replica, *, after_idx: int, after_rejected: int) -> int:
     """Opening a ledger: its records after (after_idx, after_rejected), every
-    pending event and every fork proof into `replica`, without signature
-    checks (its own data). Raises CorruptLedgerError at the first record that
-    does not replay as it was stored; returns the number of events replayed."""
+    pending event and every fork proof into `replica`, without a signature
+    check per event (its own data, verified when it came in): the fold checks
+    each chain's hash links, and the last replayed event of each chain has its
+    signature checked, so a changed byte anywhere in what is replayed is found.
+    Raises CorruptLedgerError at the first record that does not replay as it
+    was stored; returns the number of events replayed."""
     dec = Decoder(replica.max_event_bytes, replica.network)
     records = stored_records(store, after_idx=after_idx, after_rejected=after_rejected)
     replayed = 0
+    heads = _Heads()
     for o in replay(records, dec, ReplicaTarget(replica), verify=False, batch=_REPLAY_BATCH):
         why = mismatch(o)
         if why is not None:
             raise CorruptLedgerError(f"the stored data does not replay: {why}")
         replayed += o.record.section == "event"
+        heads.see(o)
+    for why in heads.problems(replica.max_event_bytes, replica.network):
+        raise CorruptLedgerError(f"the stored data does not replay: {why}")
     return replayed
 
 
@@ -226,11 +268,13 @@ def verify_store(
     live: bytes,
     total: int,
     progress: Callable[[int, int], None] | None = None,
+    full: bool = True,
 ) -> VerifyReport:
-    """Replay every stored record from scratch with signature checks into a
-    fresh replica; check apply indexes, ids, columns, invariants and that the
-    digest equals `live` and the count `total` (the running replica's).
-    Problems are reported, not raised."""
+    """Replay every stored record from scratch into a fresh replica, with every
+    signature checked (`full`) or, like opening, the hash links and each
+    chain's last signature; check apply indexes, ids, columns, invariants and
+    that the digest equals `live` and the count `total` (the running
+    replica's). Problems are reported, not raised."""
     t0 = time.perf_counter()
     problems: list[str] = []
 
@@ -245,7 +289,10 @@ def verify_store(
     expect = 1
     records = stored_records(store, columns=True)
     target = ReplicaTarget(rep)
-    for o in replay(records, decoder, target, verify=True, batch=_REPLAY_BATCH):
+    heads = _Heads()
+    for o in replay(records, decoder, target, verify=full, batch=_REPLAY_BATCH):
+        if not full:
+            heads.see(o)
         rec, ev = o.record, o.event
         if rec.section == "event":
             done += 1
@@ -268,6 +315,8 @@ def verify_store(
         why = mismatch(o)
         if why is not None:
             problem(why)
+    for why in heads.problems(genesis.params.max_event_bytes, genesis.network_id):
+        problem(why)
     if done != total:
         problem(f"{done} events read, {total} expected")
     problems.extend(rep.state.check_invariants())

@@ -66,6 +66,7 @@ _ASK_TIMEOUT = 20.0  # seconds for one sync request and its reply
 _BLOB_TRIES = 12  # fetch attempts of a wanted blob (backing off from 2 s to 5 min)
 _OPEN_TIMEOUT = 5.0  # seconds to open a sync stream: a peer slower than this is gone
 _MAX_QUEUED = 20_000  # events decoded from gossip and waiting for admission
+_THREADED_MIN = 64  # events per worker thread at least when a sync page is verified
 
 
 class PeerSilent(P2PError):
@@ -389,6 +390,45 @@ class Node:
             except RemoteProtocolError as exc:
                 bad.append(exc)
                 self._count("rejected", exc.code)
+        return events, bad
+
+    async def _decode_on_threads(
+        self, raws: list[Any]
+    ) -> tuple[list[Event], list[RemoteProtocolError]]:
+        """`decode_raws` for a sync page: the signature checks, most of a
+        catch-up's CPU, run on worker threads, one share per core (PyNaCl
+        releases the GIL), while the node's loop goes on serving."""
+        shares = min(os.cpu_count() or 1, len(raws) // _THREADED_MIN)
+        if shares < 2:
+            return self.decode_raws(raws)
+        limit = self.genesis.params.max_event_bytes
+        size = -(-len(raws) // shares)
+        parts: list[list[Event | RemoteProtocolError]] = [[] for _ in range(shares)]
+
+        def work(chunk: list[Any]) -> list[Event | RemoteProtocolError]:
+            out: list[Event | RemoteProtocolError] = []
+            for raw in chunk:
+                try:
+                    out.append(decode_event(raw, limit, self.network))
+                except RemoteProtocolError as exc:
+                    out.append(exc)
+            return out
+
+        async def share(i: int) -> None:
+            parts[i] = await trio.to_thread.run_sync(work, raws[i * size : (i + 1) * size])
+
+        async with trio.open_nursery() as nursery:
+            for i in range(shares):
+                nursery.start_soon(share, i)
+        events: list[Event] = []
+        bad: list[RemoteProtocolError] = []
+        for part in parts:
+            for r in part:
+                if isinstance(r, RemoteProtocolError):
+                    bad.append(r)
+                    self._count("rejected", r.code)
+                else:
+                    events.append(r)
         return events, bad
 
     def _count(self, what: str, code: str | None) -> None:
@@ -856,12 +896,12 @@ class Node:
             raise P2PError(f"peer refused {t}: {reply.get('reason')}")
         return reply
 
-    def _take(self, raws: Any, peer: str) -> int:
+    async def _take(self, raws: Any, peer: str) -> int:
         """Admit a sync reply's events (each on its own, as every entrance does);
         a peer that serves bad events is penalised. Returns how many were valid."""
         if not isinstance(raws, list):
             raise RemoteProtocolError("sync", "events must be a list")
-        events, bad = self.decode_raws(raws)
+        events, bad = await self._decode_on_threads(raws)
         if bad:
             self.penalise(peer, f"sync: {bad[0].code}: {bad[0].reason}")
         if events:
@@ -894,7 +934,7 @@ class Node:
             mine = replica.heads.get(author, 0)
             while seq > mine:
                 reply = await self._ask(stream, "range", author=author, start=mine + 1, limit=_PAGE)
-                n = self._take(reply.get("events"), peer)
+                n = await self._take(reply.get("events"), peer)
                 if not n:
                     break
                 got += n
@@ -906,13 +946,13 @@ class Node:
             missing = sorted(replica.missing_deps())[:256]
             if not missing:
                 break
-            n = self._take((await self._ask(stream, "get", ids=missing)).get("events"), peer)
+            n = await self._take((await self._ask(stream, "get", ids=missing)).get("events"), peer)
             if not n:
                 break
             got += n
         proofs = (await self._ask(stream, "forks")).get("proofs")
         for pair in proofs if isinstance(proofs, list) else []:
-            self._take(pair, peer)
+            await self._take(pair, peer)
         return got
 
     async def _serve_sync(self, stream: P2PStream) -> None:
