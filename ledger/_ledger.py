@@ -309,7 +309,7 @@ class Ledger:
     ) -> VerifyReport:
         """Replay every stored record from scratch into a fresh replica, with
         every signature checked (`full`), or with the hash links and each
-        chain's last signature as opening does (PROTOCOL.md §5.3 says what each
+        chain's last signature as opening does (PROTOCOL.md §10.1 says what each
         proves); check ids, columns, invariants and that the digest equals the
         live one. Reports problems; does not raise for them (the same replay as
         opening, see `_replay`)."""

@@ -215,7 +215,7 @@ class _Heads:
     of each chain (both branches of a fork). Their signatures are checked at
     the end: with the hash links the fold checks (each event names its
     predecessor's id, the hash of its bytes), one signature per chain covers
-    every byte of the chain (PROTOCOL.md §5.3)."""
+    every byte of the chain (PROTOCOL.md §10.1)."""
 
     def __init__(self) -> None:
         self.last: dict[bytes, tuple[int, Event]] = {}

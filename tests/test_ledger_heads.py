@@ -1,6 +1,6 @@
 """Opening a ledger replays its own events without a signature check per
 event: the fold checks each chain's hash links and the last event of each
-chain has its signature checked (PROTOCOL.md §5.3). A changed byte anywhere
+chain has its signature checked (PROTOCOL.md §10.1). A changed byte anywhere
 in a chain is found that way, as `verify(full=True)` (every signature) finds
 it; a ledger nobody touched opens and verifies."""
 
