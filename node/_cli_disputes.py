@@ -142,9 +142,28 @@ def _detail(d: dict[str, Any]) -> Any:
 # -- commands -----------------------------------------------------------------------------------
 
 
+def _target(client: ApiClient, text: str) -> str:
+    """The event to dispute: an award, refund or review id, or a bounty (id or
+    unique prefix) whose award or refund is meant."""
+    t = text.strip().lower()
+    if not t or any(c not in "0123456789abcdef" for c in t):
+        raise CliError(f"{text!r} is not an event or bounty id (hex)")
+    bounties = client.call("GET", "/api/bounties")["bounties"]
+    hits = [b["id"] for b in bounties if b["id"].startswith(t)]
+    if len(t) < 64 and len(hits) != 1:
+        raise CliError(f"{text!r} matches {len(hits)} bounties; give more of the id")
+    if hits:
+        b = client.call("GET", f"/api/bounties/{hits[0]}")
+        if not b.get("settled_by"):
+            raise CliError("that bounty is not awarded or refunded yet: nothing to dispute")
+        return str(b["settled_by"])
+    return t
+
+
 def cmd_file(args: argparse.Namespace) -> int:
+    client = _client(args)
     body: dict[str, Any] = {
-        "target": _hex64(args.target, "the disputed award, refund or review"),
+        "target": _target(client, args.target),
         "claim": _claim_text(args),
         "bond": args.bond,
         "files": _files(args.evidence),
@@ -152,7 +171,7 @@ def cmd_file(args: argparse.Namespace) -> int:
     }
     if args.subject:
         body["subject"] = _hex64(args.subject, "--subject")
-    d = _client(args).call("POST", "/api/disputes", body)
+    d = client.call("POST", "/api/disputes", body)
     jurors = ", ".join(_short(j["account"], j.get("name")) for j in d["jurors"])
     return _out(
         args,
@@ -274,7 +293,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "dispute", help="dispute an award, a refund or a review; list, show, vote, claim"
     ).add_subparsers(dest="dispute_cmd", required=True)
     p = d.add_parser("file", help="dispute an award, a refund or a review (locks a bond)")
-    p.add_argument("target", help="the award, refund or review event id")
+    p.add_argument(
+        "target", help="the award, refund or review id, or the bounty whose award or refund"
+    )
     p.add_argument("--claim", help="what is wrong (1..2000 characters)")
     p.add_argument("--claim-file", help="read the claim from a file")
     p.add_argument("--bond", type=int, required=True, help="tokens locked until the jury decides")

@@ -169,7 +169,7 @@ def test_award_disputes_decided_by_jurors_on_other_nodes(net: Network, tmp_path:
         "--json",
         "dispute",
         "file",
-        fair["award"],
+        fair["id"][:12],  # a bounty (prefix): its award is meant
         "--claim",
         HOSTILE,
         "--bond",
@@ -180,6 +180,7 @@ def test_award_disputes_decided_by_jurors_on_other_nodes(net: Network, tmp_path:
         str(window["reveal_by"]),
     )
     frivolous = json.loads(filed.stdout)
+    assert frivolous["target"] == fair["award"] and frivolous["target_kind"] == "award"
     assert upheld["subject"] == unfair["subs"][l1.account]  # the node found the standing
     assert upheld["my_role"] == "disputant" and upheld["phase"] == "voting"
     want_jurors = {j1.account, j2.account, absent.account}
