@@ -869,11 +869,11 @@ async def test_a_repeat_arriving_while_the_first_runs_waits_for_its_answer(
     original = m.node.post_bounty
     started = 0
 
-    async def slow_post(body: dict[str, Any]) -> Any:
+    async def slow_post(body: dict[str, Any], terms: dict[str, Any] | None = None) -> Any:
         nonlocal started
         started += 1
         await trio.sleep(0.2)  # the second request arrives while this one runs
-        return await original(body)
+        return await original(body, terms)
 
     m.node.post_bounty = slow_post  # type: ignore[method-assign]
     now = int(clock.t * 1000)
