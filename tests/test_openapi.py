@@ -264,6 +264,27 @@ def test_real_answers_match_the_description(tmp_path: Path) -> None:
             )
             assert (status, err["error"]) == (404, "not_found")
 
+        # learning together, moderation, messages, recommendations, batch authoring:
+        # each engineer's own node tests check these answers in depth; here every
+        # route is called once against the served description
+        c.call("POST", "/api/comments", body={"target": bid, "text": "A *question*?"})
+        c.call("GET", "/api/bounties/{bid}/comments", f"/api/bounties/{bid}/comments")
+        c.call("GET", "/api/comments/{eid}", f"/api/comments/{bid}")
+        resource = {"skill": "math", "title": "Proofs", "url": "https://example.org/proofs"}
+        c.call("POST", "/api/resources", body={**resource, "kind": "book", "licence": "CC-BY-4.0"})
+        c.call("GET", "/api/resources", "/api/resources?skill=math")
+        c.call("POST", "/api/flags", body={"account": b.account, "category": "spam"})
+        c.call("GET", "/api/flags")
+        c.call("POST", "/api/blocks", body={"account": b.account, "reason": "test"})
+        c.call("GET", "/api/blocks")
+        c.call("DELETE", "/api/blocks/{account}", f"/api/blocks/{b.account}")
+        c.call("POST", "/api/messages", body={"to": b.account, "text": "hello"})
+        c.call("GET", "/api/messages")
+        c.call("GET", "/api/messages/{account}", f"/api/messages/{b.account}")
+        c.call("GET", "/api/recommendations", "/api/recommendations?limit=5")
+        batch = [{"kind": "profile", "name": "Ada L.", "bio": "", "skills": []}]
+        c.call("POST", "/api/events/batch", body={"events": batch})
+
         # a field the description marks required is required
         required = spec["paths"]["/api/transfer"]["post"]["requestBody"]["content"][
             "application/json"
