@@ -15,6 +15,10 @@
   account (the node also does it by itself).
 - `GET /api/jury`: what waits on this account: jury duty with deadlines,
   bonds to claim, disputes against it and its own.
+
+A dispute whose disputant this node blocks, or that community flags hide,
+carries `hidden: true` with `hidden_by` and `hidden_why` (node/_api_moderation.py):
+the page greys it out with "show anyway"; a juror still sees it and votes.
 """
 
 from __future__ import annotations
@@ -23,8 +27,10 @@ import base64
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from learnmesh.protocol import account_from_text
 from starlette.requests import Request
 
+from ._api_moderation import marker
 from ._disputes import (
     appeal,
     claim,
@@ -109,11 +115,16 @@ def dispute_routes(node: Node) -> list[tuple[str, str, Handler]]:
         rec = recs.get(did)
         if rec is None:
             raise UserError("no such dispute", status=404, code="not_found")
-        return dispute_json(node, rec, node.now_ms())
+        return {**dispute_json(node, rec, node.now_ms()), **marker(node)(did, rec.disputant)}
 
     async def list_disputes(request: Request) -> Any:
         now = node.now_ms()
-        return {"now": now, "disputes": disputes_json(node, now)}
+        mark = marker(node)  # a blocked or flagged disputant's dispute: shown greyed out
+        rows = [
+            {**d, **mark(bytes.fromhex(d["id"]), account_from_text(d["disputant"]))}
+            for d in disputes_json(node, now)
+        ]
+        return {"now": now, "disputes": rows}
 
     async def get_dispute(request: Request) -> Any:
         return one(_id(request.path_params["did"], "the dispute"))

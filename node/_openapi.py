@@ -378,7 +378,11 @@ DISPUTE = obj(
         "next_by": null(INT),
         "next_auto": BOOL,
         "owed_to_me": INT,
-    }
+        "hidden": BOOL,
+        "hidden_by": {"enum": ["block", "flags"]},
+        "hidden_why": S,
+    },
+    optional=["hidden", "hidden_by", "hidden_why"],
 )
 _DUTY = obj(
     {

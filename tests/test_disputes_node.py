@@ -301,6 +301,13 @@ def test_award_disputes_decided_by_jurors_on_other_nodes(net: Network, tmp_path:
     human = cli("--data", str(j1.data), "dispute", "show", frivolous["id"][:10]).stdout
     assert "\x1b" not in human and "[bold]" in human  # network text printed as plain text
 
+    # -- a node that blocks a disputant greys its disputes out (node policy only) ------------
+    m.post("/api/blocks", {"account": l2.account, "reason": "frivolous"})
+    rows = {d["id"]: d for d in m.get("/api/disputes")["disputes"]}
+    assert rows[frivolous["id"]]["hidden"] and rows[frivolous["id"]]["hidden_by"] == "block"
+    assert rows[upheld["id"]]["hidden"] is False
+    assert _dispute(j1, frivolous["id"])["hidden"] is False  # j1 blocks no one
+
     # -- the answers match the API's description (node/_openapi.py) ------------------------
     spec = m.get("/api/openapi.json")
     for path, route in (

@@ -32,9 +32,26 @@
     return null;
   }
 
+  // A dispute this node hides (its disputant blocked here, or hidden by
+  // community flags) is greyed out behind "Show anyway", unless it involves me.
+  function fold(el, d) {
+    if (d.hidden !== true) return el;
+    const label = d.hidden_by === "block" ? "you blocked this disputant" : "hidden by community flags";
+    if (d.my_role) {
+      el.prepend(h("p", { class: "muted hidden-note", title: String(d.hidden_why || "") }, label));
+      return el;
+    }
+    const inner = h("div", { class: "moderated-body", hidden: true }, Array.from(el.childNodes));
+    const btn = h("button", { type: "button", class: "link show-anyway", listen: { click: () => {
+      inner.hidden = !inner.hidden; btn.textContent = inner.hidden ? "Show anyway" : "Hide";
+    } } }, "Show anyway");
+    el.append(h("p", { class: "muted hidden-note", title: String(d.hidden_why || "") }, label, " · ", btn), inner);
+    return el;
+  }
+
   function disputeItem(d) {
     const step = nextStep(d);
-    return h("li", { class: "dispute-item" },
+    return fold(h("li", { class: "dispute-item" },
       h("a", { href: "#/dispute/" + enc(d.id), class: "title" },
         `Dispute of ${d.target_kind === "review" ? "a review" : "the " + (KIND[d.target_kind] || "event")}`,
         d.bounty_title ? ` in «${d.bounty_title}»` : ""),
@@ -46,7 +63,7 @@
         d.my_role ? ` · you: ${d.my_role}` : "",
         d.phase === "voting" ? [" · ", countdown(d.vote_by, "voting closes in", "voting closed")] : null,
         d.phase === "revealing" ? [" · ", countdown(d.reveal_by, "reveals close in", "reveals closed")] : null),
-      step ? h("div", { class: "next" }, h("strong", {}, "Next: "), step) : null);
+      step ? h("div", { class: "next" }, h("strong", {}, "Next: "), step) : null), d);
   }
 
   // -- the list: jury duty first, then every dispute
@@ -100,7 +117,7 @@
       const v = d.votes;
       const step = nextStep(d);
       put(body,
-        card(h("h2", {}, "Claim"),
+        fold(card(h("h2", {}, "Claim"),
           h("p", { class: "claim", id: "dispute-claim" }, d.claim),
           h("dl", { class: "facts" },
             h("dt", {}, "Disputant"), h("dd", {}, who(d.disputant, d.disputant_name)),
@@ -110,7 +127,7 @@
             h("dt", {}, "Reveals close"), h("dd", {}, when(d.reveal_by))),
           d.evidence.length ? h("div", {}, h("h3", {}, "Evidence"), h("ul", { class: "files" }, d.evidence.map((e) =>
             h("li", {}, e.have ? h("a", { href: "/api/blobs/" + enc(e.hash), download: e.name }, e.name) : e.name,
-              " ", h("small", { class: "muted" }, LM.bytes(e.size)))))) : null),
+              " ", h("small", { class: "muted" }, LM.bytes(e.size)))))) : null), d),
         step ? card(h("h2", {}, "Your next step"), h("p", { id: "dispute-next" }, step),
           d.next_action === "vote" ? voteForm(d) : null,
           d.next_action === "claim" ? claimButton(d) : null,
