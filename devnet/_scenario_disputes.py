@@ -246,6 +246,7 @@ class _DisputesRun:
             for bid in (unfair["id"], fair["id"]):
                 self.wait_bounty(n, bid, lambda b: b["phase"] == "awarded", "the award")
 
+        points_before = self.points()
         self.view.set_phase("disputes filed: juries drawn")
         sloppy = self.members[1]
         plans = [
@@ -293,7 +294,22 @@ class _DisputesRun:
                 )
             out.append(self.describe(label, who, d, expect, views, cast[label]))
             self.log(f"{label}: {out[-1]['outcome']} on every node")
-        return {"disputes": out, "refused": refused}
+        after = self.points()
+        points = {
+            k: {
+                "before": points_before.get(k, 0),
+                "after": v,
+                "change": v - points_before.get(k, 0),
+            }
+            for k, v in sorted(after.items())
+            if v != points_before.get(k, 0)
+        }
+        return {"disputes": out, "refused": refused, "points": points}
+
+    def points(self) -> dict[str, int]:
+        """Reputation points by participant (the fold's outcomes move them)."""
+        rep = self.mentor.get("/api/reputation")["reputation"]
+        return {self.name(k): int(v["points"]) for k, v in rep.items() if k in self.names}
 
     def refused(self, award: str) -> list[dict[str, Any]]:
         """Disputes the node refuses before writing anything: no standing, a bond
@@ -467,6 +483,7 @@ def run_disputes(opts: RunOptions) -> dict[str, Any]:
                 "disputes_agreed": all(d["agreed_on_nodes"] for d in disputes),
                 "outcomes_as_expected": all(d["as_expected"] for d in disputes),
                 "refused": got["refused"],
+                "points_changed_by_disputes": got["points"],
                 "absent_juror": run.absent.account if run.absent is not None else None,
                 "moderation": moderation,
                 "wall_s": round(time.time() - run.t0, 1),

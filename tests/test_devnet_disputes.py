@@ -58,6 +58,11 @@ def test_disputes_scenario(tmp_path: Path) -> None:
     assert rej["bond_still_locked"] == 10  # the absent juror's share
     assert report["absent_juror"] is not None  # 5 nodes: one trusted juror runs none
     assert all(r["refused"] for r in report["refused"]), report["refused"]
+    # the outcomes in the fold: the overturned mentor and the careless reviewer lose
+    # points, jurors who voted with a decided majority gain, the absent one loses
+    pts = report["points_changed_by_disputes"]
+    assert pts["n00 (mentor)"]["change"] == -5, pts
+    assert pts["absent juror (no node)"]["change"] == -3, pts
     assert report["moderation"].get("ok"), report["moderation"]
     # Nothing is left running.
     assert not (tmp_path / "net" / "devnet.json").exists()
