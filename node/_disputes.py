@@ -6,14 +6,15 @@ Domain commands over a `Node` (functions taking the node, not Node methods):
 - `file_dispute`: a learner disputes an award or a refund, a learner or a
   co-reviewer disputes a review. The node finds the disputant's standing
   (`subject`) when it is not given, draws the jury with the protocol's
-  `draw_jury` over this node's clock-free trust view, fills the deadlines and
-  locks the bond (a spend: it claims credits like a bounty does).
+  `draw_jury` over its jury trust view (the one `panel_check` judges panels
+  by), fills the deadlines and locks the bond (a spend: it claims credits like
+  a bounty does).
 - `appeal`: a party of a decided dispute asks a larger jury (doubled bond).
 - `jury_vote`: a juror commits to a verdict. The verdict, its salt and the
   reason are kept in `jury/<dispute>.json` in the data directory (mode 0600,
   written before the commit is signed, like a learner's sealed work) and the
-  node reveals them by itself once `vote_by` has passed (`jury_reveal` does it
-  at once).
+  node reveals them by itself once `vote_by` has passed (`jury_reveal`, also
+  `learnmesh jury reveal`, does it by hand after `vote_by`).
 - `claim`: once a strict majority of the panel has revealed, the disputant
   (upheld) or a juror of the majority (rejected) takes its share of the bond.
 - `what_waits`: what this account must do next, with deadlines.
@@ -476,9 +477,9 @@ async def jury_vote(node: Node, dispute: bytes, verdict: str, reason: str = "") 
     return ev
 
 
-async def jury_reveal(node: Node, dispute: bytes, *, early: bool = False) -> Event:
-    """Reveal this account's vote on `dispute` (the node does it by itself once
-    vote_by has passed; before that only with `early`)."""
+async def jury_reveal(node: Node, dispute: bytes) -> Event:
+    """Reveal this account's vote on `dispute` once vote_by has passed (the
+    node does it by itself; this is the same by hand)."""
     me = node.key.public_key
     rec = records(node).get(dispute)
     if rec is None:
@@ -490,7 +491,7 @@ async def jury_reveal(node: Node, dispute: bytes, *, early: bool = False) -> Eve
     if me in rec.reveals:
         raise UserError("your vote is already revealed", status=409, code="already_revealed")
     now = node.now_ms()
-    if now < rec.vote_by and not early:
+    if now <= rec.vote_by:
         raise UserError(
             "votes are revealed after the voting deadline (the node does it by itself)",
             status=409,
