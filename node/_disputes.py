@@ -762,6 +762,7 @@ async def duty_once(node: Node) -> list[Event]:
     done: list[Event] = []
     if not node.ledger.replica.state.disputes.disputes:
         return done
+    _fetch_evidence(node)
     recs = records(node, involving=me)  # only where this account votes or is owed
     waits = _RETRY.setdefault(node, {})
     later = node.monotonic()
@@ -793,6 +794,22 @@ async def duty_once(node: Node) -> list[Event]:
     return done
 
 
+def _fetch_evidence(node: Node) -> None:
+    """Ask peers once for each dispute's evidence this node lacks (the blob
+    fetch retries by itself, backing off), so jurors can read it and every
+    node can pass it on, as with a submission's attachments."""
+    if not node.settings.fetch_attachments:
+        return
+    asked = _ASKED.setdefault(node, set())
+    for d in node.ledger.replica.state.disputes.disputes.values():
+        for e in d.evidence:
+            h = e["hash"]
+            if h not in asked and not node.blobs.has(h):
+                asked.add(h)
+                node._spawn(node.fetch_blob, h, e["size"])
+
+
+_ASKED: weakref.WeakKeyDictionary[Node, set[bytes]] = weakref.WeakKeyDictionary()
 _RETRY_S = 60.0  # a reveal or claim the node could not make is tried again after this
 _RETRY: weakref.WeakKeyDictionary[Node, dict[bytes, float]] = weakref.WeakKeyDictionary()
 

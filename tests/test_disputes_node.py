@@ -199,6 +199,14 @@ def test_award_disputes_decided_by_jurors_on_other_nodes(net: Network, tmp_path:
                 describe=net.describe,
             )
             assert [j["account"] for j in got["jurors"]] == [j["account"] for j in d["jurors"]]
+    # the evidence reaches the jurors' nodes (fetched by hash, like attachments)
+    ev_hash = upheld["evidence"][0]["hash"]
+    wait_for(
+        lambda: _dispute(j1, upheld["id"])["evidence"][0]["have"],
+        "j1's node to fetch the evidence",
+        describe=net.describe,
+    )
+    assert j1.call("GET", f"/api/blobs/{ev_hash}") == b"notes"
     duty = j1.get("/api/jury")
     assert {row["dispute"] for row in duty["jury"]} == {upheld["id"], frivolous["id"]}
     assert all(row["action"] == "vote" for row in duty["jury"])
