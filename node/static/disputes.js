@@ -131,6 +131,7 @@
         step ? card(h("h2", {}, "Your next step"), h("p", { id: "dispute-next" }, step),
           d.next_action === "vote" ? voteForm(d) : null,
           d.next_action === "claim" ? claimButton(d) : null,
+          d.next_action === "reveal" && Date.now() > d.vote_by ? revealButton(d) : null,
           d.next_action === "appeal" ? appealForm(d) : null) : null,
         card(h("h2", {}, "Jury"),
           h("p", { class: "muted" }, `${v.committed} of ${v.panel} voted · ${v.revealed} revealed · `
@@ -174,6 +175,15 @@
         const res = await act(btn, box, (key) => LM.api("POST", `/api/disputes/${enc(d.id)}/claim`, {}, key("claim " + d.id)));
         if (res) { toast("Claimed."); lastSig = null; await refresh(); }
       } } }, `Claim ${amount(d.owed_to_me)} now`);
+      return h("div", {}, box, h("div", { class: "actions" }, btn));
+    }
+
+    function revealButton(d) {
+      const box = errBox();
+      const btn = h("button", { type: "button", listen: { click: async () => {
+        const res = await act(btn, box, (key) => LM.api("POST", `/api/disputes/${enc(d.id)}/reveal`, {}, key("reveal " + d.id)));
+        if (res) { toast("Vote revealed."); lastSig = null; await refresh(); }
+      } } }, "Reveal my vote now");
       return h("div", {}, box, h("div", { class: "actions" }, btn));
     }
 
