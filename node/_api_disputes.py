@@ -1,6 +1,6 @@
 """API routes for disputes and juries (node/_disputes.py does the work):
 
-- `GET /api/disputes`: every dispute, newest first, with its phase and
+- `GET /api/disputes[?bounty=ID]`: every dispute (or one bounty's), newest first, with its phase and
   outcome, jurors and their votes, deadlines, bond movements, this account's
   role and its next action.
 - `GET /api/disputes/{did}`: one dispute, the same shape.
@@ -119,10 +119,12 @@ def dispute_routes(node: Node) -> list[tuple[str, str, Handler]]:
 
     async def list_disputes(request: Request) -> Any:
         now = node.now_ms()
+        q = request.query_params.get("bounty")
+        bounty = _id(q, "the bounty") if q else None
         mark = marker(node)  # a blocked or flagged disputant's dispute: shown greyed out
         rows = [
             {**d, **mark(bytes.fromhex(d["id"]), account_from_text(d["disputant"]))}
-            for d in disputes_json(node, now)
+            for d in disputes_json(node, now, bounty)
         ]
         return {"now": now, "disputes": rows}
 

@@ -695,10 +695,10 @@ def dispute_json(node: Node, rec: DisputeRecord, now: int) -> dict[str, Any]:
     }
 
 
-def disputes_json(node: Node, now: int) -> list[dict[str, Any]]:
-    """Every dispute, newest first."""
+def disputes_json(node: Node, now: int, bounty: bytes | None = None) -> list[dict[str, Any]]:
+    """Every dispute (or those of one bounty), newest first."""
     recs = records(node)
-    rows = [dispute_json(node, r, now) for r in recs.values()]
+    rows = [dispute_json(node, r, now) for r in recs.values() if bounty in (None, r.bounty)]
     return sorted(rows, key=lambda d: (-d["filed_at"], d["id"]))
 
 

@@ -1026,6 +1026,8 @@ ROUTES: dict[tuple[str, str], RouteDoc] = {
         "Every dispute, newest first: phase, outcome, jurors, deadlines, bonds, my next step",
         "disputes",
         obj({"now": INT, "disputes": arr(ref("Dispute"))}),
+        query={"bounty": (HEX, "only the disputes of this bounty")},
+        errors=(BAD,),
     ),
     ("GET", "/api/disputes/{did}"): RouteDoc(
         "One dispute: its claim, evidence, jurors and their votes, outcome and bond movements",

@@ -207,6 +207,8 @@ def test_award_disputes_decided_by_jurors_on_other_nodes(net: Network, tmp_path:
         describe=net.describe,
     )
     assert j1.call("GET", f"/api/blobs/{ev_hash}") == b"notes"
+    only = l1.get(f"/api/disputes?bounty={unfair['id']}")["disputes"]
+    assert [d["id"] for d in only] == [upheld["id"]]
     duty = j1.get("/api/jury")
     assert {row["dispute"] for row in duty["jury"]} == {upheld["id"], frivolous["id"]}
     assert all(row["action"] == "vote" for row in duty["jury"])

@@ -286,7 +286,7 @@
 
     async function refresh(b) {
       let list;
-      try { list = await get("/api/disputes"); } catch (e) { if (!LM.missing(e)) throw e; put(el); return; }
+      try { list = await get("/api/disputes?bounty=" + enc(b.id)); } catch (e) { if (!LM.missing(e)) throw e; put(el); return; }
       const here = (list.disputes || []).filter((d) => d.bounty === b.id);
       const offers = disputable(b).filter((o) => !here.some((d) => d.target === o.target && d.disputant === (LM.me() || {}).account));
       const sig = JSON.stringify([here.map((d) => [d.id, d.phase, d.next_action]), offers.map((o) => o.target), open && open.target]);
