@@ -136,7 +136,10 @@ def test_award_disputes_decided_by_jurors_on_other_nodes(net: Network, tmp_path:
     fair = settled_bounty(net, "Explain gossip", l1, nodes)  # better work paid
 
     # -- refused before anything is written ------------------------------------------------
-    events_before = l1.status()["events"]
+    def heads() -> list[int]:  # the refusing nodes' own chains
+        return [n.status()["heads"].get(n.account, 0) for n in (j1, l1, m)]
+
+    heads_before = heads()
     with pytest.raises(ApiError) as no_standing:
         j1.post("/api/disputes", {"target": unfair["award"], "claim": "x", "bond": 20})
     assert no_standing.value.status == 403 and no_standing.value.code == "no_standing"
@@ -146,7 +149,7 @@ def test_award_disputes_decided_by_jurors_on_other_nodes(net: Network, tmp_path:
     with pytest.raises(ApiError) as own:
         m.post("/api/disputes", {"target": unfair["award"], "claim": "mine", "bond": 20})
     assert own.value.code == "no_standing"
-    assert l1.status()["events"] == events_before
+    assert heads() == heads_before  # nothing was written
 
     # -- the two disputes, filed with a short voting window -------------------------------------
     now = int(time.time() * 1000)
@@ -291,6 +294,10 @@ def test_award_disputes_decided_by_jurors_on_other_nodes(net: Network, tmp_path:
     mv = _dispute(m, upheld["id"])
     assert mv["my_role"] == "respondent" and mv["next_action"] == "appeal"
     assert not l1.get("/api/jury")["claims"]  # claimed by the node itself
+    # the bond paid back is a payment like any other (it names no bounty)
+    back = [p for p in l1.get("/api/payments")["payments"] if p["kind"] == "dispute_claim"]
+    assert [(p["amount"], p["bounty"], p["direction"]) for p in back] == [(30, None, "in")]
+    assert "dispute bond" in cli("--data", str(l1.data), "payments").stdout
     # an appeal: only a party appeals, and this network has no five fresh jurors
     with pytest.raises(ApiError) as outsider:
         j1.post("/api/disputes", {"appeal_of": upheld["id"], "claim": "I disagree"})
