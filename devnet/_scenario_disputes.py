@@ -57,7 +57,7 @@ _REVEAL_S = 120  # seconds to reveal after voting closes
 def _vote_s(n: int) -> int:
     """The voting window: long enough for every juror's node to hear of the
     dispute and vote on a loaded machine."""
-    return 30 + 3 * n
+    return 45 + 3 * n
 
 
 class _DisputesRun:

@@ -81,8 +81,8 @@ def test_file_vote_and_see_the_outcome_on_the_page(setting: tuple[Network, Brows
         "My answer meets the rubric; the paid one is two lines.",
     )
     b.fill("#dispute-form input[name=bond]", "5")
-    # voting closes a little over a minute from now (the field has minute precision)
-    close_at = datetime.now() + timedelta(seconds=75)
+    # voting closes in two minutes or a little more (the field has minute precision)
+    close_at = datetime.now() + timedelta(seconds=100)
     close_at = close_at.replace(second=0, microsecond=0) + timedelta(minutes=1)
     b.set_value("#dispute-form input[name=vote_by]", close_at.strftime("%Y-%m-%dT%H:%M"))
     b.click("#dispute-form button[type=submit]")
