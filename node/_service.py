@@ -155,6 +155,7 @@ class Node:
         self._own_head: tuple[bytes, int] | None = None  # (id, timestamp) of our last event
         self._sync_wanted: set[str] = set()
         self._synced_peers: set[str] = set()  # live peers already synced once since they came
+        self._chains_fetching: dict[bytes, int] = {}  # author -> sync sessions pulling its chain
         self._sync_wake = trio.Event()
         self._last_sync: dict[str, float] = {}
         self._synced_once = trio.Event()
@@ -896,6 +897,57 @@ class Node:
             raise P2PError(f"peer refused {t}: {reply.get('reason')}")
         return reply
 
+    async def _fetch_chain(self, stream: P2PStream, author: bytes, seq: int) -> int:
+        """Pull `author`'s events after our head up to `seq` from the peer, a
+        page at a time; returns how many valid events came."""
+        replica = self.ledger.replica
+        peer = stream.remote_peer
+        got = 0
+        mine = replica.heads.get(author, 0)
+        asked = False  # a page asked for and not read yet
+        while seq > mine or asked:
+            if not asked:
+                await self._send(stream, "range", author=author, start=mine + 1, limit=_PAGE)
+            raws = (await self._reply(stream, "range")).get("events")
+            # Pipelined: the next page is asked for before this one is
+            # verified and stored, so the peer reads and sends it meanwhile.
+            last = self._last_seq(raws)
+            asked = last is not None and mine < last < seq
+            if asked and last is not None:
+                await self._send(stream, "range", author=author, start=last + 1, limit=_PAGE)
+            n = await self._take(raws, peer)
+            got += n
+            new = replica.heads.get(author, 0)
+            if not n or new <= mine:  # nothing applied (waiting on deps): fetch those next
+                if asked:  # the page already asked for is read (and taken) first
+                    rest = (await self._reply(stream, "range")).get("events")
+                    got += await self._take(rest, peer)
+                break
+            mine = new
+        return got
+
+    async def _send(self, stream: P2PStream, t: str, **fields: Any) -> None:
+        with trio.fail_after(_ASK_TIMEOUT):
+            await stream.send_frame(encode_msg(t, **fields))
+
+    async def _reply(self, stream: P2PStream, t: str) -> dict[str, Any]:
+        with trio.fail_after(_ASK_TIMEOUT):
+            reply = decode_msg(await stream.recv_frame(MAX_SYNC_FRAME))
+        if reply["t"] == "error":
+            raise P2PError(f"peer refused {t}: {reply.get('reason')}")
+        return reply
+
+    def _last_seq(self, raws: Any) -> int | None:
+        """The seq of a sync page's last event (decoded, not yet verified: only
+        to ask for the page after it), or None."""
+        if not isinstance(raws, list) or not raws:
+            return None
+        try:
+            limit = self.genesis.params.max_event_bytes
+            return decode_event(raws[-1], limit, self.network, verify=False).seq
+        except RemoteProtocolError:
+            return None
+
     async def _take(self, raws: Any, peer: str) -> int:
         """Admit a sync reply's events (each on its own, as every entrance does);
         a peer that serves bad events is penalised. Returns how many were valid."""
@@ -930,18 +982,30 @@ class Node:
                 and not isinstance(entry[1], bool)
             ):
                 raise RemoteProtocolError("sync", "malformed heads")
-            author, seq = entry
-            mine = replica.heads.get(author, 0)
-            while seq > mine:
-                reply = await self._ask(stream, "range", author=author, start=mine + 1, limit=_PAGE)
-                n = await self._take(reply.get("events"), peer)
-                if not n:
-                    break
-                got += n
-                new = replica.heads.get(author, 0)
-                if new <= mine:  # nothing applied (waiting on deps): fetch those next
-                    break
-                mine = new
+        # A chain another sync session is fetching now (from another peer) is
+        # left to it and looked at again at the end: several peers at once
+        # bring different chains instead of the same pages twice.
+        todo: deque[tuple[bytes, int]] = deque((a, s) for a, s in heads)
+        deferred: set[bytes] = set()
+        while todo:
+            author, seq = todo.popleft()
+            if seq <= replica.heads.get(author, 0):
+                continue
+            if self._chains_fetching.get(author):
+                if author not in deferred and todo:
+                    deferred.add(author)
+                    todo.append((author, seq))
+                    continue
+                with trio.move_on_after(_ASK_TIMEOUT):
+                    while self._chains_fetching.get(author):
+                        await trio.sleep(0.05)
+            self._chains_fetching[author] = self._chains_fetching.get(author, 0) + 1
+            try:
+                got += await self._fetch_chain(stream, author, seq)
+            finally:
+                left = self._chains_fetching.pop(author) - 1
+                if left:
+                    self._chains_fetching[author] = left
         for _ in range(20):
             missing = sorted(replica.missing_deps())[:256]
             if not missing:
