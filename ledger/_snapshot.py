@@ -339,10 +339,15 @@ def from_plain(
         raise SnapshotError("the protocol's state changed shape: " + "; ".join(problems))
 
     set_acc = 0
-    for eid, author, seq in slots:
+    # One bytes object per author and one (author, seq) tuple per event, shared
+    # by both indexes: about 120 bytes less per event than a copy each.
+    authors: dict[bytes, bytes] = {}
+    for eid, author_row, seq in slots:
         raw[eid] = b""  # not kept: the bytes are read back from the table by id
-        rep._slot[eid] = (author, seq)
-        rep._by_slot.setdefault((author, seq), eid)
+        author = authors.setdefault(author_row, author_row)
+        slot = (author, seq)
+        rep._slot[eid] = slot
+        rep._by_slot.setdefault(slot, eid)
         if seq > rep.heads.get(author, 0):
             rep.heads[author] = seq
         set_acc += int.from_bytes(eid, "big")
