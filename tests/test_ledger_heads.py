@@ -71,7 +71,7 @@ def test_a_changed_event_inside_a_chain_breaks_the_next_link(tmp_path: Path, whe
 
 
 def test_a_changed_last_event_fails_its_signature_on_open_and_verify(tmp_path: Path) -> None:
-    db, chains, w = _ledger(tmp_path)
+    db, chains, _ = _ledger(tmp_path)
     _tamper(db, chains[2][4])
     with pytest.raises(CorruptLedgerError, match="the last of its chain, fails its signature"):
         Ledger.open(db)
