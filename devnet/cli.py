@@ -219,6 +219,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     from ._bench_recommend import register_bench as register_recommend_bench
 
     register_recommend_bench(b)
+    from ._bench_soak import register_bench as register_soak_bench
+
+    register_soak_bench(b)
 
 
 def _subcommands_of(
