@@ -32,7 +32,7 @@ pytestmark = pytest.mark.slow
 
 NAMES = ["mentor", "l1", "l2", "j1", "j2"]
 HOSTILE = "I should have won.\x1b[2J [bold]loud[/bold] \u202e"
-VOTE_S = 90  # the voting window: long enough for the jurors' nodes to hear and vote when loaded
+VOTE_S = 60  # the voting window: long enough for the jurors' nodes to hear and vote when loaded
 REVEAL_S = 150  # then the reveal window
 
 
