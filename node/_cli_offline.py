@@ -301,12 +301,15 @@ def cmd_ledger_show(args: argparse.Namespace) -> int:
 
 def cmd_ledger_verify(args: argparse.Namespace) -> int:
     with _open(args) as ledger, _progress(args) as progress:
-        report = ledger.verify(lambda done, total: progress("verifying", done, total))
+        report = ledger.verify(
+            lambda done, total: progress("verifying", done, total), full=not args.quick
+        )
+    checks = "hash links and each chain's last signature" if args.quick else "every signature"
 
     def render(c: Console) -> None:
         verdict = "[green]OK[/]" if report.ok else "[red]PROBLEMS FOUND[/]"
         c.print(
-            f"{verdict}: {report.events} events replayed with signature checks in "
+            f"{verdict}: {report.events} events replayed checking {checks} in "
             f"{report.seconds:.2f}s ({report.events_per_s:,.0f}/s); "
             f"pending {report.pending}, void {report.void}, forks {report.forks}"
         )
@@ -463,6 +466,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--limit", type=int, default=20, help="rows per table (default 20)")
     p.set_defaults(func=cmd_ledger_show)
     p = lsub.add_parser("verify", help="replay everything with signature checks")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--full", action="store_true", help="check every signature (the default)")
+    how.add_argument(
+        "--quick",
+        action="store_true",
+        help="check hash links and each chain's last signature only, as opening does "
+        "(PROTOCOL.md §10.1)",
+    )
     p.set_defaults(func=cmd_ledger_verify)
     p = lsub.add_parser("export", help="write the whole event log to FILE")
     p.add_argument("file", metavar="FILE")

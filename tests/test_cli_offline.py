@@ -188,8 +188,12 @@ def test_ledger_show_verify_export_import(
     rc, text, _ = run(capsys, "--data", str(a), "ledger", "show")  # the human form too
     assert rc == 0 and digest in text
 
-    rep = run_json(capsys, "ledger", "verify", "--data", str(a))
+    rep = run_json(capsys, "ledger", "verify", "--full", "--data", str(a))
     assert rep["ok"] and rep["events"] == 500 and rep["digest"] == digest
+    quick = run_json(capsys, "ledger", "verify", "--quick", "--data", str(a))
+    assert quick["ok"] and quick["events"] == 500 and quick["digest"] == digest
+    rc, text, _ = run(capsys, "--data", str(a), "ledger", "verify", "--quick")
+    assert rc == 0 and "each chain's last signature" in text
 
     dump = tmp_path / "ledger.lmx"
     ex = run_json(capsys, "--data", str(a), "ledger", "export", str(dump))
