@@ -53,9 +53,12 @@ class Appender:
         self.rejected_ids = rejected_ids
         self.proof_keys = proof_keys
 
-    def ingest(self, rep: Replica, items: Iterable[Event | Refused]) -> AppendResults:
-        """Fold and store. If this raises, the replica may hold what the store
-        does not: the caller folds it again from the store."""
+    def ingest(
+        self, rep: Replica, items: Iterable[Event | Refused], durable: bool = True
+    ) -> AppendResults:
+        """Fold and store (`durable`: see `Store.commit`). If this raises, the
+        replica may hold what the store does not: the caller folds it again from
+        the store."""
         max_bytes = rep.max_event_bytes
         results: list[AppendResult] = []
         rows: list[dict[str, Any]] = []
@@ -140,7 +143,9 @@ class Appender:
                     results[i] = AppendResult("rejected", r.id, *_BAD_PREV)
             elif r.status == "applied" and r.id in void_of:
                 results[i] = AppendResult("applied", r.id, *void_of[r.id])
-        self.store.commit(rows, gone_pending, new_pending, new_rejected, list(new_proofs.values()))
+        self.store.commit(
+            rows, gone_pending, new_pending, new_rejected, list(new_proofs.values()), durable
+        )
         # Committed: from here on the in-memory bookkeeping may follow.
         self.next_idx = idx
         if isinstance(rep.raw, StoredRaw):

@@ -190,19 +190,22 @@ class Ledger:
             self._check_open()
             return self._ingest(self._decoder.decode(raws, verify=True))
 
-    def append_events(self, events: Iterable[Event]) -> AppendResults:
+    def append_events(self, events: Iterable[Event], *, durable: bool = True) -> AppendResults:
         """Like `append`, for events already decoded and signature-checked, all
         in one transaction. `events` may be a generator: each event is folded
         into the replica before the next is asked for, so a producer may make
         the next event on the state the last one left (the node's batch
-        authoring: its head, balance and claims)."""
+        authoring: its head, balance and claims). `durable=False` (events that
+        came from peers) lets the commit skip the disk flush: it still survives
+        the process being killed; only a power loss may lose it, and peers
+        have it (`Store.commit`)."""
         with self._lock:
             self._check_open()
-            return self._ingest(events)
+            return self._ingest(events, durable)
 
-    def _ingest(self, items: Iterable[Event | Refused]) -> AppendResults:
+    def _ingest(self, items: Iterable[Event | Refused], durable: bool = True) -> AppendResults:
         try:
-            results = self._appender.ingest(self.replica, items)
+            results = self._appender.ingest(self.replica, items, durable)
         except Exception as exc:
             # The replica may hold what the database does not: fold it again from disk.
             log.exception("append failed; reloading the state from the database")

@@ -607,7 +607,8 @@ class Node:
                 by_id[e.id] = e
                 yield e
 
-        results = self.ledger.append_events(seen())
+        # From a peer (gossip, sync): no disk flush per message, see Ledger.append_events.
+        results = self.ledger.append_events(seen(), durable=peer is None)
         if not by_id:
             return results
         applied: list[Event] = []

@@ -351,10 +351,30 @@ def test_events_are_append_only_in_the_database(tmp_path: Path, corpus: Corpus) 
 # -- kill -9 -------------------------------------------------------------------------------
 
 
-def test_acknowledged_events_survive_kill_9(tmp_path: Path) -> None:
+def test_events_from_peers_commit_without_a_flush_and_own_ones_with_one(tmp_path: Path) -> None:
+    w = Workload(seed=11)
+    evs = list(w.events(40))
+    with Ledger.open(tmp_path / "l.db", w.genesis) as ledger:
+
+        def level() -> int:  # PRAGMA synchronous of the kept connection: 1 NORMAL, 2 FULL
+            return int(ledger._store._fast.execute("PRAGMA synchronous").fetchone()[0])
+
+        assert all(r.status == "applied" for r in ledger.append_events(evs[:20], durable=False))
+        assert level() == 1
+        assert all(r.status == "applied" for r in ledger.append_events(evs[20:30]))
+        assert level() == 2
+        ledger.append([e.raw for e in evs[30:]])  # `append` (the API's raw events) is durable
+        assert level() == 2 and ledger.count() == 40
+
+
+@pytest.mark.parametrize("source", ["api", "peer"])
+def test_acknowledged_events_survive_kill_9(tmp_path: Path, source: str) -> None:
+    """Acknowledged events survive SIGKILL, both those stored durably (the
+    node's own, its API's) and those from peers, committed without a disk flush
+    (synchronous=NORMAL in WAL mode: only a power loss could take them)."""
     db = tmp_path / "ledger.db"
     proc = subprocess.Popen(
-        [sys.executable, str(HERE / "_kill_writer.py"), str(db), "11", "100000"],
+        [sys.executable, str(HERE / "_kill_writer.py"), str(db), "11", "100000", source],
         stdout=subprocess.PIPE,
         text=True,
     )
