@@ -408,37 +408,6 @@ def _standing(s: State, disputant: bytes, target: bytes, subject: bytes) -> _Sta
     return _Standing("refund", b.id, b.author, tuple(sorted({disputant, b.author})), b.settled_at)
 
 
-def _lock_bond(s: State, ev: Event, a: Account, amount: int) -> None:
-    """`State._spend` (PROTOCOL.md §6.2) for a spend that also has required refs:
-    the claims are the refs beyond {target, subject, appeal_of}."""
-    required = {ev.body["target"], ev.body["subject"], ev.body["appeal_of"]}
-    gain = 0
-    seen: set[bytes] = set()
-    for cid in ev.refs:
-        if cid in required:
-            continue
-        _rule(
-            cid not in a.claimed and cid not in seen, "double_claim", "a payment is claimed twice"
-        )
-        seen.add(cid)
-        if cid in s.void:
-            continue  # a payment voided by a fork is worth nothing
-        pays = s.credits.get(cid)
-        _rule(pays is not None, "bad_claim", "a claimed ref is not a payment")
-        assert pays is not None
-        _rule(ev.author in pays, "bad_claim", "a claimed payment does not pay the author")
-        gain += pays[ev.author]
-    _rule(
-        a.spendable + gain >= amount,
-        "insufficient_funds",
-        f"locks a bond of {amount} but only {a.spendable + gain} is available on its chain",
-    )
-    s._checked()
-    a.claimed |= seen
-    a.spendable += gain - amount
-    a.balance -= amount
-
-
 def _dispute(s: State, ev: Event, a: Account) -> None:
     body = ev.body
     book = s.disputes
@@ -501,7 +470,7 @@ def _dispute(s: State, ev: Event, a: Account) -> None:
         if appeal_of
         else "this author already disputed this event",
     )
-    _lock_bond(s, ev, a, body["bond"])  # calls s._checked()
+    s._spend(ev, a, body["bond"], "locks a bond of")  # calls s._checked()
     book.add(
         Dispute(
             id=ev.id,

@@ -274,12 +274,17 @@ class State:
                 raise _Void("void_dependency", f"depends on void event {r.hex()[:12]}")
         _HANDLERS[ev.kind.name](self, ev, author)
 
-    def _spend(self, ev: Event, author: Account, amount: int) -> None:
+    def _spend(self, ev: Event, author: Account, amount: int, what: str = "spends") -> None:
         """Debit the author, funding the spend from its own chain's balance plus
-        the payments it claims in refs (each payment claimable once)."""
+        the payments it claims in refs (each payment claimable once). The claims
+        are the refs beyond the events the body names (a dispute names its
+        target and subject; a bounty or a transfer names none)."""
         gain = 0
         seen: set[bytes] = set()
+        named = required_refs(ev.kind.name, ev.body)
         for cid in ev.refs:
+            if cid in named:
+                continue
             _rule(
                 cid not in author.claimed and cid not in seen,
                 "double_claim",
@@ -296,7 +301,7 @@ class State:
         _rule(
             author.spendable + gain >= amount,
             "insufficient_funds",
-            f"spends {amount} but only {author.spendable + gain} is available on its chain",
+            f"{what} {amount} but only {author.spendable + gain} is available on its chain",
         )
         self._checked()
         author.claimed |= seen
