@@ -45,6 +45,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ._api_args import MAX_BODY, json_object
 from ._api_credentials import credential_routes
 from ._api_disputes import dispute_routes
 from ._api_learning import learning_routes
@@ -74,7 +75,7 @@ from ._web_session import (
 __all__ = ["SecurityGuard", "check_loopback", "make_app", "safe_filename"]
 
 log = logging.getLogger("learnmesh.api")
-_MAX_BODY = 32 * 1024 * 1024
+_MAX_BODY = MAX_BODY
 
 Handler = Callable[[Request], Awaitable[Any]]
 
@@ -409,18 +410,7 @@ def make_app(node: Node, token: str, *, admin: bool = False) -> Starlette:
         return node.key.public_key
 
     async def body_of(request: Request) -> dict[str, Any]:
-        raw = await request.body()
-        if len(raw) > _MAX_BODY:
-            raise UserError("request body too large", status=413)
-        try:
-            data = json.loads(raw or b"{}")
-        except RecursionError:
-            raise UserError("the request body is nested too deeply", code="bad_json") from None
-        except ValueError:
-            raise UserError("the request body is not valid JSON", code="bad_json") from None
-        if not isinstance(data, dict):
-            raise UserError("the request body must be a JSON object", code="bad_json")
-        return data
+        return await json_object(request)
 
     def event_json(ev_id: bytes) -> dict[str, Any]:
         return {"id": ev_id.hex()}

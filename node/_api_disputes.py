@@ -30,6 +30,7 @@ from typing import Any
 from learnmesh.protocol import account_from_text
 from starlette.requests import Request
 
+from ._api_args import hex_id, json_object
 from ._api_moderation import marker
 from ._disputes import (
     appeal,
@@ -47,18 +48,6 @@ from ._service import Node, UserError
 __all__ = ["dispute_routes"]
 
 Handler = Callable[[Request], Awaitable[Any]]
-
-
-def _id(v: Any, what: str) -> bytes:
-    if not isinstance(v, str):
-        raise UserError(f"{what} must be a hex id (64 characters)")
-    try:
-        b = bytes.fromhex(v)
-    except ValueError:
-        b = b""
-    if len(b) != 32:
-        raise UserError(f"{what} must be a 32-byte id (64 hex characters)")
-    return b
 
 
 def _opt_int(d: dict[str, Any], key: str, what: str) -> int | None:
@@ -99,16 +88,7 @@ def _files(node: Node, d: dict[str, Any]) -> list[tuple[str, bytes]]:
 
 def dispute_routes(node: Node) -> list[tuple[str, str, Handler]]:
     async def body_of(request: Request) -> dict[str, Any]:
-        import json
-
-        raw = await request.body()
-        try:
-            data = json.loads(raw or b"{}")
-        except (ValueError, RecursionError):
-            raise UserError("the request body is not valid JSON", code="bad_json") from None
-        if not isinstance(data, dict):
-            raise UserError("the request body must be a JSON object", code="bad_json")
-        return data
+        return await json_object(request)
 
     def one(did: bytes) -> dict[str, Any]:
         recs = records(node)
@@ -120,7 +100,7 @@ def dispute_routes(node: Node) -> list[tuple[str, str, Handler]]:
     async def list_disputes(request: Request) -> Any:
         now = node.now_ms()
         q = request.query_params.get("bounty")
-        bounty = _id(q, "the bounty") if q else None
+        bounty = hex_id(q, "the bounty") if q else None
         mark = marker(node)  # a blocked or flagged disputant's dispute: shown greyed out
         rows = [
             {**d, **mark(bytes.fromhex(d["id"]), account_from_text(d["disputant"]))}
@@ -129,7 +109,7 @@ def dispute_routes(node: Node) -> list[tuple[str, str, Handler]]:
         return {"now": now, "disputes": rows}
 
     async def get_dispute(request: Request) -> Any:
-        return one(_id(request.path_params["did"], "the dispute"))
+        return one(hex_id(request.path_params["did"], "the dispute"))
 
     async def post_dispute(request: Request) -> Any:
         d = await body_of(request)
@@ -143,7 +123,7 @@ def dispute_routes(node: Node) -> list[tuple[str, str, Handler]]:
         if d.get("appeal_of") is not None:
             ev = await appeal(
                 node,
-                _id(d["appeal_of"], "appeal_of"),
+                hex_id(d["appeal_of"], "appeal_of"),
                 claim_text,
                 files,
                 bond,
@@ -153,10 +133,10 @@ def dispute_routes(node: Node) -> list[tuple[str, str, Handler]]:
         else:
             if bond is None:
                 raise UserError("bond is needed: the tokens you lock until the jury decides")
-            subject = _id(d["subject"], "subject") if d.get("subject") is not None else None
+            subject = hex_id(d["subject"], "subject") if d.get("subject") is not None else None
             ev = await file_dispute(
                 node,
-                _id(d.get("target"), "target"),
+                hex_id(d.get("target"), "target"),
                 subject,
                 claim_text,
                 files,
@@ -167,17 +147,17 @@ def dispute_routes(node: Node) -> list[tuple[str, str, Handler]]:
         return one(ev.id)
 
     async def vote(request: Request) -> Any:
-        did = _id(request.path_params["did"], "the dispute")
+        did = hex_id(request.path_params["did"], "the dispute")
         d = await body_of(request)
         ev = await jury_vote(node, did, _text(d, "verdict"), _text(d, "reason"))
         return {"id": ev.id.hex()}
 
     async def reveal(request: Request) -> Any:
-        ev = await jury_reveal(node, _id(request.path_params["did"], "the dispute"))
+        ev = await jury_reveal(node, hex_id(request.path_params["did"], "the dispute"))
         return {"id": ev.id.hex()}
 
     async def claim_bond(request: Request) -> Any:
-        ev = await claim(node, _id(request.path_params["did"], "the dispute"))
+        ev = await claim(node, hex_id(request.path_params["did"], "the dispute"))
         return {"id": ev.id.hex()}
 
     async def jury(request: Request) -> Any:

@@ -16,12 +16,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
 
+from ._api_args import hex_id, json_object
 from ._learning import (
     bounty_comments,
     event_thread,
@@ -36,38 +36,16 @@ __all__ = ["learning_routes"]
 Handler = Callable[[Request], Awaitable[Any]]
 
 
-def _id(v: Any, what: str) -> bytes:
-    if not isinstance(v, str):
-        raise UserError(f"{what} must be a hex id (64 characters)")
-    try:
-        b = bytes.fromhex(v)
-    except ValueError:
-        b = b""
-    if len(b) != 32:
-        raise UserError(f"{what} must be a hex id (64 characters)")
-    return b
-
-
-async def _body(request: Request) -> dict[str, Any]:
-    try:
-        data = json.loads(await request.body() or b"{}")
-    except (ValueError, RecursionError):
-        raise UserError("the request body is not valid JSON", code="bad_json") from None
-    if not isinstance(data, dict):
-        raise UserError("the request body must be a JSON object", code="bad_json")
-    return data
-
-
 def learning_routes(node: Node) -> list[tuple[str, str, Handler]]:
     async def comments(request: Request) -> Any:
-        return bounty_comments(node, _id(request.path_params["bid"], "bounty"))
+        return bounty_comments(node, hex_id(request.path_params["bid"], "bounty"))
 
     async def one_thread(request: Request) -> Any:
-        return event_thread(node, _id(request.path_params["eid"], "event"))
+        return event_thread(node, hex_id(request.path_params["eid"], "event"))
 
     async def new_comment(request: Request) -> Any:
-        d = await _body(request)
-        ev = await post_comment(node, _id(d.get("target"), "target"), d.get("text"))
+        d = await json_object(request)
+        ev = await post_comment(node, hex_id(d.get("target"), "target"), d.get("text"))
         return {"id": ev.id.hex()}
 
     async def resources(request: Request) -> Any:
@@ -75,13 +53,13 @@ def learning_routes(node: Node) -> list[tuple[str, str, Handler]]:
         skill = qp.get("skill") or None
         if skill is not None and len(skill) > 32:
             raise UserError("a skill is at most 32 characters")
-        bounty = _id(qp["bounty"], "bounty") if qp.get("bounty") else None
+        bounty = hex_id(qp["bounty"], "bounty") if qp.get("bounty") else None
         return list_resources(node, skill, bounty)
 
     async def new_resource(request: Request) -> Any:
-        d = await _body(request)
+        d = await json_object(request)
         b = d.get("bounty")
-        ev = await post_resource(node, d, _id(b, "bounty") if b else None)
+        ev = await post_resource(node, d, hex_id(b, "bounty") if b else None)
         return {"id": ev.id.hex()}
 
     return [

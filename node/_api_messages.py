@@ -7,13 +7,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from learnmesh.protocol import RemoteProtocolError, account_from_text, account_text
 from starlette.requests import Request
 
+from ._api_args import json_object
 from ._messages import Stored
 from ._service import Node, UserError
 
@@ -55,15 +55,7 @@ def _message_json(m: Stored, me: bytes) -> dict[str, Any]:
 
 def message_routes(node: Node) -> list[tuple[str, str, Handler]]:
     async def send(request: Request) -> Any:
-        raw = await request.body()
-        if len(raw) > _MAX_BODY:
-            raise UserError("the request body is too large for a message", status=413)
-        try:
-            body = json.loads(raw or b"{}")
-        except (ValueError, RecursionError):
-            raise UserError("the request body is not valid JSON", code="bad_json") from None
-        if not isinstance(body, dict):
-            raise UserError("the request body must be a JSON object", code="bad_json")
+        body = await json_object(request, _MAX_BODY, "the request body is too large for a message")
         to = _account(body.get("to"))
         text = body.get("text")
         if not isinstance(text, str):

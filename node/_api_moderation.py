@@ -23,7 +23,6 @@ with a "show anyway" toggle rather than dropping them.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -41,6 +40,7 @@ from learnmesh.protocol._moderation import HIDE_MIN_FLAGGERS, HIDE_TRUST_PPM, _a
 from learnmesh.protocol._trust import trust_digest
 from starlette.requests import Request
 
+from ._api_args import hex_id, json_object
 from ._api_trust import node_trust
 from ._blocklist import MAX_REASON
 from ._service import Node, UserError
@@ -205,18 +205,6 @@ def _acct(v: Any, what: str = "account") -> bytes:
         raise UserError(f"{what}: {exc.reason}") from None
 
 
-def _hex_id(v: Any, what: str) -> bytes:
-    if not isinstance(v, str):
-        raise UserError(f"{what} must be a hex event id (64 characters)")
-    try:
-        b = bytes.fromhex(v)
-    except ValueError:
-        b = b""
-    if len(b) != 32:
-        raise UserError(f"{what} must be a 32-byte id (64 hex characters)")
-    return b
-
-
 def _text(d: dict[str, Any], key: str, hi: int) -> str:
     v = d.get(key, "")
     if v is None:
@@ -238,7 +226,7 @@ async def flag(node: Node, d: dict[str, Any]) -> dict[str, Any]:
     target_text, acct_text = d.get("target"), d.get("account")
     if not target_text and not acct_text:
         raise UserError("say what to flag: target (an event id) or account (lm…)")
-    target = _hex_id(target_text, "target") if target_text else b""
+    target = hex_id(target_text, "target") if target_text else b""
     account = _acct(acct_text) if acct_text else None
     if target:
         if not node.ledger.replica.has(target):
@@ -266,14 +254,7 @@ async def flag(node: Node, d: dict[str, Any]) -> dict[str, Any]:
 
 def moderation_routes(node: Node) -> list[tuple[str, str, Handler]]:
     async def body_of(request: Request) -> dict[str, Any]:
-        raw = await request.body()
-        try:
-            data = json.loads(raw or b"{}")
-        except (ValueError, RecursionError):
-            raise UserError("the request body is not valid JSON", code="bad_json") from None
-        if not isinstance(data, dict):
-            raise UserError("the request body must be a JSON object", code="bad_json")
-        return data
+        return await json_object(request)
 
     async def post_flag(request: Request) -> Any:
         return await flag(node, await body_of(request))
