@@ -26,20 +26,17 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import random
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from learnmesh.protocol import FINAL_PHASES, KeyPair
 from rich.table import Table
 
 from ._cluster import ApiError, Cluster, DevnetError, NodeProc, poll, sparse_topology
-from ._report import LiveView, bounty_phases, summary_table, supply_check
+from ._report import LiveView, bounty_phases, supply_check
+from ._scenarios import devnet_session, publish_report
 
 if TYPE_CHECKING:
     from ._scenarios import RunOptions
@@ -433,71 +430,52 @@ def run_disputes(opts: RunOptions) -> dict[str, Any]:
             f"the disputes scenario needs at least {MIN_NODES} nodes "
             "(a mentor, two learners and jurors who are not parties)"
         )
-    tmp = opts.dir is None
-    root = Path(tempfile.mkdtemp(prefix="learnmesh-devnet-")) if opts.dir is None else opts.dir
-    if not tmp and (root / "n00").exists():
-        raise DevnetError(f"{root} already holds a devnet; pick another --dir or remove it")
-    console = opts.console
-    cluster = Cluster(root, opts.nodes)
-    view = LiveView(cluster, console, f"devnet disputes · {opts.nodes} nodes")
-    cluster.log = view.log
-    report: dict[str, Any] | None = None
-    try:
-        with cluster, view:
-            run = _DisputesRun(opts, cluster, view)
-            run.setup()
-            cluster.write_state(root / "devnet.json", {"kind": "run"})
-            got = run.run()
-            view.set_phase("moderation: a spammer flagged and blocked")
-            moderation = _moderation(cluster, view.log)
-            view.set_phase("waiting for convergence")
-            live = [n for n in cluster.nodes if n.live]
-            try:
-                cluster.wait_converged(opts.converge_timeout, live)
-                converged = True
-            except DevnetError as exc:
-                view.log(f"[red]{exc}[/]")
-                converged = False
-            st = cluster.statuses(live)
-            balances = cluster.each(lambda n: n.get("/api/balances"), live)
-            bounties = live[0].get("/api/bounties")["bounties"]
-            disputes = got["disputes"]
-            report = {
-                "scenario": "disputes",
-                "seed": opts.seed,
-                "nodes": len(cluster.nodes),
-                "live_nodes": len(live),
-                "events": max((s["events"] for s in st.values()), default=0),
-                "converged": converged,
-                "digests": {k: s["digest"] for k, s in st.items()},
-                "supply_conserved": all(supply_check(b) for b in balances),
-                "genesis_supply": balances[0]["genesis_supply"] if balances else None,
-                "bounties": bounty_phases(bounties),
-                "bounties_final": all(
-                    b["phase"] in FINAL_PHASES
-                    for b in bounties
-                    if b["title"].startswith("Explain")  # the moderation step's spam stays open
-                ),
-                "disputes": disputes,
-                "jurors_equal": all(d["jurors_equal_on_nodes"] for d in disputes),
-                "disputes_agreed": all(d["agreed_on_nodes"] for d in disputes),
-                "outcomes_as_expected": all(d["as_expected"] for d in disputes),
-                "refused": got["refused"],
-                "points_changed_by_disputes": got["points"],
-                "absent_juror": run.absent.account if run.absent is not None else None,
-                "moderation": moderation,
-                "wall_s": round(time.time() - run.t0, 1),
-                "dir": str(root),
-            }
-            view.set_phase("done: stopping nodes")
-    finally:
-        (root / "devnet.json").unlink(missing_ok=True)
-        if tmp and not opts.keep and report is not None and report.get("converged"):
-            shutil.rmtree(root, ignore_errors=True)
-    assert report is not None
-    if opts.report is not None:
-        opts.report.write_text(json.dumps(report, indent=2))
-    if console is not None:
-        console.print(summary_table(report))
-        console.print(_table(report))
-    return report
+    with devnet_session(opts, f"devnet disputes · {opts.nodes} nodes") as sess:
+        cluster, view, root = sess.cluster, sess.view, sess.root
+        run = _DisputesRun(opts, cluster, view)
+        run.setup()
+        cluster.write_state(root / "devnet.json", {"kind": "run"})
+        got = run.run()
+        view.set_phase("moderation: a spammer flagged and blocked")
+        moderation = _moderation(cluster, view.log)
+        view.set_phase("waiting for convergence")
+        live = [n for n in cluster.nodes if n.live]
+        try:
+            cluster.wait_converged(opts.converge_timeout, live)
+            converged = True
+        except DevnetError as exc:
+            view.log(f"[red]{exc}[/]")
+            converged = False
+        st = cluster.statuses(live)
+        balances = cluster.each(lambda n: n.get("/api/balances"), live)
+        bounties = live[0].get("/api/bounties")["bounties"]
+        disputes = got["disputes"]
+        sess.report = {
+            "scenario": "disputes",
+            "seed": opts.seed,
+            "nodes": len(cluster.nodes),
+            "live_nodes": len(live),
+            "events": max((s["events"] for s in st.values()), default=0),
+            "converged": converged,
+            "digests": {k: s["digest"] for k, s in st.items()},
+            "supply_conserved": all(supply_check(b) for b in balances),
+            "genesis_supply": balances[0]["genesis_supply"] if balances else None,
+            "bounties": bounty_phases(bounties),
+            "bounties_final": all(
+                b["phase"] in FINAL_PHASES
+                for b in bounties
+                if b["title"].startswith("Explain")  # the moderation step's spam stays open
+            ),
+            "disputes": disputes,
+            "jurors_equal": all(d["jurors_equal_on_nodes"] for d in disputes),
+            "disputes_agreed": all(d["agreed_on_nodes"] for d in disputes),
+            "outcomes_as_expected": all(d["as_expected"] for d in disputes),
+            "refused": got["refused"],
+            "points_changed_by_disputes": got["points"],
+            "absent_juror": run.absent.account if run.absent is not None else None,
+            "moderation": moderation,
+            "wall_s": round(time.time() - run.t0, 1),
+            "dir": str(root),
+        }
+        view.set_phase("done: stopping nodes")
+    return publish_report(opts, sess.report, _table(sess.report))

@@ -20,8 +20,9 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,11 +42,19 @@ from learnmesh.protocol import (
     reveal_body,
 )
 from rich.console import Console
+from rich.table import Table
 
 from ._cluster import ApiError, Cluster, DevnetError, NodeProc, poll, sparse_topology
 from ._report import LiveView, bounty_phases, propagation, resources, summary_table, supply_check
 
-__all__ = ["SCENARIOS", "RunOptions", "run_devnet"]
+__all__ = [
+    "SCENARIOS",
+    "DevnetSession",
+    "RunOptions",
+    "devnet_session",
+    "publish_report",
+    "run_devnet",
+]
 
 SCENARIOS = ("classroom", "adversarial", "disputes")  # disputes: devnet/_scenario_disputes.py
 _MENTOR_FUNDS = 100_000
@@ -91,6 +100,54 @@ class RunOptions:
     console: Console | None = None
     converge_timeout: float = 120.0
     flood: int = 150  # adversarial: events in the adversary's flood
+
+
+@dataclass
+class DevnetSession:
+    """What a scenario runs in (see `devnet_session`); it sets `report`."""
+
+    root: Path
+    cluster: Cluster
+    view: LiveView
+    report: dict[str, Any] | None = None
+
+
+@contextmanager
+def devnet_session(opts: RunOptions, title: str) -> Iterator[DevnetSession]:
+    """The devnet's folder (a fresh temporary one, or `opts.dir` if it holds no
+    devnet yet), its cluster and live view, started and stopped around the
+    scenario; afterwards the run marker is removed, and a temporary folder too
+    when the run converged (unless `opts.keep`)."""
+    tmp = opts.dir is None
+    root = Path(tempfile.mkdtemp(prefix="learnmesh-devnet-")) if opts.dir is None else opts.dir
+    if not tmp and (root / "n00").exists():
+        raise DevnetError(f"{root} already holds a devnet; pick another --dir or remove it")
+    cluster = Cluster(root, opts.nodes)
+    view = LiveView(cluster, opts.console, title)
+    cluster.log = view.log
+    sess = DevnetSession(root, cluster, view)
+    try:
+        with cluster, view:
+            yield sess
+    finally:
+        (root / "devnet.json").unlink(missing_ok=True)
+        if tmp and not opts.keep and sess.report is not None and sess.report.get("converged"):
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def publish_report(
+    opts: RunOptions, report: dict[str, Any] | None, *tables: Table
+) -> dict[str, Any]:
+    """Write the report where `--report` asks and print its summary (and any
+    scenario tables) on the console; returns it."""
+    assert report is not None
+    if opts.report is not None:
+        opts.report.write_text(json.dumps(report, indent=2))
+    if opts.console is not None:
+        opts.console.print(summary_table(report))
+        for t in tables:
+            opts.console.print(t)
+    return report
 
 
 @dataclass
@@ -1247,41 +1304,23 @@ def run_devnet(opts: RunOptions) -> dict[str, Any]:
         return run_disputes(opts)
     if opts.nodes < 3:
         raise DevnetError("a classroom needs at least 3 nodes (a mentor and two learners)")
-    tmp = opts.dir is None
-    root = Path(tempfile.mkdtemp(prefix="learnmesh-devnet-")) if opts.dir is None else opts.dir
-    if not tmp and (root / "n00").exists():
-        raise DevnetError(f"{root} already holds a devnet; pick another --dir or remove it")
-    console = opts.console
-    cluster = Cluster(root, opts.nodes)
-    view = LiveView(cluster, console, f"devnet {opts.scenario} · {opts.nodes} nodes")
-    cluster.log = view.log
-    report: dict[str, Any] | None = None
-    try:
-        with cluster, view:
-            run = _Run(opts, cluster, view)
-            run.setup()
-            cluster.write_state(root / "devnet.json", {"kind": "run"})
-            first = True
-            while first or time.time() - run.t0 < opts.duration:
-                run.classroom_round(first)
-                if first and opts.scenario == "adversarial":
-                    run.adversarial()
-                count = max(4, len(cluster.nodes))
-                if first and opts.faults:
-                    run.partition_fault(functools.partial(run.transfers, count))
-                else:
-                    view.set_phase("transfers")
-                    run.transfers(count)
-                first = False
-            report = run.finish()
-            view.set_phase("done: stopping nodes")
-    finally:
-        (root / "devnet.json").unlink(missing_ok=True)
-        if tmp and not opts.keep and report is not None and report.get("converged"):
-            shutil.rmtree(root, ignore_errors=True)
-    assert report is not None
-    if opts.report is not None:
-        opts.report.write_text(json.dumps(report, indent=2))
-    if console is not None:
-        console.print(summary_table(report))
-    return report
+    with devnet_session(opts, f"devnet {opts.scenario} · {opts.nodes} nodes") as sess:
+        cluster, view = sess.cluster, sess.view
+        run = _Run(opts, cluster, view)
+        run.setup()
+        cluster.write_state(sess.root / "devnet.json", {"kind": "run"})
+        first = True
+        while first or time.time() - run.t0 < opts.duration:
+            run.classroom_round(first)
+            if first and opts.scenario == "adversarial":
+                run.adversarial()
+            count = max(4, len(cluster.nodes))
+            if first and opts.faults:
+                run.partition_fault(functools.partial(run.transfers, count))
+            else:
+                view.set_phase("transfers")
+                run.transfers(count)
+            first = False
+        sess.report = run.finish()
+        view.set_phase("done: stopping nodes")
+    return publish_report(opts, sess.report)
