@@ -157,6 +157,8 @@ BOUNTY = obj(
     },
     optional=["hidden_by", "hidden_why"],
 )
+# A learning resource in a bounty's terms (PROTOCOL.md §6.6).
+RESOURCE_RECORD = obj({"title": S, "url": S, "kind": S, "licence": S})
 BOUNTY_DETAIL: Schema = {
     "allOf": [
         ref("Bounty"),
@@ -201,9 +203,7 @@ BOUNTY_DETAIL: Schema = {
                             "min_reviewer_trust_ppm": INT,
                             "prereq_bounties": arr(obj({"id": HEX, "title": null(S)})),
                             "prereq_skills": arr(S),
-                            "resources": arr(
-                                obj({"title": S, "url": S, "kind": S, "licence": S})
-                            ),
+                            "resources": arr(RESOURCE_RECORD),
                         }
                     )
                 ),
@@ -1155,7 +1155,7 @@ ROUTES: dict[tuple[str, str], RouteDoc] = {
                 "min_reviewer_trust_ppm": INT,
                 "prereq_bounties": arr(HEX),
                 "prereq_skills": arr(S),
-                "resources": arr(obj({"title": S, "url": S, "kind": S, "licence": S})),
+                "resources": arr(RESOURCE_RECORD),
             },
             optional=[
                 "description",
