@@ -154,6 +154,7 @@ def _node(tmp_path: Path, per_min: int) -> tuple[Any, Any, list[Any]]:
 
 
 def test_the_gossip_validator_holds_back_over_the_limit_and_blocked(tmp_path: Path) -> None:
+    from learnmesh.node._core import Publish
     from learnmesh.node._wire import encode_gossip
 
     node, genesis, (spam, other) = _node(tmp_path, per_min=2)
@@ -162,22 +163,36 @@ def test_the_gossip_validator_holds_back_over_the_limit_and_blocked(tmp_path: Pa
     def msg(events: list[Any]) -> bytes:
         return encode_gossip(net, [e.raw for e in events])
 
-    assert node._validate_gossip("peerA", msg(spam[:2])) is True
+    core = node.core  # the node service: its gossip input, as the runtime calls it
+
+    def gossip(peer: str, data: bytes) -> bool:
+        return core.on_gossip(peer, data, node.now())
+
+    def published() -> list[bytes]:
+        return [io.raw for io in core.take_io() if isinstance(io, Publish)]
+
+    assert gossip("peerA", msg(spam[:2])) is True
     # the third of the spammer's events in a minute: admitted, not forwarded
-    assert node._validate_gossip("peerA", msg(spam[2:3])) is False
+    assert gossip("peerA", msg(spam[2:3])) is False
     assert node.stats["relay_over_limit"] == 1
-    assert node._queued == 3  # every valid event still goes to admission
+    assert core.queued == 3  # every valid event still goes to admission
+    assert published() == []
     # a mixed message: not forwarded as it came; the other author's event is
     # published again by this node on its own
-    assert node._validate_gossip("peerB", msg([spam[3], other[0]])) is False
-    assert node._outbox == [other[0].raw]
+    assert gossip("peerB", msg([spam[3], other[0]])) is False
+    assert published() == [other[0].raw]
     # a copy of an event already forwarded does not count again
-    assert node._validate_gossip("peerC", msg(spam[:1])) is True
+    assert gossip("peerC", msg(spam[:1])) is True
     # blocked: never forwarded, whatever the limit
     node.blocklist.add(other[1].author, "test")
-    assert node._validate_gossip("peerA", msg(other[1:2])) is False
+    assert gossip("peerA", msg(other[1:2])) is False
     assert node.stats["relay_blocked"] == 1
     assert node.stats["relay_over_limit"] == 2
+    # the queued events are admitted one gossip message at a time
+    while core.admit_queued(node.now()):
+        pass
+    assert core.queued == 0
+    assert node.ledger.replica.heads[spam[0].author] == 4
     node.ledger.close()
 
 

@@ -1,0 +1,194 @@
+"""The sync protocol's client, written once as a generator (sans-IO).
+
+A session with one peer is `session(core, peer)`: a generator that yields
+`Step`s and is sent their results. It decides what to ask for and what to do
+with each reply; it never touches a stream or a clock. Two runtimes drive it:
+`node/_runtime.py` over a libp2p stream (`drive` below, with timeouts and the
+signature checks on worker threads) and `node/_sim.py` over a simulated
+network. The server side is `NodeCore.answer_sync`. PROTOCOL.md §11.5 has the
+messages; this module is the order a node asks in:
+
+1. `heads`: the peer's (author, seq) for every chain it holds;
+2. for each chain where the peer is ahead, `range` pages from our head on,
+   pipelined (the next page is asked for before this one is verified and
+   stored); a chain another session is fetching now is left to it and looked
+   at again at the end, so sessions with several peers bring different chains;
+3. `get` for dependencies still missing (up to 20 rounds of 256 ids);
+4. `forks`: equivocation proofs, admitted like any events.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import Any
+
+from learnmesh.protocol import RemoteProtocolError, decode_event
+
+from ._core import PAGE, NodeCore
+from ._wire import encode_msg
+
+__all__ = ["Admit", "Ask", "Pause", "Recv", "Send", "Session", "Step", "SyncRefused", "session"]
+
+PAUSES = 400  # Pause steps (50 ms each in the real runtime) to wait for another session's chain
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Send this request; its reply is read by a later `Recv`."""
+
+    msg: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Recv:
+    """Read the reply to the oldest request sent and not yet read; the result
+    is the decoded message (a dict with "t")."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ask:
+    """`Send` then `Recv`."""
+
+    msg: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Admit:
+    """Decode and verify these raw events (each on its own) and hand them to
+    `NodeCore.take_page`; the result is the number of valid events."""
+
+    raws: list[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    """Another session is fetching a chain this one wants: come back a moment later."""
+
+
+Step = Send | Recv | Ask | Admit | Pause
+Session = Generator[Step, Any, int]
+
+
+class SyncRefused(Exception):
+    """The peer answered a request with an error (not its fault: it may lack
+    the data or be busy)."""
+
+
+def _reply(msg: Any, t: str) -> dict[str, Any]:
+    if not isinstance(msg, dict) or "t" not in msg:
+        raise RemoteProtocolError("sync", "a reply is a message with a type")
+    if msg["t"] == "error":
+        raise SyncRefused(f"peer refused {t}: {msg.get('reason')}")
+    return msg
+
+
+def _last_seq(core: NodeCore, raws: Any) -> int | None:
+    """The seq of a page's last event (decoded, not yet verified: only to ask
+    for the page after it), or None."""
+    if not isinstance(raws, list) or not raws:
+        return None
+    try:
+        limit = core.genesis.params.max_event_bytes
+        return decode_event(raws[-1], limit, core.network, verify=False).seq
+    except RemoteProtocolError:
+        return None
+
+
+def _events(msg: dict[str, Any]) -> list[Any]:
+    raws = msg.get("events")
+    if not isinstance(raws, list):
+        raise RemoteProtocolError("sync", "events must be a list")
+    return raws
+
+
+def _fetch_chain(core: NodeCore, author: bytes, seq: int) -> Session:
+    """Pull `author`'s events after our head up to `seq`, a page at a time;
+    returns how many valid events came."""
+    replica = core.store.replica
+    got = 0
+    mine = replica.heads.get(author, 0)
+    asked = False  # a page asked for and not read yet
+    while seq > mine or asked:
+        if not asked:
+            yield Send(encode_msg("range", author=author, start=mine + 1, limit=PAGE))
+        raws = _events(_reply((yield Recv()), "range"))
+        # Pipelined: the next page is asked for before this one is verified
+        # and stored, so the peer reads and sends it meanwhile.
+        last = _last_seq(core, raws)
+        asked = last is not None and mine < last < seq
+        if asked and last is not None:
+            yield Send(encode_msg("range", author=author, start=last + 1, limit=PAGE))
+        n: int = yield Admit(raws)
+        got += n
+        new = replica.heads.get(author, 0)
+        if not n or new <= mine:  # nothing applied (waiting on deps): fetch those next
+            if asked:  # the page already asked for is read (and taken) first
+                rest = _events(_reply((yield Recv()), "range"))
+                got += yield Admit(rest)
+            break
+        mine = new
+    return got
+
+
+def _valid_heads(heads: Any) -> list[tuple[bytes, int]]:
+    # A peer's reply is remote data: a missing field or a wrong type is its
+    # fault (RemoteProtocolError, penalised), never a KeyError/TypeError.
+    if not isinstance(heads, list):
+        raise RemoteProtocolError("sync", "malformed heads")
+    for entry in heads:
+        if not (
+            isinstance(entry, list)
+            and len(entry) == 2
+            and isinstance(entry[0], bytes)
+            and len(entry[0]) == 32
+            and isinstance(entry[1], int)
+            and not isinstance(entry[1], bool)
+        ):
+            raise RemoteProtocolError("sync", "malformed heads")
+    return [(a, s) for a, s in heads]
+
+
+def session(core: NodeCore, peer: str) -> Session:
+    """One sync session with `peer`; returns the number of valid events taken in."""
+    got = 0
+    heads = _valid_heads(_reply((yield Ask(encode_msg("heads"))), "heads").get("heads"))
+    replica = core.store.replica
+    fetching = core.sync.fetching
+    todo: deque[tuple[bytes, int]] = deque(heads)
+    deferred: set[bytes] = set()
+    while todo:
+        author, seq = todo.popleft()
+        if seq <= replica.heads.get(author, 0):
+            continue
+        if fetching.get(author):
+            if author not in deferred and todo:
+                deferred.add(author)
+                todo.append((author, seq))
+                continue
+            for _ in range(PAUSES):
+                if not fetching.get(author):
+                    break
+                yield Pause()
+        fetching[author] = fetching.get(author, 0) + 1
+        try:
+            got += yield from _fetch_chain(core, author, seq)
+        finally:
+            left = fetching.pop(author) - 1
+            if left:
+                fetching[author] = left
+    for _ in range(20):
+        missing = sorted(replica.missing_deps())[:256]
+        if not missing:
+            break
+        n = yield Admit(_events(_reply((yield Ask(encode_msg("get", ids=missing))), "get")))
+        if not n:
+            break
+        got += n
+    proofs = _reply((yield Ask(encode_msg("forks"))), "forks").get("proofs")
+    for pair in proofs if isinstance(proofs, list) else []:
+        if not isinstance(pair, list):
+            raise RemoteProtocolError("sync", "events must be a list")
+        yield Admit(pair)  # fork evidence: not counted as events taken in
+    return got
