@@ -222,6 +222,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     from ._bench_soak import register_bench as register_soak_bench
 
     register_soak_bench(b)
+    from ._bench_core import register_bench as register_core_bench
+
+    register_core_bench(b)
 
 
 def _subcommands_of(
