@@ -119,8 +119,9 @@ class FetchBlob:
 
 @dataclass(frozen=True, slots=True)
 class Applied:
-    """Events newly applied (possibly none: `[]` at start): the node's domain
-    reactions (reveal accepted drafts, fetch attachments and credentials)."""
+    """Events newly applied: the node's domain reactions (reveal accepted
+    drafts, fetch attachments and credentials). Only when some were: the
+    runtime calls the same reactions once with none at start."""
 
     events: tuple[Event, ...]
 
@@ -475,7 +476,8 @@ class NodeCore:
                 self.request_sync(peer, now, urgent=False)
             elif self.sync_peers:
                 self.request_sync(self.rng.choice(self.sync_peers), now, urgent=False)
-        self._emit(Applied(tuple(applied)))
+        if applied:
+            self._emit(Applied(tuple(applied)))
         return results
 
     def _relay_proof(self, proof: EquivocationProof) -> None:

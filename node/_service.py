@@ -184,9 +184,18 @@ class Node:
             tasks=(
                 lambda: _dispute_duties(self),  # node/_disputes.py: reveal, claim
                 self.messages.run,  # fetch what peers hold for us
+                self._reveal_loop,
             ),
         )
         await self.runtime.run(task_status=task_status)
+
+    async def _reveal_loop(self) -> None:
+        """Try unrevealed accepted drafts again now and then (a reveal that
+        failed, say before an imported key's chain was synced); a close that
+        arrives triggers one at once (`_after_apply`)."""
+        while True:
+            await trio.sleep(15.0)
+            await self._reveal_ready()
 
     def _synced(self) -> None:
         self._synced_once.set()
