@@ -417,6 +417,7 @@ class Runtime:
         if not await self.p2p.supports(peer, proto, wait=_OPEN_TIMEOUT):
             return 0  # it announced (identify) or answered that it has no sync: not a failure
         got = 0
+        began = trio.current_time()
         try:
             try:
                 stream = await self._open_or_drop(peer)
@@ -438,33 +439,45 @@ class Runtime:
             )
             return got
         core.sync_ended(peer, got, self.now())
+        if got:
+            took = trio.current_time() - began
+            log.info("synced %d events from %s in %.2f s", got, peer, took)
         self.on_synced()
         return got
 
     async def _drive(self, steps: Session, stream: P2PStream) -> int:
         """Carry a sync session's steps over one stream. Each request has its own
         bound: a long catch-up is many quick pages, and a peer that stops
-        answering is dropped after one timeout."""
+        answering is dropped after one timeout. Replies are read as soon as
+        they arrive (`_ReadAhead`), and a page's signatures are checked on
+        worker threads from then on, so the next page is verified while the
+        loop folds this one."""
         peer = stream.remote_peer
-        value: Any = None
-        while True:
-            try:
-                step = steps.send(value)
-            except StopIteration as done:
-                result: int = done.value
-                return result
-            value = None
-            if isinstance(step, Send | Ask):
-                with trio.fail_after(_ASK_TIMEOUT):
-                    await stream.send_frame(step.msg)
-            if isinstance(step, Recv | Ask):
-                with trio.fail_after(_ASK_TIMEOUT):
-                    value = decode_msg(await stream.recv_frame(MAX_SYNC_FRAME))
-            elif isinstance(step, Admit):
-                events, bad = await self._decode_on_threads(step.raws)
-                value = self.core.take_page(events, bad, peer, self.now())
-            elif isinstance(step, Pause):
-                await trio.sleep(0.05)
+        ahead = _ReadAhead(self, stream)
+        self.spawn(ahead.run)
+        try:
+            value: Any = None
+            while True:
+                try:
+                    step = steps.send(value)
+                except StopIteration as done:
+                    result: int = done.value
+                    return result
+                value = None
+                if isinstance(step, Send | Ask):
+                    with trio.fail_after(_ASK_TIMEOUT):
+                        await stream.send_frame(step.msg)
+                    ahead.expect()
+                if isinstance(step, Recv | Ask):
+                    with trio.fail_after(_ASK_TIMEOUT):
+                        value = await ahead.reply()
+                elif isinstance(step, Admit):
+                    events, bad = await ahead.verified(step.raws)
+                    value = self.core.take_page(events, bad, peer, self.now())
+                elif isinstance(step, Pause):
+                    await trio.sleep(0.05)
+        finally:
+            ahead.stop()
 
     async def _decode_on_threads(
         self, raws: list[Any]
@@ -605,3 +618,75 @@ class Runtime:
             return bytes(buf)
         finally:
             await stream.close()
+
+
+class _Verifying:
+    """A page's events being decoded and verified on worker threads."""
+
+    def __init__(self, raws: list[Any]) -> None:
+        self.raws = raws
+        self.done = trio.Event()
+        self.result: tuple[list[Event], list[RemoteProtocolError]] | BaseException | None = None
+
+
+class _ReadAhead:
+    """Reads a sync session's replies in order as they arrive and starts
+    verifying each page's events at once (one task for the stream, never
+    raising: a failure is handed to whoever waits for the reply)."""
+
+    def __init__(self, runtime: Runtime, stream: P2PStream) -> None:
+        self.runtime = runtime
+        self.stream = stream
+        self.scope = trio.CancelScope()
+        self.wanted, self._wanted_out = trio.open_memory_channel[None](math.inf)
+        self._replies_in, self.replies = trio.open_memory_channel[Any](math.inf)
+        self.pages: list[_Verifying] = []
+
+    def expect(self) -> None:
+        self.wanted.send_nowait(None)
+
+    async def reply(self) -> Any:
+        item = await self.replies.receive()
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    async def verified(self, raws: list[Any]) -> tuple[list[Event], list[RemoteProtocolError]]:
+        for page in self.pages:
+            if page.raws is raws:
+                self.pages.remove(page)
+                await page.done.wait()
+                if isinstance(page.result, BaseException):
+                    raise page.result
+                assert page.result is not None
+                return page.result
+        return await self.runtime._decode_on_threads(raws)
+
+    def stop(self) -> None:
+        self.scope.cancel()
+
+    async def run(self) -> None:
+        with self.scope:
+            async for _ in self._wanted_out:
+                try:
+                    msg = decode_msg(await self.stream.recv_frame(MAX_SYNC_FRAME))
+                except (P2PError, RemoteProtocolError) as exc:
+                    self._replies_in.send_nowait(exc)
+                    return
+                raws = msg.get("events")
+                if isinstance(raws, list) and raws:
+                    page = _Verifying(raws)
+                    self.pages.append(page)
+                    self.runtime.spawn(self._verify, page)
+                self._replies_in.send_nowait(msg)
+
+    async def _verify(self, page: _Verifying) -> None:
+        try:
+            page.result = await self.runtime._decode_on_threads(page.raws)
+        except Exception as exc:  # handed to the session
+            page.result = exc
+        except BaseException:  # the node is stopping
+            page.result = P2PError("sync stopped")
+            raise
+        finally:
+            page.done.set()
