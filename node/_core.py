@@ -33,9 +33,8 @@ import random
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from learnmesh.ledger import AppendResults
 from learnmesh.protocol import (
     EquivocationProof,
     Event,
@@ -48,6 +47,9 @@ from learnmesh.protocol._replica import Replica
 from ._peers import BAN_SECONDS, PeerBook
 from ._relay_policy import RelayPolicy
 from ._wire import MAX_SYNC_FRAME, decode_gossip, encode_msg
+
+if TYPE_CHECKING:  # the service is handed its store; it imports no database code
+    from learnmesh.ledger import AppendResults
 
 __all__ = [
     "Admitted",

@@ -326,3 +326,41 @@ def test_answer_sync_refuses_what_breaks_the_protocol(tmp_path: Path) -> None:
             core.answer_sync(req)
     reply = decode_msg(core.answer_sync({"t": "heads"}))
     assert (reply["t"], reply["heads"]) == ("reply", [])
+
+
+# -- purity -----------------------------------------------------------------------------
+
+NODE = Path(__file__).resolve().parent.parent / "node"
+_IO = {"trio", "libp2p", "socket", "time", "os", "threading", "asyncio", "httpx",
+       "subprocess", "sqlalchemy", "sqlite3", "pathlib", "learnmesh.ledger"}
+
+
+@pytest.mark.parametrize("module", ["_core", "_sync", "_peers"])
+def test_the_service_imports_nothing_that_does_io(module: str) -> None:
+    """The service and the sync client (and the peer book they use) import no
+    event loop, socket, clock, file or database code (types only, under
+    TYPE_CHECKING), and use `random` only for the type of the generator
+    they are handed."""
+    import ast
+
+    tree = ast.parse((NODE / f"{module}.py").read_text())
+    typing_only: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING":
+            typing_only |= {id(n) for b in node.body for n in ast.walk(b)}
+    imported: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
+        if isinstance(node, ast.Import):
+            imported |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            imported.add(node.module)
+    bad = {m for m in imported if m.split(".")[0] in _IO or m.startswith("learnmesh.ledger")}
+    assert not bad, f"{module} imports {sorted(bad)}"
+    uses = {
+        n.attr
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Attribute) and getattr(n.value, "id", "") == "random"
+    }
+    assert uses <= {"Random"}, f"{module} draws from the random module: {sorted(uses)}"
