@@ -676,6 +676,9 @@ class NodeCore:
         t = req["t"]
         replica = self.store.replica
         if t == "heads":
+            if req.get("ids") is True:  # with each head's id: equal seqs that differ are forks
+                tips = [[a, s, replica.head(a)[1]] for a, s in sorted(replica.heads.items())]
+                return encode_msg("reply", heads=tips)
             heads = [[a, s] for a, s in sorted(replica.heads.items())]
             return encode_msg("reply", heads=heads)
         if t == "range":

@@ -8,13 +8,15 @@ signature checks on worker threads) and `node/_sim.py` over a simulated
 network. The server side is `NodeCore.answer_sync`. PROTOCOL.md §11.5 has the
 messages; this module is the order a node asks in:
 
-1. `heads`: the peer's (author, seq) for every chain it holds;
+1. `heads` (with ids): the peer's (author, seq, head id) for every chain it holds;
 2. for each chain where the peer is ahead, `range` pages from our head on,
    pipelined (the next page is asked for before this one is verified and
    stored); a chain another session is fetching now is left to it and looked
    at again at the end, so sessions with several peers bring different chains;
-3. `get` for dependencies still missing (up to 20 rounds of 256 ids);
-4. `forks`: equivocation proofs, admitted like any events.
+3. for each chain where the peer's head is at our head's seq with another id
+   (a fork neither side holds both branches of), that one event;
+4. `get` for dependencies still missing (up to 20 rounds of 256 ids);
+5. `forks`: equivocation proofs, admitted like any events.
 """
 
 from __future__ import annotations
@@ -132,31 +134,45 @@ def _fetch_chain(core: NodeCore, author: bytes, seq: int) -> Session:
     return got
 
 
-def _valid_heads(heads: Any) -> list[tuple[bytes, int]]:
+def _valid_heads(heads: Any) -> list[tuple[bytes, int, bytes | None]]:
+    """(author, seq, head id or None): `[author, seq]` entries, or `[author,
+    seq, id]` from a server that was asked for ids."""
     # A peer's reply is remote data: a missing field or a wrong type is its
     # fault (RemoteProtocolError, penalised), never a KeyError/TypeError.
     if not isinstance(heads, list):
         raise RemoteProtocolError("sync", "malformed heads")
+    out: list[tuple[bytes, int, bytes | None]] = []
     for entry in heads:
         if not (
             isinstance(entry, list)
-            and len(entry) == 2
+            and len(entry) in (2, 3)
             and isinstance(entry[0], bytes)
             and len(entry[0]) == 32
             and isinstance(entry[1], int)
             and not isinstance(entry[1], bool)
+            and (len(entry) == 2 or (isinstance(entry[2], bytes) and len(entry[2]) == 32))
         ):
             raise RemoteProtocolError("sync", "malformed heads")
-    return [(a, s) for a, s in heads]
+        out.append((entry[0], entry[1], entry[2] if len(entry) == 3 else None))
+    return out
 
 
 def session(core: NodeCore, peer: str) -> Session:
     """One sync session with `peer`; returns the number of valid events taken in."""
     got = 0
-    heads = _valid_heads(_reply((yield Ask(encode_msg("heads"))), "heads").get("heads"))
+    heads = _valid_heads(_reply((yield Ask(encode_msg("heads", ids=True))), "heads").get("heads"))
     replica = core.store.replica
     fetching = core.sync.fetching
-    todo: deque[tuple[bytes, int]] = deque(heads)
+    # Same seq, another id: the peer holds another branch of a fork neither
+    # side has a proof of (seqs alone never show it). Its head event is
+    # fetched below; admitting it records the fork, and its proof then travels.
+    diverged: list[tuple[bytes, int]] = []
+    for author, seq, theirs in heads:
+        mine_seq, mine = replica.head(author)
+        fork_unknown = author not in replica.proofs
+        if theirs is not None and seq == mine_seq and mine not in (None, theirs) and fork_unknown:
+            diverged.append((author, seq))
+    todo: deque[tuple[bytes, int]] = deque((a, s) for a, s, _ in heads)
     deferred: set[bytes] = set()
     while todo:
         author, seq = todo.popleft()
@@ -178,6 +194,9 @@ def session(core: NodeCore, peer: str) -> Session:
             left = fetching.pop(author) - 1
             if left:
                 fetching[author] = left
+    for author, seq in diverged:
+        ask = encode_msg("range", author=author, start=seq, limit=1)
+        got += yield Admit(_events(_reply((yield Ask(ask)), "range")))
     for _ in range(20):
         missing = sorted(replica.missing_deps())[:256]
         if not missing:

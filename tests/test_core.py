@@ -277,6 +277,29 @@ def test_fork_evidence_travels_by_sync(tmp_path: Path) -> None:
     assert client.store.replica.digest() == server.store.replica.digest()
 
 
+def test_a_fork_at_equal_heads_is_found_by_sync(tmp_path: Path) -> None:
+    """Each side holds one branch at the same seq and no proof: heads alone
+    (author, seq) look equal, so the head ids decide; both end with the proof
+    and the same digest."""
+    a, b = _core(tmp_path, "a"), _core(tmp_path, "b")
+    evs = _chain(KEYS[0], 2)
+    twin = ChainWriter(KEYS[0], GENESIS.network_id)
+    twin.resume(1, evs[0].id)
+    other = twin.sign("profile", {"name": "twin", "bio": "", "skills": []}, T0 - 50_000)
+    a.admit(evs, None, _now())
+    b.admit([evs[0], other], None, _now())
+    assert a.store.replica.heads == b.store.replica.heads  # equal seqs, other ids
+    assert a.store.replica.digest() != b.store.replica.digest()
+    _drive(session(b, "a"), b, a, "a")
+    assert KEYS[0].public_key in b.store.replica.proofs
+    _drive(session(a, "b"), a, b, "b")  # the proof travels back by `forks`
+    assert KEYS[0].public_key in a.store.replica.proofs
+    assert a.store.replica.digest() == b.store.replica.digest()
+    # a server asked without ids answers [author, seq] as before
+    plain = decode_msg(a.answer_sync({"t": "heads"}))["heads"]
+    assert plain == [[KEYS[0].public_key, 2]]
+
+
 def test_a_server_that_serves_forged_events_is_penalised(tmp_path: Path) -> None:
     server, client = _core(tmp_path, "s"), _core(tmp_path, "c")
     evs = _chain(KEYS[0], 3)

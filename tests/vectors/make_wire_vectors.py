@@ -151,6 +151,13 @@ def build() -> dict[str, Any]:
                 "reply",
                 heads=sorted([[k0.public_key, 2], [k1.public_key, 1]]),
             ),
+            _msg("heads request with ids", sync, "heads", ids=True),
+            _msg(
+                "heads reply with ids",
+                sync,
+                "reply",
+                heads=sorted([[k0.public_key, 2, e2.id], [k1.public_key, 1, e3.id]]),
+            ),
             _msg("range request", sync, "range", author=k0.public_key, start=1, limit=500),
             _msg("range reply", sync, "reply", events=[e1.raw, e2.raw]),
             _msg("get request", sync, "get", ids=sorted([e2.id, e3.id])),
