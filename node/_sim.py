@@ -82,7 +82,7 @@ from ._core import (
 from ._sync import Admit, Ask, Pause, Recv, Send, Session, SyncRefused, session
 from ._wire import MAX_GOSSIP_BYTES, decode_msg, encode_gossip, encode_msg
 
-__all__ = ["Partition", "SimError", "SimReport", "Simulation"]
+__all__ = ["Partition", "SimError", "SimReport", "Simulation", "sync_directly"]
 
 TICK_MS = 500  # NodeCore.tick, as the runtime's _tick_loop
 ASK_TIMEOUT_MS = 20_000  # one sync request and its reply, as the runtime's _ASK_TIMEOUT
@@ -104,6 +104,7 @@ _COUNTERS = (
     "sync_timeouts",
     "sync_frames",
     "sync_frames_lost",
+    "sync_pauses",
     "hostile_messages",
 )
 
@@ -158,6 +159,7 @@ class SimReport:
     sync_timeouts: int
     sync_frames: int  # requests and replies sent
     sync_frames_lost: int
+    sync_pauses: int  # Pause steps: a session waiting for a chain another one fetches
     events_in_gossip: int  # events applied from gossip, all honest nodes
     events_in_sync: int  # events applied from sync pages
     events_in_own: int  # events applied as their author's own
@@ -214,6 +216,30 @@ class _SimNode:
         self.sessions: dict[int, _Session] = {}  # peer -> running session
         self.waiting: deque[int] = deque()  # peers whose sessions wait for a slot
         self.outbox: list[bytes] = []
+
+
+def sync_directly(client: NodeCore, server: NodeCore, server_name: str, now: Now) -> int:
+    """One sync session of `client` with `server`, no network in between: each
+    request answered at once by `server.answer_sync` (for tests of the sync
+    code itself). Returns what the session returns; raises what it raises."""
+    steps = session(client, server_name)
+    replies: deque[bytes] = deque()
+    value: Any = None
+    while True:
+        try:
+            step = steps.send(value)
+        except StopIteration as done:
+            got: int = done.value
+            client.sync_ended(server_name, got, now)
+            return got
+        value = None
+        if isinstance(step, Send | Ask):
+            replies.append(server.answer_sync(decode_msg(step.msg)))
+        if isinstance(step, Recv | Ask):
+            value = decode_msg(replies.popleft())
+        elif isinstance(step, Admit):
+            events, bad = client.decode(step.raws)
+            value = client.take_page(events, bad, server_name, now)
 
 
 class Simulation:
@@ -608,6 +634,7 @@ class Simulation:
                 events, bad = core.decode(step.raws)
                 value = core.take_page(events, bad, name, self.now(node))
             elif isinstance(step, Pause):
+                self.c["sync_pauses"] += 1
                 self._at(self.t + PAUSE_MS, _RESUME, s.sid)
                 return
 
