@@ -89,7 +89,7 @@ ASK_TIMEOUT_MS = 20_000  # one sync request and its reply, as the runtime's _ASK
 PAUSE_MS = 50  # a Pause step, as the runtime's
 MAX_SESSIONS = 3  # sync sessions running at once per node, as the runtime's limiter
 SEEN_TTL_MS = 120_000  # GossipSub's seen cache
-CHECK_MS = 1_000  # how often convergence is checked once every event is out
+CHECK_MS = 250  # how often convergence is checked once every event is out
 
 _COUNTERS = (
     "authoring_waits",
@@ -105,6 +105,7 @@ _COUNTERS = (
     "sync_frames",
     "sync_frames_lost",
     "sync_pauses",
+    "sync_events_received",
     "hostile_messages",
 )
 
@@ -147,6 +148,9 @@ class SimReport:
     last_authored_ms: int  # simulated time the last event was authored
     healed_at_ms: int  # the end of the last partition (0 if none)
     sim_ms: int  # simulated time at the end of the run
+    spread_p50_ms: int | None  # from authoring to applied on every honest node, over
+    spread_p99_ms: int | None  # the events every honest node applied (None: no such event)
+    spread_max_ms: int | None
     authoring_waits: int  # times an event waited at its home node for its deps
     gossip_sent: int  # copies put on links (one per linked peer)
     gossip_dropped: int  # lost: chance, or the link was down
@@ -160,6 +164,7 @@ class SimReport:
     sync_frames: int  # requests and replies sent
     sync_frames_lost: int
     sync_pauses: int  # Pause steps: a session waiting for a chain another one fetches
+    sync_events_received: int  # raw events in sync replies (taken in or not)
     events_in_gossip: int  # events applied from gossip, all honest nodes
     events_in_sync: int  # events applied from sync pages
     events_in_own: int  # events applied as their author's own
@@ -348,6 +353,7 @@ class Simulation:
         self._sessions: dict[int, _Session] = {}
         self._decoded: dict[bytes, Event | RemoteProtocolError] = {}
         self._author_q: dict[int, deque[Event]] = {}
+        self._authored_at: dict[bytes, int] = {}
         self._actor_of = {k.public_key: i for i, k in enumerate(self.workload.keys)}
         self.c: dict[str, int] = dict.fromkeys(_COUNTERS, 0)
         self.crashes: list[str] = []
@@ -631,6 +637,7 @@ class Simulation:
                     self._fail(s, exc.reason, True)
                     return
             elif isinstance(step, Admit):
+                self.c["sync_events_received"] += len(step.raws)
                 events, bad = core.decode(step.raws)
                 value = core.take_page(events, bad, name, self.now(node))
             elif isinstance(step, Pause):
@@ -763,6 +770,7 @@ class Simulation:
                 self.c["authoring_waits"] += 1
                 return
             q.popleft()
+            self._authored_at[ev.id] = self.t
             try:
                 core.admit_own([ev], self.now(node))
             except Exception as exc:
@@ -897,6 +905,21 @@ class Simulation:
             if q and self._home_of(q[0]) == node.index:
                 self._author_ready(actor)
 
+    def _spread(self) -> list[int]:
+        """Per event applied by every honest node: from its authoring to the
+        last node applying it (simulated ms), sorted."""
+        last: dict[bytes, int] = {}
+        count: dict[bytes, int] = {}
+        for node in self.nodes[: self.honest]:
+            assert node.core is not None
+            for eid, _ts, wall in node.core.applied_log:
+                t = wall - self.clock_base - node.offset_ms
+                last[eid] = max(last.get(eid, t), t)
+                count[eid] = count.get(eid, 0) + 1
+        return sorted(
+            last[eid] - at for eid, at in self._authored_at.items() if count.get(eid) == self.honest
+        )
+
     def _report(
         self, authored: int, expected: bytes, converged_at: int | None, last: int, healed: int
     ) -> SimReport:
@@ -904,6 +927,11 @@ class Simulation:
 
         def total(key: str) -> int:
             return sum(c.stats.get(key, 0) for c in cores)
+
+        spread = self._spread()
+
+        def pct(q: float) -> int | None:
+            return spread[min(len(spread) - 1, int(q * len(spread)))] if spread else None
 
         return SimReport(
             seed=self.seed,
@@ -920,6 +948,9 @@ class Simulation:
             last_authored_ms=last,
             healed_at_ms=healed,
             sim_ms=self.t,
+            spread_p50_ms=pct(0.5),
+            spread_p99_ms=pct(0.99),
+            spread_max_ms=spread[-1] if spread else None,
             events_in_gossip=total("events_applied_gossip"),
             events_in_sync=total("events_applied_sync"),
             events_in_own=total("events_applied_own"),

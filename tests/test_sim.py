@@ -54,6 +54,8 @@ def test_50_nodes_converge_under_loss_duplication_and_delay() -> None:
     assert r.events_in_own == 100
     assert r.events_in_gossip + r.events_in_sync == 49 * 100  # every other node, once
     assert r.time_to_converge_ms is not None and r.time_to_converge_ms <= 30_000
+    assert r.spread_p50_ms is not None and r.spread_max_ms is not None
+    assert 0 < r.spread_p50_ms <= r.spread_max_ms
 
 
 def test_converges_after_a_partition_heals() -> None:
@@ -65,6 +67,8 @@ def test_converges_after_a_partition_heals() -> None:
     # what crossed the cut came by sync once the links were back
     assert r.events_in_sync > 0 and r.sync_ended > 0
     assert r.authoring_waits > 0  # people waited to see what the other side did
+    # an event authored in the cut reached the other side after the heal
+    assert r.spread_max_ms is not None and r.spread_max_ms > 1_000
     assert r.time_to_converge_ms is not None and r.time_to_converge_ms <= 30_000
 
 
