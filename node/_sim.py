@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import os
 import random
 import tempfile
 from collections import deque
@@ -223,6 +224,16 @@ class _SimNode:
         self.outbox: list[bytes] = []
 
 
+def _ram_dir() -> str | None:
+    """/dev/shm if it has room for a few MB per node (SQLite's WAL), else the
+    default temporary folder (a container's /dev/shm may be 64 MB)."""
+    try:
+        st = os.statvfs("/dev/shm")
+    except OSError:
+        return None
+    return "/dev/shm" if st.f_bavail * st.f_frsize > (2 << 30) else None
+
+
 def sync_directly(client: NodeCore, server: NodeCore, server_name: str, now: Now) -> int:
     """One sync session of `client` with `server`, no network in between: each
     request answered at once by `server.answer_sync` (for tests of the sync
@@ -369,10 +380,7 @@ class Simulation:
             ledger = Ledger.open("sqlite://", self.genesis, verify_threads=1)
         else:
             if self._tmp is None:
-                shm = Path("/dev/shm")
-                self._tmp = tempfile.TemporaryDirectory(
-                    prefix="learnmesh-sim-", dir=shm if shm.is_dir() else None
-                )
+                self._tmp = tempfile.TemporaryDirectory(prefix="learnmesh-sim-", dir=_ram_dir())
             folder = Path(self._tmp.name)
             ledger = Ledger.open(
                 folder / f"{name}.db",
