@@ -1,9 +1,12 @@
 """The simulator: the second runtime of the node service.
 
 Many nodes in one process, on one simulated clock, over a simulated network.
-Each node is the real `NodeCore` (node/_core.py) over its own in-memory SQLite
-`Ledger`, and its sync client is the real session generator (node/_sync.py),
-answered by the peer's real `NodeCore.answer_sync`. What differs from
+Each node is the real `NodeCore` (node/_core.py) over its own SQLite `Ledger`
+(`store="file"`: a file in a temporary folder, in RAM under /dev/shm when it
+has room, which takes the ledger's fast append path as a real node does, about
+twice as fast; `store="memory"`: `sqlite://`), and its sync client is the real
+session generator (node/_sync.py), answered by the peer's real
+`NodeCore.answer_sync`. What differs from
 node/_runtime.py is only what carries inputs in and `Io` out:
 
 - **Clock:** integer simulated milliseconds; one heap of timed deliveries and
@@ -29,9 +32,10 @@ node/_runtime.py is only what carries inputs in and `Io` out:
   A session's requests and replies travel like stream frames (in order, each
   after a delay, not lost unless `sync_loss_pm` says so: streams are reliable);
   a lost frame (a connection that died silently, or a link going down) leaves
-  the session waiting until its 20 s timeout, then `core.sync_failed`. The server side is
-  `answer_sync`; a `RemoteProtocolError` there penalises the asker and
-  answers with an error, as `Runtime._serve_sync` does.
+  the session waiting until its 20 s timeout, then `core.sync_failed`. The
+  server side is `answer_sync`; a `RemoteProtocolError` there penalises the
+  asker and answers with an error, as `Runtime._serve_sync` does. Opening a
+  stream costs no round trip, and a peer always speaks the sync protocol.
 - **Authoring:** the workload's events are made at their author's home node,
   spread over time, through `core.admit_own`. A person cannot act on what
   they have not seen: an event waits at its home node until its prev and refs
@@ -40,6 +44,10 @@ node/_runtime.py is only what carries inputs in and `Io` out:
 - **Hostile nodes** (optional): they send malformed, foreign and badly signed
   gossip and answer sync with malformed replies; the others penalise and ban
   them, and still converge.
+- **Not modelled:** blobs (`FetchBlob` is dropped), the node's domain
+  reactions to `Applied`, the runtime's outgoing pacing (`gossip_delay`,
+  `gossip_rate`), ping liveness and redialing, CPU time (a node handles
+  anything in zero simulated time), nodes that stop or restart.
 
 Decoding an event (and its signature check) is a pure function of its bytes,
 so it is memoised across nodes (`verify=False` skips the signature checks for
