@@ -1,4 +1,4 @@
-"""`learnmesh devnet run|up|down` and `learnmesh bench propagation|sync|sybil|recommend`.
+"""`learnmesh devnet run|up|down|sim` and `learnmesh bench propagation|sync|sybil|recommend`.
 
 `register(subparsers)` adds them to the main `learnmesh` parser, which finds this
 module by its entry point (`learnmesh.commands` in pyproject.toml): the node does
@@ -16,6 +16,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from learnmesh.node._sim import SimError
 from rich.console import Console
 from rich.table import Table
 
@@ -25,7 +26,7 @@ from ._scenarios import SCENARIOS, RunOptions, run_devnet
 __all__ = ["USER_ERRORS", "main", "register"]
 
 # node/cli.py prints these as one line (exit 2), never as a traceback.
-USER_ERRORS = (DevnetError,)
+USER_ERRORS = (DevnetError, SimError)
 
 _DEFAULT_UP_DIR = Path(tempfile.gettempdir()) / "learnmesh-devnet"
 
@@ -121,6 +122,83 @@ def cmd_down(args: argparse.Namespace) -> int:
     return 0
 
 
+def _partition(text: str) -> tuple[int, int, range]:
+    """START_MS:END_MS:COUNT: the first COUNT nodes cut off from the rest."""
+    try:
+        start, end, count = (int(x) for x in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"a partition is START_MS:END_MS:COUNT (three integers), not {text!r}"
+        ) from None
+    return start, end, range(count)
+
+
+def _per_mille(text: str) -> int:
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction like 0.05, not {text!r}") from None
+    if not 0 <= x <= 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1, not {text}")
+    return round(x * 1000)
+
+
+def cmd_sim(args: argparse.Namespace) -> int:
+    """The simulator (node/_sim.py): real node cores and sync over a simulated
+    network and clock, in this process."""
+    import logging
+    import time
+
+    from learnmesh.node._sim import Simulation
+
+    logging.getLogger("learnmesh").setLevel(logging.ERROR)  # a warning per ban and fork
+    started = time.perf_counter()
+    with Simulation(
+        args.seed,
+        args.nodes,
+        degree=args.degree,
+        loss_pm=args.loss,
+        dup_pm=args.dup,
+        sync_loss_pm=args.sync_loss,
+        min_delay_ms=args.min_delay,
+        max_delay_ms=args.max_delay,
+        partitions=args.partition or (),
+        actors=args.actors,
+        spacing_ms=args.spacing,
+        equivocations=args.equivocations,
+        late_clocks=args.late_clocks,
+        hostile=args.hostile,
+        verify=not args.no_verify,
+        store=args.store,
+    ) as sim:
+        report = sim.run(events=args.events, max_ms=args.max_ms)
+    out = report.as_json()
+    out["wall_s"] = round(time.perf_counter() - started, 3)
+    if _json(args):
+        print(json.dumps(out, indent=2))
+        return 0 if report.converged else 1
+    t = Table(title=f"simulation: {args.nodes} nodes, seed {args.seed}", show_header=False)
+    verdict = "[green]yes[/]" if report.converged else "[red]no[/]"
+    ttc = report.time_to_converge_ms
+    rows = [
+        ("converged", verdict),
+        ("time to converge (simulated)", "-" if ttc is None else f"{ttc / 1000:.1f} s"),
+        ("simulated time", f"{report.sim_ms / 1000:.1f} s"),
+        ("wall time", f"{out['wall_s']:.2f} s"),
+        ("events authored", str(report.events)),
+        ("distinct digests", str(len(set(report.digests)))),
+        ("pending (max per node)", str(max(report.pending))),
+        ("forks (min..max per node)", f"{min(report.forks)}..{max(report.forks)}"),
+    ]
+    skip = {"seed", "nodes", "events", "expected", "digests", "pending", "forks", "held"}
+    skip |= {"converged", "converged_at_ms", "sim_ms", "time_to_converge_ms", "wall_s"}
+    rows += [(k.replace("_", " "), json.dumps(v)) for k, v in out.items() if k not in skip]
+    for k, v in rows:
+        t.add_row(k, v)
+    Console().print(t)
+    return 0 if report.converged else 1
+
+
 def cmd_bench_propagation(args: argparse.Namespace) -> int:
     from ._bench import bench_propagation
 
@@ -189,6 +267,37 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = d.add_parser("down", help="stop the network that `devnet up` started")
     p.add_argument("--dir", default=str(_DEFAULT_UP_DIR))
     p.set_defaults(func=cmd_down)
+    p = d.add_parser(
+        "sim", help="simulate many nodes in this process: real node cores, simulated network"
+    )
+    p.add_argument("--nodes", type=int, default=50)
+    p.add_argument("--events", type=int, default=200, help="workload events to author")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--degree", type=int, default=4, help="links each node makes")
+    p.add_argument("--loss", type=_per_mille, default=0, help="gossip loss, a fraction")
+    p.add_argument("--dup", type=_per_mille, default=0, help="gossip duplication, a fraction")
+    p.add_argument(
+        "--sync-loss", type=_per_mille, default=0, help="sync frames lost (dead connections)"
+    )
+    p.add_argument("--min-delay", type=int, default=5, help="ms")
+    p.add_argument("--max-delay", type=int, default=80, help="ms")
+    p.add_argument(
+        "--partition",
+        type=_partition,
+        action="append",
+        metavar="START_MS:END_MS:COUNT",
+        help="cut the first COUNT nodes off the rest for that window (repeatable)",
+    )
+    p.add_argument("--actors", type=int, default=12, help="members in the workload")
+    p.add_argument("--spacing", type=int, default=100, help="ms between authored events")
+    p.add_argument("--equivocations", type=int, default=0, help="authors that fork")
+    p.add_argument("--late-clocks", type=int, default=0, help="nodes with a clock past the skew")
+    p.add_argument("--hostile", type=int, default=0, help="nodes that send junk")
+    p.add_argument("--max-ms", type=int, default=600_000, help="simulated time at most")
+    p.add_argument("--no-verify", action="store_true", help="skip signature checks (faster)")
+    p.add_argument("--store", choices=("file", "memory"), default="file")
+    p.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_sim)
 
     b = _subcommands_of(sub, "bench", "benchmarks")
     p = b.add_parser("propagation", help="propagation and delivery at a steady event rate")
@@ -254,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except DevnetError as exc:
+    except USER_ERRORS as exc:
         Console(stderr=True).print(f"[red]error:[/] {exc}")
         return 2
     except KeyboardInterrupt:
