@@ -273,13 +273,10 @@ def _two_branches() -> tuple[NodeCore, NodeCore, bytes]:
     return cores[0], cores[1], last.author
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sync compares heads by (author, seq) only: two branches at the same head "
-    "seq are never exchanged, so a fork made across a partition splits the network "
-    "for good (found by the simulator: seed 19 of its sweep; see the sim branch's report)",
-)
 def test_sync_exchanges_two_branches_at_the_same_head() -> None:
+    """Found by the simulator (seed 19 of its sweep): heads compared by (author,
+    seq) alone never showed two branches at the same head seq, so a fork made
+    across a partition split the network for good. Heads now carry ids."""
     a, b, author = _two_branches()
     assert a.store.replica.digest() != b.store.replica.digest()
     now = Now(1_800_000_000_000, 200.0)
