@@ -179,15 +179,36 @@ class HeldEvents:
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.events: dict[bytes, Event] = {}
+        self._top: dict[bytes, int] = {}  # author -> highest seq held
 
     def add(self, ev: Event) -> bool:
         if ev.id in self.events:
             return False
         self.events[ev.id] = ev
+        self._top[ev.author] = max(self._top.get(ev.author, 0), ev.seq)
         if len(self.events) > self.limit:
             far = max(self.events.values(), key=lambda e: (e.timestamp, e.id))
-            del self.events[far.id]
+            self._remove([far])
         return True
+
+    def top(self, author: bytes) -> int:
+        """The highest seq of the author's held events (0 if none): a sync
+        client need not fetch them again."""
+        return self._top.get(author, 0)
+
+    def _remove(self, events: list[Event]) -> None:
+        for e in events:
+            del self.events[e.id]
+        gone = {e.author for e in events}
+        tops: dict[bytes, int] = {}
+        for x in self.events.values():  # one pass, however many authors left
+            if x.author in gone:
+                tops[x.author] = max(tops.get(x.author, 0), x.seq)
+        for author in gone:
+            if author in tops:
+                self._top[author] = tops[author]
+            else:
+                self._top.pop(author, None)
 
     def due(self, horizon: int) -> list[Event]:
         """Take out the held events dated at or before `horizon`, in chain order."""
@@ -195,8 +216,7 @@ class HeldEvents:
             (e for e in self.events.values() if e.timestamp <= horizon),
             key=lambda e: (e.author, e.seq),
         )
-        for e in due:
-            del self.events[e.id]
+        self._remove(due)
         return due
 
     def listed(self) -> list[Event]:
@@ -697,7 +717,9 @@ class NodeCore:
             return encode_msg("reply", events=cap_frame(list(found.values())))
         if t == "forks":
             proofs = [[p.first, p.second] for p in replica.proofs.values()]
-            return encode_msg("reply", proofs=proofs[:64])
+            if len(proofs) > 64:  # a different 64 each time, so every proof gets round
+                proofs = self.rng.sample(proofs, 64)
+            return encode_msg("reply", proofs=proofs)
         raise RemoteProtocolError("sync", f"unexpected request {t!r}")
 
     # -- blobs --------------------------------------------------------------------------

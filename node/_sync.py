@@ -33,7 +33,10 @@ from ._wire import encode_msg
 
 __all__ = ["Admit", "Ask", "Pause", "Recv", "Send", "Session", "Step", "SyncRefused", "session"]
 
-PAUSES = 400  # Pause steps (50 ms each in the real runtime) to wait for another session's chain
+# Pause steps (50 ms each in the real runtime) to wait for another session's
+# chain before fetching it anyway: a session stuck on a dead connection holds
+# its chains until its 20 s timeout, and waiting that long idled this one too.
+PAUSES = 40
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,7 +179,9 @@ def session(core: NodeCore, peer: str) -> Session:
     deferred: set[bytes] = set()
     while todo:
         author, seq = todo.popleft()
-        if seq <= replica.heads.get(author, 0):
+        # Events held aside (dated ahead of our clock) are not stored, so our
+        # head does not show them: without this they came again every round.
+        if seq <= max(replica.heads.get(author, 0), core.held.top(author)):
             continue
         if fetching.get(author):
             if author not in deferred and todo:

@@ -219,7 +219,9 @@ def test_a_blob_no_peer_had_is_asked_for_again_backing_off(tmp_path: Path) -> No
 # -- the sync protocol, both sides, in process ---------------------------------------
 
 
-def _drive(steps: Session, client: NodeCore, server: NodeCore, peer: str) -> tuple[int, int]:
+def _drive(
+    steps: Session, client: NodeCore, server: NodeCore, peer: str, now: Now | None = None
+) -> tuple[int, int]:
     """What a runtime does with a session, with the server answering in
     process. Returns (events taken in, requests sent)."""
     replies: deque[bytes] = deque()
@@ -241,7 +243,7 @@ def _drive(steps: Session, client: NodeCore, server: NodeCore, peer: str) -> tup
             value = decode_msg(replies.popleft())
         elif isinstance(step, Admit):
             events, bad = client.decode(step.raws)
-            value = client.take_page(events, bad, peer, _now())
+            value = client.take_page(events, bad, peer, now or _now())
         elif isinstance(step, Pause):
             raise AssertionError("no other session runs here")
 
@@ -298,6 +300,25 @@ def test_a_fork_at_equal_heads_is_found_by_sync(tmp_path: Path) -> None:
     # a server asked without ids answers [author, seq] as before
     plain = decode_msg(a.answer_sync({"t": "heads"}))["heads"]
     assert plain == [[KEYS[0].public_key, 2]]
+
+
+def test_held_events_are_not_fetched_again_each_round(tmp_path: Path) -> None:
+    """Found by the simulator: a node whose clock is behind holds a peer's
+    newest events (not stored, so its head does not show them) and fetched
+    them again every round."""
+    server, client = _core(tmp_path, "s"), _core(tmp_path, "c")
+    skew = GENESIS.params.max_clock_skew_ms
+    evs = _chain(KEYS[0], 3, start=T0 - 10)
+    late = _now(T0 - skew - 60_000)  # the client's clock: a minute too far behind
+    server.admit(evs, None, _now(T0 + 10))
+    assert _drive(session(client, "s"), client, server, "s", late) == (3, 3)
+    assert client.store.replica.heads == {}  # all three held
+    assert len(client.held.listed()) == 3 and client.held.top(KEYS[0].public_key) == 3
+    # next round: heads and forks only, no page of events it holds already
+    assert _drive(session(client, "s"), client, server, "s", late) == (0, 2)
+    client.tick(_now(T0 + 10, 200.0), [], [])  # their time comes
+    assert client.store.replica.heads == {KEYS[0].public_key: 3}
+    assert client.held.top(KEYS[0].public_key) == 0
 
 
 def test_a_server_that_serves_forged_events_is_penalised(tmp_path: Path) -> None:
