@@ -320,6 +320,7 @@ class NodeCore:
         rng: random.Random,
         blocked: Callable[[bytes], bool] = lambda author: False,
         on_io: Callable[[], None] = lambda: None,
+        decode_one: Callable[[Any], Event | RemoteProtocolError] | None = None,
     ) -> None:
         self.genesis = genesis
         self.network = genesis.network_id
@@ -328,6 +329,8 @@ class NodeCore:
         self.rng = rng
         self.blocked = blocked  # moderation: this node's blocklist (a node policy)
         self.on_io = on_io  # called when `io` gets something: the runtime's wake-up
+        # Decode and verify one raw event (a simulator shares one memo among its nodes).
+        self.decode_one = decode_one
         self.io: deque[Io] = deque()
         self.stats = new_stats()
         self.peers = PeerBook(settings.peer_msgs_per_s)
@@ -402,6 +405,8 @@ class NodeCore:
         """Decode and signature-check each raw event on its own: one bad event
         does not take the valid ones in its batch down with it. (A runtime may
         do this on worker threads instead: `decode_share`, then `count_bad`.)"""
+        if self.decode_one is not None:
+            return split_decoded(map(self.decode_one, raws), self)
         out = decode_share(list(raws), self.genesis.params.max_event_bytes, self.network)
         return split_decoded(out, self)
 

@@ -86,7 +86,6 @@ from ._core import (
     Publish,
     SyncWanted,
     Unblock,
-    split_decoded,
 )
 from ._sync import Admit, Ask, Pause, Recv, Send, Session, SyncRefused, session
 from ._wire import MAX_GOSSIP_BYTES, decode_msg, encode_gossip, encode_msg
@@ -357,8 +356,8 @@ class Simulation:
                 store=ledger,
                 settings=settings or CoreSettings(fetch_attachments=False),
                 rng=random.Random(self.rng.getrandbits(64)),
+                decode_one=self._decode,  # memoised across nodes: a pure function
             )
-            core.decode = self._decoder(core)  # type: ignore[method-assign,assignment]
             self.nodes.append(_SimNode(i, name, core, offset))
         self.honest = honest
         self.by_name = {n.name: n.index for n in self.nodes}
@@ -446,14 +445,6 @@ class Simulation:
             self.nodes[b].links.append(a)
         for node in self.nodes:
             node.links.sort()
-
-    def _decoder(
-        self, core: NodeCore
-    ) -> Callable[[Iterable[Any]], tuple[list[Event], list[RemoteProtocolError]]]:
-        def decode(raws: Iterable[Any]) -> tuple[list[Event], list[RemoteProtocolError]]:
-            return split_decoded((self._decode(r) for r in raws), core)
-
-        return decode
 
     def _decode(self, raw: Any) -> Event | RemoteProtocolError:
         """decode_event, memoised by the raw bytes (a pure function)."""
