@@ -1,7 +1,8 @@
 """`learnmesh devnet run --scenario disputes`, small (CI): five node processes,
 a juror without a node, three disputes decided by juries drawn from the
 network, and the moderation step. Generous bounds: the run waits on
-conditions (the voting window is about a minute), never on sleeps.
+conditions, never on sleeps, and never for the voting window to run out: once
+the votes are in, it moves every node's clock past it (POST /api/admin/clock).
 """
 
 from __future__ import annotations
