@@ -6,7 +6,6 @@ import argparse
 import os
 
 from ._datadir import DataDir, DataDirError, read_passphrase_file
-from ._service import NodeSettings
 
 __all__ = ["register"]
 
@@ -21,6 +20,7 @@ def _passphrase(args: argparse.Namespace) -> bytes | None:
 def cmd_node_start(args: argparse.Namespace) -> int:
     from ._api import check_loopback
     from ._runner import run_node
+    from ._service import NodeSettings  # here: every `learnmesh` command registers this one
 
     dd = DataDir(args.data_dir)
     cfg = dd.load_config()
