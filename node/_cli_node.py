@@ -75,6 +75,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument(
         "--admin",
         action="store_true",
-        help="serve /api/admin/* (connect, partition, heal, sync): for devnets and tests only",
+        help="serve /api/admin/* (connect, partition, heal, sync, clock): devnets and tests only",
     )
     p.set_defaults(func=cmd_node_start)

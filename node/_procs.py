@@ -6,7 +6,7 @@ benchmarks and the tests share.
 - `spawn()` runs `learnmesh --data DIR node start …` in its own process group
   (so a signal reaches all of it and nothing is left behind), stdout and stderr
   appended to `logs/stdout.log` in the data directory. `admin=True` passes
-  `--admin`: the `/api/admin/*` routes (connect, partition, heal, sync) exist only
+  `--admin`: the `/api/admin/*` routes (connect, partition, heal, sync, clock) exist only
   on such a node; devnets and tests pass it, a node people use never does.
 - `check_ready()` looks once for `node.json` written by this very process (the
   node writes it when it listens and serves its API) and reads its peer id,
