@@ -22,8 +22,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from learnmesh.node._p2p import P2PConfig
-
 from ._cluster import ApiError, Cluster, DevnetError, NodeProc, free_port, poll, sparse_topology
 from ._report import propagation
 
@@ -180,6 +178,8 @@ def bench_propagation(
 def _mesh_formed(peers: int, mesh: int) -> bool:
     """A node's gossip mesh is at least GossipSub's low watermark (all of its
     neighbours when it has fewer): below that a heartbeat would graft more."""
+    from learnmesh.node._p2p import P2PConfig  # libp2p: not on every `learnmesh` run
+
     return peers >= 1 and mesh >= min(peers, P2PConfig.mesh_degree_low)
 
 

@@ -30,8 +30,6 @@ import sys
 import time
 from typing import Any
 
-from learnmesh.node._api_recommend import recommendation_json
-from learnmesh.node._api_trust import TrustCache
 from learnmesh.node._recommend import rank
 from learnmesh.protocol import award_body
 from learnmesh.protocol._author import commit_body, reveal_body
@@ -211,6 +209,10 @@ def run_recommend_bench(
     open_share_pm: int = 300,
     seed: int = 1,
 ) -> dict[str, Any]:
+    # the node's API modules load starlette and libp2p: here, not on every `learnmesh` run
+    from learnmesh.node._api_recommend import recommendation_json
+    from learnmesh.node._api_trust import TrustCache
+
     if learners < 1:
         raise RecommendBenchError("--learners must be at least 1")
     if not 1 <= limit <= 500:

@@ -29,6 +29,7 @@ from learnmesh.node._procs import (
     HarnessError,
     NodeApiError,
     NodeProcess,
+    advance_clocks,
     learnmesh_argv,
 )
 
@@ -182,6 +183,7 @@ class Cluster:
         self.genesis_file = root / "genesis.json"
         self.started_at = time.time()
         self._lock = threading.Lock()
+        self.clock_offset_ms = 0  # how far advance_clock has moved every node's wall clock
 
     def __enter__(self) -> Cluster:
         return self
@@ -320,6 +322,27 @@ class Cluster:
                 self.log(f"{self.nodes[i].name} up (pid {self.nodes[i].pid})")
                 if on_progress:
                     on_progress()
+
+    def now_ms(self) -> int:
+        """The nodes' wall clock (ms): this machine's plus every advance_clock."""
+        return int(time.time() * 1000) + self.clock_offset_ms
+
+    def advance_clock(self, ms: int) -> int:
+        """Move every node's wall clock forward by `ms` together (node/_clock.py):
+        the running ones through POST /api/admin/clock, the down ones in their data
+        directory (they start with it). A deadline passes without waiting for it.
+        Returns the nodes' new time (ms)."""
+        paused = [n.name for n in self.nodes if n.state == "paused"]
+        if paused:
+            raise DevnetError(f"resume {', '.join(paused)} before moving the clock")
+        try:
+            advance_clocks(self.nodes, ms)
+        except (HarnessError, ValueError) as exc:
+            raise DevnetError(f"could not move the clock: {exc}") from None
+        self.clock_offset_ms += ms
+        ahead = self.clock_offset_ms / 1000
+        self.log(f"clocks moved {ms / 1000:.0f} s forward (now {ahead:.0f} s ahead)")
+        return self.now_ms()
 
     def restart(self, n: NodeProc, timeout: float = 90.0) -> None:
         """Start a stopped or killed node again, dialing all its topology neighbours."""

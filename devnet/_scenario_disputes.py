@@ -12,8 +12,10 @@ shows up: a panel still decides by a strict majority of the others).
 3. A disputes the unfair award (the jury upholds it), B disputes the fair award
    (a frivolous dispute: the jury rejects it) and A disputes the careless review
    (upheld). Each dispute's jury is drawn by the disputant's node with the
-   protocol's draw; the drawn members vote on their own nodes; the nodes
-   reveal the sealed votes once voting closes and claim the bonds owed.
+   protocol's draw; the drawn members vote on their own nodes; once every
+   vote is in, the devnet moves every node's clock past `vote_by` (node/_clock.py:
+   the voting window is generous but never waited out), and the nodes reveal
+   the sealed votes and claim the bonds owed.
 4. The moderation step (devnet/_scenario_moderation.py): a spammer flagged by
    members and blocked by one node.
 
@@ -48,13 +50,14 @@ _MENTOR_FUNDS = 100_000
 _LEARNER_FUNDS = 2_000
 _MEMBER_FUNDS = 1_000
 _BOND = 30
-_REVEAL_S = 120  # seconds to reveal after voting closes
+_REVEAL_S = 180  # seconds (real ones) for the jurors' nodes to reveal after voting closes
 
 
 def _vote_s(n: int) -> int:
     """The voting window: long enough for every juror's node to hear of the
-    dispute and vote on a loaded machine."""
-    return 45 + 3 * n
+    dispute and vote on a loaded machine. Once the votes are in, the devnet moves
+    the clocks past it instead of waiting."""
+    return 120 + 3 * n
 
 
 class _DisputesRun:
@@ -122,7 +125,7 @@ class _DisputesRun:
         """A and B submit; members review (one carelessly if asked); the mentor
         awards `winner`. Returns the bounty's id, award id, submissions, reviews."""
         rubric = [{"name": "correctness", "max": 10}, {"name": "clarity", "max": 10}]
-        now = int(time.time() * 1000)
+        now = self.c.now_ms()
         bid = self.mentor.post(
             "/api/bounties",
             {
@@ -187,7 +190,7 @@ class _DisputesRun:
     # -- the disputes ------------------------------------------------------------------------
 
     def file(self, who: NodeProc, target: str, claim: str) -> dict[str, Any]:
-        now = int(time.time() * 1000)
+        now = self.c.now_ms()
         vote_by = now + _vote_s(len(self.c.nodes)) * 1000
         d: dict[str, Any] = who.post(
             "/api/disputes",
@@ -275,9 +278,11 @@ class _DisputesRun:
 
         self.view.set_phase("jurors vote on their own nodes (sealed)")
         cast = {label: self.vote(d, expect, dissent) for label, _, d, expect, dissent in filed}
+        self.view.set_phase("voting closes (the clocks move past it); the nodes reveal and claim")
+        closes = max(d["vote_by"] for _, _, d, _, _ in filed)
+        self.c.advance_clock(max(closes - self.c.now_ms() + 2000, 1))
         last = max(d["reveal_by"] for _, _, d, _, _ in filed)
-        self.view.set_phase("voting closes; the jurors' nodes reveal and claim by themselves")
-        timeout = (last - int(time.time() * 1000)) / 1000 + 120
+        timeout = (last - self.c.now_ms()) / 1000 + 120
         live = [n for n in self.c.nodes if n.live]
         out = []
         for label, who, d, expect, _ in filed:

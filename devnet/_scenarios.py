@@ -25,11 +25,9 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
-from learnmesh.node._credentials import verify_document
-from learnmesh.node._p2p import P2PConfig, P2PError, P2PHost
 from learnmesh.node._wire import encode_gossip, gossip_topic
 from learnmesh.protocol import (
     FINAL_PHASES,
@@ -46,6 +44,12 @@ from rich.table import Table
 
 from ._cluster import ApiError, Cluster, DevnetError, NodeProc, poll, sparse_topology
 from ._report import LiveView, bounty_phases, propagation, resources, summary_table, supply_check
+
+if TYPE_CHECKING:
+    from learnmesh.node._p2p import P2PHost
+# libp2p (node/_p2p.py) and JSON-LD (node/_credentials.py) are imported where they
+# are used: every `learnmesh` command loads this module (the devnet's commands),
+# and those imports would cost each one about a second of CPU.
 
 __all__ = [
     "SCENARIOS",
@@ -1098,6 +1102,8 @@ class _Run:
                     failures.append(f"{node.name}: {c['submission'][:12]} is {c['status']}")
                     continue
                 doc = json.loads(node.call("GET", f"/api/credentials/{c['submission']}"))
+                from learnmesh.node._credentials import verify_document
+
                 r = verify_document(doc, time.time())
                 if r.valid:
                     verified += 1
@@ -1239,6 +1245,8 @@ class _Hostile:
         return True
 
     async def _send(self, host: P2PHost, raws: list[bytes]) -> bool:
+        from learnmesh.node._p2p import P2PError
+
         try:
             await host.publish(self.topic, encode_gossip(self.net, raws))
             return True
@@ -1246,6 +1254,8 @@ class _Hostile:
             return False  # banned: what the node makes of the rest is its business
 
     async def run(self) -> None:
+        from learnmesh.node._p2p import P2PConfig, P2PError, P2PHost
+
         async with P2PHost.open(P2PConfig(identity_seed=os.urandom(32))) as h:
             await h.subscribe(self.topic, self._accept)
             try:
@@ -1268,6 +1278,8 @@ class _Hostile:
                     await trio.sleep(0.05)
 
     async def _visitor(self, i: int, addrs: list[str]) -> None:
+        from learnmesh.node._p2p import P2PConfig, P2PError, P2PHost
+
         await trio.sleep(0.1 * i)
         with contextlib.suppress(P2PError):
             async with P2PHost.open(P2PConfig(identity_seed=os.urandom(32))) as p:

@@ -59,6 +59,7 @@ from ._api_trust import (
     bounty_review_trust,
     trust_routes,
 )
+from ._clock import ClockError, OffsetClock
 from ._metrics import ApiLatency, NodeMetrics, metrics_routes
 from ._openapi import openapi_routes
 from ._service import Node, UserError
@@ -998,6 +999,19 @@ def make_app(node: Node, token: str, *, admin: bool = False) -> Starlette:
             got += await node.sync_with(p)
         return {"events": got}
 
+    async def admin_clock(request: Request) -> Any:
+        # Moves the wall clock only (event dates, deadlines): node/_clock.py.
+        d = await body_of(request)
+        clock = node.clock
+        if not isinstance(clock, OffsetClock):
+            raise UserError("this node's clock cannot be moved", status=409, code="fixed_clock")
+        if "advance_ms" in d:
+            try:
+                clock.advance(d["advance_ms"])
+            except ClockError as exc:
+                raise UserError(str(exc)) from None
+        return {"now_ms": node.now_ms(), "offset_ms": clock.offset_ms}
+
     metrics = NodeMetrics(node)  # GET /metrics, and the API latency (ApiLatency below)
     routes = [
         ("GET", "/api/status", status),
@@ -1042,6 +1056,7 @@ def make_app(node: Node, token: str, *, admin: bool = False) -> Starlette:
             ("POST", "/api/admin/partition", admin_partition),
             ("POST", "/api/admin/heal", admin_heal),
             ("POST", "/api/admin/sync", admin_sync),
+            ("POST", "/api/admin/clock", admin_clock),
         ]
     expected = f"Bearer {token}".encode()
     clock = node.clock

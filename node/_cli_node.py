@@ -6,7 +6,6 @@ import argparse
 import os
 
 from ._datadir import DataDir, DataDirError, read_passphrase_file
-from ._service import NodeSettings
 
 __all__ = ["register"]
 
@@ -21,6 +20,7 @@ def _passphrase(args: argparse.Namespace) -> bytes | None:
 def cmd_node_start(args: argparse.Namespace) -> int:
     from ._api import check_loopback
     from ._runner import run_node
+    from ._service import NodeSettings  # here: every `learnmesh` command registers this one
 
     dd = DataDir(args.data_dir)
     cfg = dd.load_config()
@@ -75,6 +75,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument(
         "--admin",
         action="store_true",
-        help="serve /api/admin/* (connect, partition, heal, sync): for devnets and tests only",
+        help="serve /api/admin/* (connect, partition, heal, sync, clock): devnets and tests only",
     )
     p.set_defaults(func=cmd_node_start)

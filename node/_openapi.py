@@ -19,6 +19,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.routing import BaseRoute, Mount, Route
 
+from ._clock import MAX_ADVANCE_MS
+
 __all__ = ["ROUTES", "RouteDoc", "markdown", "openapi", "openapi_routes", "served_routes"]
 
 Handler = Callable[[Request], Awaitable[Any]]
@@ -1491,6 +1493,28 @@ ROUTES: dict[tuple[str, str], RouteDoc] = {
         "admin",
         obj({"events": INT}),
         admin=True,
+    ),
+    ("POST", "/api/admin/clock"): RouteDoc(
+        "Move this node's wall clock forward (or read it)",
+        "admin",
+        obj({"now_ms": INT, "offset_ms": INT}),
+        body=obj(
+            {"advance_ms": {"type": "integer", "minimum": 1, "maximum": MAX_ADVANCE_MS}},
+            optional=["advance_ms"],
+        ),
+        errors=(
+            BAD,
+            BAD_JSON,
+            (409, "fixed_clock", "this node's clock cannot be moved (not run by `node start`)"),
+        ),
+        admin=True,
+        description="Only the wall clock moves (event dates, deadlines such as a dispute's "
+        "`vote_by`), never the clock of timeouts, bans and rate limits. `advance_ms`: "
+        "> 0 and ≤ 86400000 (a day) per call; without it, the clock is only read. "
+        "`offset_ms`: how far ahead of the system's time the node now runs; it is kept "
+        "in the data directory (clock.json), so a restarted node keeps it. Move every "
+        "node of a network together: a node holds events dated past its clock plus the "
+        "network's clock skew.",
     ),
 }
 

@@ -6,7 +6,7 @@ benchmarks and the tests share.
 - `spawn()` runs `learnmesh --data DIR node start …` in its own process group
   (so a signal reaches all of it and nothing is left behind), stdout and stderr
   appended to `logs/stdout.log` in the data directory. `admin=True` passes
-  `--admin`: the `/api/admin/*` routes (connect, partition, heal, sync) exist only
+  `--admin`: the `/api/admin/*` routes (connect, partition, heal, sync, clock) exist only
   on such a node; devnets and tests pass it, a node people use never does.
 - `check_ready()` looks once for `node.json` written by this very process (the
   node writes it when it listens and serves its API) and reads its peer id,
@@ -15,6 +15,10 @@ benchmarks and the tests share.
 - `terminate()` sends SIGTERM (SIGCONT first, in case it is paused) and waits,
   SIGKILL past the grace; `kill()` sends SIGKILL; `log_tail()` is for failure
   messages.
+- `advance_clock(ms)` moves the node's wall clock forward (`POST /api/admin/clock`
+  on a running --admin node; the offset file in its data directory, node/_clock.py,
+  for one that is down, so it starts with it); `advance_clocks(nodes, ms)` moves
+  every node of a network together, as the network's clock skew rule needs.
 
 The harness knows a node only as a process, files in its data directory and an
 HTTP endpoint, as any user of the CLI would. It lives beside the node (and not in
@@ -41,11 +45,17 @@ from typing import Any, ClassVar
 
 import httpx
 
+from ._clock import advance_offset_file, check_advance
+
+# advance_clocks' largest step: half the default network clock skew (10 minutes)
+CLOCK_STEP_MS = 5 * 60 * 1000
+
 __all__ = [
     "HarnessError",
     "NodeApiError",
     "NodeExited",
     "NodeProcess",
+    "advance_clocks",
     "learnmesh_argv",
     "node_start_argv",
 ]
@@ -275,6 +285,20 @@ class NodeProcess:
                 self.proc.wait(30)
         self.close_clients()
 
+    def advance_clock(self, ms: int) -> int:
+        """Move this node's wall clock forward by `ms`: through its API when it runs
+        (it must have been started with admin=True and be ready), else in its data
+        directory, which it reads when it starts. Returns its offset (ms) after."""
+        check_advance(ms)
+        if self.proc is not None and self.proc.poll() is None:
+            if not self.api:
+                raise HarnessError(
+                    f"{self.name} is starting: wait until it is ready to move its clock"
+                )
+            got = self.call("POST", "/api/admin/clock", {"advance_ms": ms})
+            return int(got["offset_ms"])
+        return advance_offset_file(self.data, ms)
+
     def log_tail(self, lines: int = 40) -> str:
         """The end of the node's output (or of its own log), for failure messages."""
         for p in (self.log_path, self.data / "logs" / "node.log"):
@@ -391,3 +415,22 @@ class NodeProcess:
         if r.status_code >= 400:
             raise self.api_error(self.name, method, path, r.status_code, data)
         return data
+
+
+def advance_clocks(
+    nodes: Sequence[NodeProcess], ms: int, step_ms: int = CLOCK_STEP_MS
+) -> list[int]:
+    """Move every node's wall clock forward by `ms` (running or down; see
+    `NodeProcess.advance_clock`), in steps of at most `step_ms` that every node
+    takes before the next: a node holds events dated past its clock plus the
+    network's skew (PROTOCOL.md §10), so no node may run a skew ahead of another
+    even for a moment. Returns the offsets after."""
+    if not isinstance(ms, int) or isinstance(ms, bool) or ms <= 0:
+        check_advance(ms)  # its readable refusal
+    offsets: list[int] = []
+    left = ms
+    while left > 0:
+        step = min(left, step_ms)
+        offsets = [n.advance_clock(step) for n in nodes]
+        left -= step
+    return offsets

@@ -14,6 +14,8 @@ import logging.handlers
 import os
 import signal
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,8 @@ from learnmesh.ledger import BlobStore, Ledger
 
 from ._api import check_loopback, make_app
 from ._api_trust import trust_refresh_loop
+from ._clock import CLOCK_FILE, ClockError, OffsetClock
+from ._datadir import DataDirError
 from ._service import Node, NodeSettings
 
 __all__ = ["run_node"]
@@ -88,6 +92,7 @@ def run_node(
     the /api/admin/* routes (devnets and tests fault-inject through them)."""
     check_loopback(settings.api_host)
     _setup_logging(data_dir, settings.log_level)
+    clock = _wall_clock(data_dir, admin)
     from learnmesh.protocol import KeyPair
 
     key = KeyPair(key_seed)
@@ -105,6 +110,7 @@ def run_node(
         blobs=blobs,
         settings=settings,
         restored_marker=restored_marker,
+        clock=clock,
     )
     try:
         trio.run(_main, node, token, data_dir, admin)
@@ -116,6 +122,23 @@ def run_node(
         ledger.close()
         log.info("node stopped; ledger closed cleanly")
     return 0
+
+
+def _wall_clock(data_dir: Path, admin: bool) -> Callable[[], float]:
+    """The node's wall clock: on an --admin node (devnets, tests) one that
+    POST /api/admin/clock moves forward, from the offset kept in the data
+    directory (node/_clock.py); on any other node the system's own."""
+    if not admin:
+        if (data_dir / CLOCK_FILE).exists():
+            log.warning("%s ignored: only an --admin node moves its clock", data_dir / CLOCK_FILE)
+        return time.time
+    try:
+        clock = OffsetClock(data_dir)
+    except ClockError as exc:
+        raise DataDirError(str(exc)) from None
+    if clock.offset_ms:
+        log.warning("the wall clock runs %d ms ahead (%s)", clock.offset_ms, CLOCK_FILE)
+    return clock
 
 
 async def _main(node: Node, token: str, data_dir: Path, admin: bool) -> None:

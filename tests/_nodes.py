@@ -14,6 +14,10 @@
 - `Node.get/post` call the local API with the node's token and raise
   `ApiError` (with the node's answer) on a 4xx/5xx; `Node.request` returns the
   raw response (for the tests of the API's own refusals).
+- `Network.advance_clock(ms)` moves every node's wall clock forward together
+  (running nodes through POST /api/admin/clock, stopped ones in their data
+  directory); `Network.now_ms()` is the network's clock after those moves. Tests
+  pass deadlines (a dispute's vote_by) by moving the clock, not by waiting.
 - `wait_for(check, what, describe=...)` polls a condition with a generous bound
   and fails with the last value seen, the last error and a description of the
   nodes' state. There are no fixed sleeps anywhere: only conditions.
@@ -33,7 +37,13 @@ from typing import Any, TypeVar
 import httpx
 import trio
 from learnmesh.node._datadir import DataDir, NodeConfig
-from learnmesh.node._procs import HarnessError, NodeApiError, NodeProcess, learnmesh_argv
+from learnmesh.node._procs import (
+    HarnessError,
+    NodeApiError,
+    NodeProcess,
+    advance_clocks,
+    learnmesh_argv,
+)
 from learnmesh.protocol import ChainWriter, Genesis, KeyPair
 
 __all__ = [
@@ -278,6 +288,7 @@ class Network:
     ) -> None:
         self.root = root
         self.nodes: dict[str, Node] = {}
+        self.clock_offset_ms = 0  # how far advance_clock has moved every node's clock
         keys: dict[str, KeyPair] = {}
         for name in names:
             dd = DataDir(root / name)
@@ -328,6 +339,21 @@ class Network:
             n.wait_ready()
         for a, b in edges:
             self.connect(a, b)
+
+    def now_ms(self) -> int:
+        """The nodes' wall clock (ms): this machine's, plus every advance_clock."""
+        return int(time.time() * 1000) + self.clock_offset_ms
+
+    def advance_clock(self, ms: int) -> int:
+        """Move every node's wall clock forward by `ms`, the stopped ones too (they
+        start with it); the network's new time (ms)."""
+        try:
+            offsets = advance_clocks(list(self.nodes.values()), ms)
+        except HarnessError as exc:
+            raise AssertionError(str(exc)) from None
+        self.clock_offset_ms += ms
+        assert set(offsets) == {self.clock_offset_ms}, (offsets, self.clock_offset_ms)
+        return self.now_ms()
 
     def connect(self, a: str, b: str) -> None:
         na, nb = self.nodes[a], self.nodes[b]

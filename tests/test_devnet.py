@@ -2,6 +2,9 @@
 
 The slow tests start 5 node processes each and drive whole scenarios through
 the nodes' APIs; they wait on conditions with generous bounds, never sleeps.
+The classroom run with faults also carries the private-feedback checks (once a
+devnet of their own, tests/test_devnet_messages.py: the same scenario, the same
+step, so one run of five processes checks both).
 """
 
 from __future__ import annotations
@@ -146,6 +149,16 @@ def test_classroom_with_faults(tmp_path: Path) -> None:
     assert all(f["survived"] for f in report["faults"]), report["faults"]
     assert report["catch_up_after_restart_s"] is not None
     assert report["convergence_after_heal_s"] is not None
+    # Private feedback (devnet/_scenarios.py, private_feedback): every message
+    # arrives, including at a node that was stopped when it was sent, and no other
+    # node's data directory or log holds any message's text (while both ends do,
+    # so the search is shown to find it).
+    assert report["dms_sent"] >= 2, report
+    assert report["dms_delivered"] == report["dms_sent"], report
+    assert report["dms_to_offline_node"] >= 1, report
+    assert report["dms_delivered_to_offline_node"] == report["dms_to_offline_node"], report
+    assert report["dm_plaintext_found_elsewhere"] == 0, report
+    assert report["dm_plaintext_found_at_both_ends"] == report["dms_sent"], report
     assert (tmp_path / "report.json").exists()
     # Nothing is left running.
     assert not (tmp_path / "net" / "devnet.json").exists()

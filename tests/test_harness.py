@@ -15,6 +15,7 @@ import importlib.metadata
 import json
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import learnmesh.node
@@ -24,6 +25,7 @@ from _nodes import Network, Node, cli, wait_for
 from learnmesh.devnet._cluster import ApiError as DevnetApiError
 from learnmesh.devnet._cluster import NodeProc
 from learnmesh.node._bench_gossip import _NodeProc as BenchNode
+from learnmesh.node._clock import advance_offset_file
 from learnmesh.node._procs import NodeApiError, NodeProcess, node_start_argv
 
 ADMIN_ROUTES = {
@@ -31,6 +33,7 @@ ADMIN_ROUTES = {
     "/api/admin/partition": {"peers": []},
     "/api/admin/heal": {},
     "/api/admin/sync": {},
+    "/api/admin/clock": {"advance_ms": 1000},
 }
 
 
@@ -40,6 +43,7 @@ ADMIN_ROUTES = {
 def test_admin_routes_only_with_the_flag(tmp_path: Path) -> None:
     with Network(tmp_path, ["plain", "admin"]) as net:
         plain, admin = net["plain"], net["admin"]
+        advance_offset_file(plain.data, 3_600_000)  # a clock file a plain node must ignore
         plain.start(admin=False)
         admin.start()  # the harness default: --admin
         plain.wait_ready()
@@ -54,12 +58,16 @@ def test_admin_routes_only_with_the_flag(tmp_path: Path) -> None:
             # Without the token too: nothing there, whoever asks.
             assert plain.request("POST", path, json_body=body, token="").status_code in (401, 404)
         assert plain.get("/api/status")["events"] >= 0, "the rest of the API is there"
+        plain.post("/api/profile", {"name": "Plain", "bio": "", "skills": []})
+        (ev,) = plain.get(f"/api/accounts/{plain.account}/events")["events"]
+        assert abs(ev["timestamp"] - time.time() * 1000) < 600_000, "dated by the system's clock"
 
         # The admin node serves each route (a bad address is refused by the route, not a 404).
         assert admin.post("/api/admin/heal") == {"partitioned": []}
         assert admin.post("/api/admin/partition", {"peers": ["x"]})["partitioned"] == ["x"]
         assert admin.post("/api/admin/heal") == {"partitioned": []}
         assert admin.post("/api/admin/sync") == {"events": 0}
+        assert admin.post("/api/admin/clock", {"advance_ms": 1000})["offset_ms"] == 1000
         bad = admin.request("POST", "/api/admin/connect", json_body={"addr": "not an address"})
         assert bad.status_code == 400 and bad.json()["error"] == "bad_request", bad.text
         # The admin node connects to the plain one through the route: a real peer link.

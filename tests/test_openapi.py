@@ -234,6 +234,13 @@ def test_real_answers_match_the_description(tmp_path: Path) -> None:
         c.call("POST", "/api/admin/heal", body={})
         status, err = c.call("POST", "/api/admin/partition", body={"peers": "everyone"})
         assert (status, err["error"]) == (400, "bad_request")
+        _, before = c.call("POST", "/api/admin/clock", body={})
+        assert before["offset_ms"] == 0
+        _, moved = c.call("POST", "/api/admin/clock", body={"advance_ms": 1000})
+        assert moved["offset_ms"] == 1000 and moved["now_ms"] >= before["now_ms"] + 1000
+        for wrong in (0, -5, 86_400_001, "1000", True):
+            status, err = c.call("POST", "/api/admin/clock", body={"advance_ms": wrong})
+            assert (status, err["error"]) == (400, "bad_request"), wrong
 
         # errors: documented status, code and shape
         status, err = c.call("GET", "/api/bounties/{bid}", "/api/bounties/" + "ab" * 32)
