@@ -21,7 +21,9 @@ The changes:
 - `LearnmeshGossipSub` (a GossipSub subclass): IDONTWANT only for large
   payloads and never back to the forwarder or origin; own messages flood to
   every topic peer; libp2p's scorer off; the message cache keyed by the
-  content-addressed message id.
+  content-addressed message id; IWANT capped (`max_iwant` ids asked for per
+  IHAVE, and served per IWANT), as go-libp2p caps it (MaxIHaveLength): libp2p
+  asks for, and serves, every id an IHAVE lists.
 - `LearnmeshPubsub` (a Pubsub subclass): each received message handled in its
   stream's reader (no task per message), reading whatever the muxer buffered;
   an RPC over the size cap or one that does not parse is reported to
@@ -62,7 +64,7 @@ from libp2p.pubsub.gossipsub import PROTOCOL_ID, PROTOCOL_ID_V11, PROTOCOL_ID_V1
 from libp2p.pubsub.mcache import CacheEntry, MessageCache
 from libp2p.pubsub.pb import rpc_pb2
 from libp2p.pubsub.pubsub import Pubsub
-from libp2p.pubsub.utils import maybe_consume_signed_record
+from libp2p.pubsub.utils import maybe_consume_signed_record, safe_bytes_from_hex
 from libp2p.stream_muxer.yamux.yamux import Yamux, YamuxStream
 
 __all__ = [
@@ -145,6 +147,8 @@ _REQUIREMENTS: list[_Requirement] = [
     (GossipSub, "mcache", "attr", "LearnmeshGossipSub (content-addressed message cache)"),
     (GossipSub, "mesh", "attr", "LearnmeshGossipSub (IDONTWANT)"),
     (GossipSub, "peer_protocol", "attr", "LearnmeshGossipSub (flood publish)"),
+    (GossipSub, "handle_ihave", "fn", "LearnmeshGossipSub (IWANT cap)"),
+    (GossipSub, "handle_iwant", "fn", "LearnmeshGossipSub (IWANT cap)"),
     (MessageCache, "put", "fn", "content-addressed message cache"),
     (MessageCache, "msgs", "attr", "content-addressed message cache"),
     (MessageCache, "history", "attr", "content-addressed message cache"),
@@ -350,16 +354,48 @@ class LearnmeshGossipSub(GossipSub):
     ``idontwant_min_bytes``, and never to the peer that forwarded the message or
     its origin. libp2p sends one to every mesh peer for every message: for small
     messages that is an extra RPC per peer costing as much as the message itself.
-    Its message cache uses the content-addressed id."""
+    Its message cache uses the content-addressed id.
 
-    def __init__(self, *args: Any, idontwant_min_bytes: int, **kwargs: Any) -> None:
+    IWANT is capped at ``max_iwant`` message ids, both asked for (per IHAVE
+    received) and served (per IWANT received). libp2p 0.8.1 asks for every
+    unseen id an IHAVE lists and answers an IWANT with all of them in one RPC.
+    After a partition heals, each side's IHAVE lists every message of the last
+    few heartbeats (thousands under a burst of one-event messages), so each
+    side pulled the other's recent traffic twice: once by sync, in bulk, and
+    again as gossip, each message validated and admitted on its own. go-libp2p
+    caps the same thing (MaxIHaveLength). What the
+    cap leaves out is fetched by sync, which runs with every new connection."""
+
+    def __init__(
+        self, *args: Any, idontwant_min_bytes: int, max_iwant: int = 64, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
+        self._max_iwant = max_iwant
         # libp2p's peer scoring runs on every message and every mesh peer; the node
         # keeps its own scores (penalties and bans for invalid data), so it is off.
         self.scorer = None
         self.mcache = _ContentMessageCache(self.mcache.window_size, self.mcache.history_size)
         self._idontwant_min = idontwant_min_bytes
         self._idontwant_skip: dict[bytes, tuple[ID, ID]] = {}
+
+    async def handle_ihave(self, ihave_msg: rpc_pb2.ControlIHave, sender_peer_id: ID) -> None:
+        ids = ihave_msg.messageIDs
+        if len(ids) > self._max_iwant and self.pubsub is not None:
+            # The newest unseen ones: the cache lists oldest first. (Ids arrive as
+            # the text libp2p puts on the wire; libp2p parses them itself.)
+            seen = self.pubsub.seen_messages
+            unseen = [m for m in ids if not _seen_wire_id(seen, m)]
+            capped = rpc_pb2.ControlIHave(topicID=ihave_msg.topicID)
+            capped.messageIDs.extend(unseen[-self._max_iwant :])
+            ihave_msg = capped
+        await super().handle_ihave(ihave_msg, sender_peer_id)
+
+    async def handle_iwant(self, iwant_msg: rpc_pb2.ControlIWant, sender_peer_id: ID) -> None:
+        if len(iwant_msg.messageIDs) > self._max_iwant:
+            capped = rpc_pb2.ControlIWant()
+            capped.messageIDs.extend(iwant_msg.messageIDs[: self._max_iwant])
+            iwant_msg = capped
+        await super().handle_iwant(iwant_msg, sender_peer_id)
 
     async def publish(self, msg_forwarder: ID, pubsub_msg: rpc_pb2.Message) -> None:
         big = len(pubsub_msg.data) >= self._idontwant_min and self.pubsub is not None
@@ -405,6 +441,11 @@ class LearnmeshGossipSub(GossipSub):
             # We offer at most v1.2, so no peer negotiates a later version.
             if self.peer_protocol.get(peer) == PROTOCOL_ID_V12:
                 await self.emit_idontwant([msg_id], peer)
+
+
+def _seen_wire_id(seen: Any, wire_id: str | bytes) -> bool:
+    mid = safe_bytes_from_hex(wire_id)
+    return mid is not None and bool(seen.has(mid))
 
 
 # ---- Pubsub --------------------------------------------------------------------------

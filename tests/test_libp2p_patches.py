@@ -159,3 +159,53 @@ async def test_message_cache_announces_content_ids() -> None:
             msg = h._router.mcache.get(mid)
             assert msg is not None and msg.data == b"cached"
             assert h._pubsub.seen_messages.has(mid)
+
+
+# ---- the IWANT cap (the flood after a heal) ---------------------------------------------
+
+
+def _cached(host: P2PHost, n: int) -> list[bytes]:
+    """Put `n` messages in the host's message cache; their ids, oldest first."""
+    ids = []
+    for i in range(n):
+        msg = rpc_pb2.Message(data=b"m%d" % i, topicIDs=[TOPIC])
+        host._router.mcache.put(msg)
+        ids.append(hashlib.sha256(msg.data).digest())
+    return ids
+
+
+async def test_an_iwant_is_served_up_to_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    """libp2p answers an IWANT with every message it names, in one RPC: after a
+    heal that was each side's whole recent traffic, validated one message at a
+    time. Ours serves at most max_iwant; sync brings the rest in bulk."""
+    async with hosts(2) as (a, b):
+        await a.connect(b.listen_addrs()[0])
+        await wait_for(lambda: b.peer_id in a.connected_peers(), "connection")
+        ids = _cached(a, 200)
+        sent: list[rpc_pb2.RPC] = []
+        monkeypatch.setattr(a._router, "send_rpc", lambda _peer, rpc, *_a: sent.append(rpc))
+        iwant = rpc_pb2.ControlIWant()
+        iwant.messageIDs.extend(ids)
+        await a._router.handle_iwant(iwant, b._id)
+        assert len(sent) == 1
+        assert len(sent[0].publish) == a._router._max_iwant == 64
+
+
+async def test_an_ihave_asks_for_the_newest_unseen_up_to_the_cap(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with hosts(2) as (a, b):
+        await a.connect(b.listen_addrs()[0])
+        await wait_for(lambda: b.peer_id in a.connected_peers(), "connection")
+        ids = [hashlib.sha256(b"x%d" % i).digest() for i in range(200)]
+        a._pubsub.seen_messages.add(ids[-1])  # seen: not asked for
+        asked: list[list[bytes]] = []
+
+        async def emit_iwant(msg_ids: Any, _to: Any) -> None:
+            asked.append(list(msg_ids))
+
+        monkeypatch.setattr(a._router, "emit_iwant", emit_iwant)
+        ihave = rpc_pb2.ControlIHave(topicID=TOPIC)
+        ihave.messageIDs.extend(ids)
+        await a._router.handle_ihave(ihave, b._id)
+        assert asked == [ids[-65:-1]]
