@@ -28,6 +28,12 @@ The changes:
   stream's reader (no task per message), reading whatever the muxer buffered;
   an RPC over the size cap or one that does not parse is reported to
   `on_bad_rpc` before the stream is reset.
+- Dial delay (`libp2p.network.swarm._HAPPY_EYEBALLS_DELAY`, process-wide): 0
+  instead of 250 ms. libp2p's dial waits that long after starting each
+  address's dial, the last one included, unless a dial fails: every successful
+  connect took at least 250 ms (measured 252-254 ms on loopback, 8-42 ms
+  without). learnmesh dials TCP only, one address per peer, so the head start
+  it gives a preferred transport has nothing to prefer.
 - `message_id`: the gossip message id is SHA-256 of the message data (PROTOCOL.md
   §11), so every implementation computes the same id for the same bytes.
 
@@ -48,6 +54,7 @@ from collections.abc import Callable, Iterable
 from types import ModuleType
 from typing import Any
 
+import libp2p.network.swarm as _swarm_mod
 import libp2p.protocol_muxer.multiselect_client as _multiselect_client_mod
 import libp2p.pubsub.gossipsub as _gossipsub_mod
 import libp2p.pubsub.mcache as _mcache_mod
@@ -117,7 +124,8 @@ def _sets_attribute(cls: type, name: str) -> bool:
 
 
 # (owner, name, kind, what the patch does). kind: "fn" a function or method that
-# must exist; "attr" an instance attribute the class's constructor must set.
+# must exist; "attr" an instance attribute the class's constructor must set;
+# "float" a module-level number.
 _Requirement = tuple[type | ModuleType, str, str, str]
 
 _REQUIREMENTS: list[_Requirement] = [
@@ -167,6 +175,8 @@ _REQUIREMENTS: list[_Requirement] = [
     (Pubsub, "peer_topics", "attr", "LearnmeshGossipSub (flood publish)"),
     # identify push when a protocol handler is added after peers connected
     (BasicHost, "_push_identify_to_all_peers", "fn", "push_identify"),
+    # no 250 ms wait after a connect's only dial
+    (_swarm_mod, "_HAPPY_EYEBALLS_DELAY", "float", "dial delay"),
     # telling "does not speak this protocol" from a failed stream
     (_multiselect_client_mod, "_build_protocols_not_supported_message", "fn", "protocol_refused"),
 ]
@@ -188,7 +198,12 @@ def check() -> None:
             "the content-addressed message id cannot apply"
         )
     for owner, name, kind, what in _REQUIREMENTS:
-        ok = _has_method(owner, name) if kind == "fn" else _sets_attribute(owner, name)  # type: ignore[arg-type]
+        if kind == "fn":
+            ok = _has_method(owner, name)
+        elif kind == "float":
+            ok = isinstance(getattr(owner, name, None), float)
+        else:
+            ok = _sets_attribute(owner, name)  # type: ignore[arg-type]
         if not ok:
             raise Libp2pMismatch(
                 f"libp2p changed: {_name(owner)}.{name} is missing; "
@@ -213,8 +228,10 @@ ORIGINALS: dict[str, Any] = {
     "maybe_consume_signed_record": maybe_consume_signed_record,
     "env_to_send_in_RPC": env_to_send_in_RPC,
     "_auto_tune_and_send_window_update": YamuxStream._auto_tune_and_send_window_update,
+    "_HAPPY_EYEBALLS_DELAY": _swarm_mod._HAPPY_EYEBALLS_DELAY,  # type: ignore[attr-defined]
 }
 _installed = False
+DIAL_DELAY_S = 0.0  # libp2p's head start between a peer's addresses (250 ms)
 
 
 def installed() -> bool:
@@ -310,6 +327,10 @@ def install() -> None:
     - ``env_to_send_in_RPC`` rebuilds our listen multiaddrs on every RPC sent just to
       see that our record is still current; for our hosts it is reused for
       _LOCAL_RECORD_TTL_S.
+    - libp2p's dial gives each of a peer's addresses a 250 ms head start over
+      the next and waits it out after the last one too, so every connect took
+      250 ms; learnmesh dials one TCP address per peer, so no wait
+      (DIAL_DELAY_S).
     """
     global _installed
     if _installed:
@@ -319,6 +340,7 @@ def install() -> None:
         mod.maybe_consume_signed_record = _consume_cached  # type: ignore[attr-defined]
         mod.env_to_send_in_RPC = _envelope_cached  # type: ignore[attr-defined]
     YamuxStream._auto_tune_and_send_window_update = _credit_at_half_window  # type: ignore[method-assign]
+    _swarm_mod._HAPPY_EYEBALLS_DELAY = DIAL_DELAY_S  # type: ignore[attr-defined]
     _installed = True
 
 
