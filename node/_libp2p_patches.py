@@ -21,11 +21,19 @@ The changes:
 - `LearnmeshGossipSub` (a GossipSub subclass): IDONTWANT only for large
   payloads and never back to the forwarder or origin; own messages flood to
   every topic peer; libp2p's scorer off; the message cache keyed by the
-  content-addressed message id.
+  content-addressed message id; IWANT capped (`max_iwant` ids asked for per
+  IHAVE, and served per IWANT), as go-libp2p caps it (MaxIHaveLength): libp2p
+  asks for, and serves, every id an IHAVE lists.
 - `LearnmeshPubsub` (a Pubsub subclass): each received message handled in its
   stream's reader (no task per message), reading whatever the muxer buffered;
   an RPC over the size cap or one that does not parse is reported to
   `on_bad_rpc` before the stream is reset.
+- Dial delay (`libp2p.network.swarm._HAPPY_EYEBALLS_DELAY`, process-wide): 0
+  instead of 250 ms. libp2p's dial waits that long after starting each
+  address's dial, the last one included, unless a dial fails: every successful
+  connect took at least 250 ms (measured 252-254 ms on loopback, 8-42 ms
+  without). learnmesh dials TCP only, one address per peer, so the head start
+  it gives a preferred transport has nothing to prefer.
 - `message_id`: the gossip message id is SHA-256 of the message data (PROTOCOL.md
   §11), so every implementation computes the same id for the same bytes.
 
@@ -46,6 +54,7 @@ from collections.abc import Callable, Iterable
 from types import ModuleType
 from typing import Any
 
+import libp2p.network.swarm as _swarm_mod
 import libp2p.protocol_muxer.multiselect_client as _multiselect_client_mod
 import libp2p.pubsub.gossipsub as _gossipsub_mod
 import libp2p.pubsub.mcache as _mcache_mod
@@ -62,7 +71,7 @@ from libp2p.pubsub.gossipsub import PROTOCOL_ID, PROTOCOL_ID_V11, PROTOCOL_ID_V1
 from libp2p.pubsub.mcache import CacheEntry, MessageCache
 from libp2p.pubsub.pb import rpc_pb2
 from libp2p.pubsub.pubsub import Pubsub
-from libp2p.pubsub.utils import maybe_consume_signed_record
+from libp2p.pubsub.utils import maybe_consume_signed_record, safe_bytes_from_hex
 from libp2p.stream_muxer.yamux.yamux import Yamux, YamuxStream
 
 __all__ = [
@@ -115,7 +124,8 @@ def _sets_attribute(cls: type, name: str) -> bool:
 
 
 # (owner, name, kind, what the patch does). kind: "fn" a function or method that
-# must exist; "attr" an instance attribute the class's constructor must set.
+# must exist; "attr" an instance attribute the class's constructor must set;
+# "float" a module-level number.
 _Requirement = tuple[type | ModuleType, str, str, str]
 
 _REQUIREMENTS: list[_Requirement] = [
@@ -145,6 +155,8 @@ _REQUIREMENTS: list[_Requirement] = [
     (GossipSub, "mcache", "attr", "LearnmeshGossipSub (content-addressed message cache)"),
     (GossipSub, "mesh", "attr", "LearnmeshGossipSub (IDONTWANT)"),
     (GossipSub, "peer_protocol", "attr", "LearnmeshGossipSub (flood publish)"),
+    (GossipSub, "handle_ihave", "fn", "LearnmeshGossipSub (IWANT cap)"),
+    (GossipSub, "handle_iwant", "fn", "LearnmeshGossipSub (IWANT cap)"),
     (MessageCache, "put", "fn", "content-addressed message cache"),
     (MessageCache, "msgs", "attr", "content-addressed message cache"),
     (MessageCache, "history", "attr", "content-addressed message cache"),
@@ -163,6 +175,8 @@ _REQUIREMENTS: list[_Requirement] = [
     (Pubsub, "peer_topics", "attr", "LearnmeshGossipSub (flood publish)"),
     # identify push when a protocol handler is added after peers connected
     (BasicHost, "_push_identify_to_all_peers", "fn", "push_identify"),
+    # no 250 ms wait after a connect's only dial
+    (_swarm_mod, "_HAPPY_EYEBALLS_DELAY", "float", "dial delay"),
     # telling "does not speak this protocol" from a failed stream
     (_multiselect_client_mod, "_build_protocols_not_supported_message", "fn", "protocol_refused"),
 ]
@@ -184,7 +198,12 @@ def check() -> None:
             "the content-addressed message id cannot apply"
         )
     for owner, name, kind, what in _REQUIREMENTS:
-        ok = _has_method(owner, name) if kind == "fn" else _sets_attribute(owner, name)  # type: ignore[arg-type]
+        if kind == "fn":
+            ok = _has_method(owner, name)
+        elif kind == "float":
+            ok = isinstance(getattr(owner, name, None), float)
+        else:
+            ok = _sets_attribute(owner, name)  # type: ignore[arg-type]
         if not ok:
             raise Libp2pMismatch(
                 f"libp2p changed: {_name(owner)}.{name} is missing; "
@@ -209,8 +228,10 @@ ORIGINALS: dict[str, Any] = {
     "maybe_consume_signed_record": maybe_consume_signed_record,
     "env_to_send_in_RPC": env_to_send_in_RPC,
     "_auto_tune_and_send_window_update": YamuxStream._auto_tune_and_send_window_update,
+    "_HAPPY_EYEBALLS_DELAY": _swarm_mod._HAPPY_EYEBALLS_DELAY,  # type: ignore[attr-defined]
 }
 _installed = False
+DIAL_DELAY_S = 0.0  # libp2p's head start between a peer's addresses (250 ms)
 
 
 def installed() -> bool:
@@ -306,6 +327,10 @@ def install() -> None:
     - ``env_to_send_in_RPC`` rebuilds our listen multiaddrs on every RPC sent just to
       see that our record is still current; for our hosts it is reused for
       _LOCAL_RECORD_TTL_S.
+    - libp2p's dial gives each of a peer's addresses a 250 ms head start over
+      the next and waits it out after the last one too, so every connect took
+      250 ms; learnmesh dials one TCP address per peer, so no wait
+      (DIAL_DELAY_S).
     """
     global _installed
     if _installed:
@@ -315,6 +340,7 @@ def install() -> None:
         mod.maybe_consume_signed_record = _consume_cached  # type: ignore[attr-defined]
         mod.env_to_send_in_RPC = _envelope_cached  # type: ignore[attr-defined]
     YamuxStream._auto_tune_and_send_window_update = _credit_at_half_window  # type: ignore[method-assign]
+    _swarm_mod._HAPPY_EYEBALLS_DELAY = DIAL_DELAY_S  # type: ignore[attr-defined]
     _installed = True
 
 
@@ -350,16 +376,48 @@ class LearnmeshGossipSub(GossipSub):
     ``idontwant_min_bytes``, and never to the peer that forwarded the message or
     its origin. libp2p sends one to every mesh peer for every message: for small
     messages that is an extra RPC per peer costing as much as the message itself.
-    Its message cache uses the content-addressed id."""
+    Its message cache uses the content-addressed id.
 
-    def __init__(self, *args: Any, idontwant_min_bytes: int, **kwargs: Any) -> None:
+    IWANT is capped at ``max_iwant`` message ids, both asked for (per IHAVE
+    received) and served (per IWANT received). libp2p 0.8.1 asks for every
+    unseen id an IHAVE lists and answers an IWANT with all of them in one RPC.
+    After a partition heals, each side's IHAVE lists every message of the last
+    few heartbeats (thousands under a burst of one-event messages), so each
+    side pulled the other's recent traffic twice: once by sync, in bulk, and
+    again as gossip, each message validated and admitted on its own. go-libp2p
+    caps the same thing (MaxIHaveLength). What the
+    cap leaves out is fetched by sync, which runs with every new connection."""
+
+    def __init__(
+        self, *args: Any, idontwant_min_bytes: int, max_iwant: int = 64, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
+        self._max_iwant = max_iwant
         # libp2p's peer scoring runs on every message and every mesh peer; the node
         # keeps its own scores (penalties and bans for invalid data), so it is off.
         self.scorer = None
         self.mcache = _ContentMessageCache(self.mcache.window_size, self.mcache.history_size)
         self._idontwant_min = idontwant_min_bytes
         self._idontwant_skip: dict[bytes, tuple[ID, ID]] = {}
+
+    async def handle_ihave(self, ihave_msg: rpc_pb2.ControlIHave, sender_peer_id: ID) -> None:
+        ids = ihave_msg.messageIDs
+        if len(ids) > self._max_iwant and self.pubsub is not None:
+            # The newest unseen ones: the cache lists oldest first. (Ids arrive as
+            # the text libp2p puts on the wire; libp2p parses them itself.)
+            seen = self.pubsub.seen_messages
+            unseen = [m for m in ids if not _seen_wire_id(seen, m)]
+            capped = rpc_pb2.ControlIHave(topicID=ihave_msg.topicID)
+            capped.messageIDs.extend(unseen[-self._max_iwant :])
+            ihave_msg = capped
+        await super().handle_ihave(ihave_msg, sender_peer_id)
+
+    async def handle_iwant(self, iwant_msg: rpc_pb2.ControlIWant, sender_peer_id: ID) -> None:
+        if len(iwant_msg.messageIDs) > self._max_iwant:
+            capped = rpc_pb2.ControlIWant()
+            capped.messageIDs.extend(iwant_msg.messageIDs[: self._max_iwant])
+            iwant_msg = capped
+        await super().handle_iwant(iwant_msg, sender_peer_id)
 
     async def publish(self, msg_forwarder: ID, pubsub_msg: rpc_pb2.Message) -> None:
         big = len(pubsub_msg.data) >= self._idontwant_min and self.pubsub is not None
@@ -405,6 +463,11 @@ class LearnmeshGossipSub(GossipSub):
             # We offer at most v1.2, so no peer negotiates a later version.
             if self.peer_protocol.get(peer) == PROTOCOL_ID_V12:
                 await self.emit_idontwant([msg_id], peer)
+
+
+def _seen_wire_id(seen: Any, wire_id: str | bytes) -> bool:
+    mid = safe_bytes_from_hex(wire_id)
+    return mid is not None and bool(seen.has(mid))
 
 
 # ---- Pubsub --------------------------------------------------------------------------

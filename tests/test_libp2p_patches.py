@@ -13,6 +13,7 @@ import hashlib
 import os
 from typing import Any
 
+import libp2p.network.swarm as _swarm_mod
 import libp2p.pubsub.gossipsub as _gossipsub_mod
 import libp2p.pubsub.pubsub as _pubsub_mod
 import pytest
@@ -110,6 +111,7 @@ def test_every_patched_name_is_the_one_in_effect() -> None:
         assert mod.maybe_consume_signed_record is patches._consume_cached  # type: ignore[attr-defined]
         assert mod.env_to_send_in_RPC is patches._envelope_cached  # type: ignore[attr-defined]
     assert YamuxStream._auto_tune_and_send_window_update is patches._credit_at_half_window  # type: ignore[comparison-overlap]
+    assert _swarm_mod._HAPPY_EYEBALLS_DELAY == patches.DIAL_DELAY_S == 0.0  # type: ignore[attr-defined]
     h = P2PHost(P2PConfig(identity_seed=os.urandom(32)))
     assert isinstance(h._router.mcache, patches._ContentMessageCache)
     assert h._router.scorer is None
@@ -159,3 +161,78 @@ async def test_message_cache_announces_content_ids() -> None:
             msg = h._router.mcache.get(mid)
             assert msg is not None and msg.data == b"cached"
             assert h._pubsub.seen_messages.has(mid)
+
+
+# ---- the IWANT cap (the flood after a heal) ---------------------------------------------
+
+
+def _cached(host: P2PHost, n: int) -> list[bytes]:
+    """Put `n` messages in the host's message cache; their ids, oldest first."""
+    ids = []
+    for i in range(n):
+        msg = rpc_pb2.Message(data=b"m%d" % i, topicIDs=[TOPIC])
+        host._router.mcache.put(msg)
+        ids.append(hashlib.sha256(msg.data).digest())
+    return ids
+
+
+async def test_an_iwant_is_served_up_to_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    """libp2p answers an IWANT with every message it names, in one RPC: after a
+    heal that was each side's whole recent traffic, validated one message at a
+    time. Ours serves at most max_iwant; sync brings the rest in bulk."""
+    async with hosts(2) as (a, b):
+        await a.connect(b.listen_addrs()[0])
+        await wait_for(lambda: b.peer_id in a.connected_peers(), "connection")
+        ids = _cached(a, 200)
+        sent: list[rpc_pb2.RPC] = []
+        monkeypatch.setattr(a._router, "send_rpc", lambda _peer, rpc, *_a: sent.append(rpc))
+        iwant = rpc_pb2.ControlIWant()
+        iwant.messageIDs.extend(ids)
+        await a._router.handle_iwant(iwant, b._id)
+        assert len(sent) == 1
+        assert len(sent[0].publish) == a._router._max_iwant == 64
+
+
+async def test_an_ihave_asks_for_the_newest_unseen_up_to_the_cap(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with hosts(2) as (a, b):
+        await a.connect(b.listen_addrs()[0])
+        await wait_for(lambda: b.peer_id in a.connected_peers(), "connection")
+        ids = [hashlib.sha256(b"x%d" % i).digest() for i in range(200)]
+        a._pubsub.seen_messages.add(ids[-1])  # seen: not asked for
+        asked: list[list[bytes]] = []
+
+        async def emit_iwant(msg_ids: Any, _to: Any) -> None:
+            asked.append(list(msg_ids))
+
+        monkeypatch.setattr(a._router, "emit_iwant", emit_iwant)
+        ihave = rpc_pb2.ControlIHave(topicID=TOPIC)
+        ihave.messageIDs.extend(ids)
+        await a._router.handle_ihave(ihave, b._id)
+        assert asked == [ids[-65:-1]]
+
+
+# ---- the dial delay -------------------------------------------------------------------
+
+
+async def _fastest_connect(tries: int = 3) -> float:
+    best = float("inf")
+    for _ in range(tries):
+        async with hosts(2) as (a, b):
+            t = trio.current_time()
+            await a.connect(b.listen_addrs()[0])
+            best = min(best, trio.current_time() - t)
+    return best
+
+
+async def test_a_connect_does_not_wait_out_the_dial_delay(monkeypatch: pytest.MonkeyPatch) -> None:
+    """libp2p waits 250 ms after starting a peer's last address's dial, even once
+    it connected: every connect took at least that (start-up, redials, heals).
+    The fastest of three connects shows the wait is gone (a loaded machine can
+    slow one), and libp2p's own delay, put back, shows what it cost."""
+    assert await _fastest_connect() < 0.2
+    monkeypatch.setattr(
+        _swarm_mod, "_HAPPY_EYEBALLS_DELAY", patches.ORIGINALS["_HAPPY_EYEBALLS_DELAY"]
+    )
+    assert await _fastest_connect() >= 0.25
