@@ -90,6 +90,7 @@ async def _run(d: Path, index: int, port: int, rate: float, nodes: int, boot: li
                 _write(d / f"b{index}.status.json", status)
                 await trio.sleep(0.2)
             plan = json.loads(go.read_text())
+            cpu0 = time.process_time()  # this process's CPU over the measured window
             t0, end = int(plan["t0_ms"]), int(plan["end_ms"])
             total = int((end - t0) * rate / 1000)
             for k in range(index, total, nodes):
@@ -103,7 +104,11 @@ async def _run(d: Path, index: int, port: int, rate: float, nodes: int, boot: li
                     await host.publish(TOPIC, ev.raw)
             drain = float(plan.get("drain_s", 10))
             await trio.sleep(max(0.0, (end - _now_ms()) / 1000) + drain)
-            _write(d / f"b{index}.result.json", {"rows": rows, "dropped": host.dropped})
+            cpu_s = time.process_time() - cpu0
+            _write(
+                d / f"b{index}.result.json",
+                {"rows": rows, "dropped": host.dropped, "cpu_s": cpu_s, "events": total},
+            )
             nursery.cancel_scope.cancel()
 
 

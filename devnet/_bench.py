@@ -172,6 +172,10 @@ def bench_propagation(
             b = out["baseline"]
             if out["p95_ms"] and b["p95_ms"]:
                 out["p95_ratio_baseline_over_learnmesh"] = round(b["p95_ms"] / out["p95_ms"], 2)
+            if b["cpu_ms_per_event_per_node"]:
+                out["cpu_ratio_learnmesh_over_baseline"] = round(
+                    out["cpu_ms_per_event_per_node"] / b["cpu_ms_per_event_per_node"], 2
+                )
     return out
 
 
@@ -259,16 +263,23 @@ def _baseline(
             p.wait(timeout=duration + 90)
         applied: dict[str, list[Any]] = {}
         dropped = 0
+        cpu_s = 0.0
+        events = 0
         for i in range(nodes):
             res = json.loads((d / f"b{i}.result.json").read_text())
             applied[f"b{i}"] = res["rows"]
             dropped += int(res["dropped"])
+            cpu_s += float(res.get("cpu_s", 0.0))
+            events = int(res.get("events", 0))
         prop = propagation(applied, created_after_ms=t0)
         return {
             "nodes": nodes,
             "rate_events_per_s": rate,
             **_percentile_fields(prop),
             "inbox_dropped": dropped,
+            # The transport's own cost: py-libp2p GossipSub carrying one signed
+            # event per message, with a verify per message, and nothing else.
+            "cpu_ms_per_event_per_node": round(1000 * cpu_s / max(1, events * nodes), 2),
         }
     finally:
         for p in procs:
