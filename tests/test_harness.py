@@ -13,6 +13,7 @@ import argparse
 import ast
 import importlib.metadata
 import json
+import subprocess
 import sys
 import textwrap
 import time
@@ -107,6 +108,22 @@ def test_devnet_node_errors_keep_their_devnet_type(tmp_path: Path) -> None:
 
 
 # -- command groups by entry point -------------------------------------------------------------
+
+
+def test_registering_the_commands_loads_no_network_stack() -> None:
+    """Every `learnmesh` command registers every group (node, bench, devnet) first:
+    libp2p, starlette and hypercorn load only in the commands that use them, or
+    each CLI call (hundreds in the tests and devnets) pays about half a second."""
+    code = (
+        "import sys\n"
+        "from learnmesh.node.cli import build_parser\n"
+        "build_parser()\n"
+        "print(sorted(m for m in ('libp2p', 'starlette', 'hypercorn', 'pyld') if m in sys.modules))"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert r.stdout.strip() == "[]", f"loaded while registering commands: {r.stdout}"
 
 
 def test_help_lists_devnet_and_bench_groups() -> None:
