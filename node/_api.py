@@ -436,7 +436,7 @@ def make_app(node: Node, token: str, *, admin: bool = False) -> Starlette:
             "forks": [account_text(a) for a in sorted(rep.state.forks)],
             "balance": state().balance(me()),
             "stats": node.stats,
-            "uptime_s": round(node.clock() - node.started_at, 1),
+            "uptime_s": round(node.monotonic() - node.started_mono, 1),
             "web": {"streams": open_streams[0], "sessions": len(sessions)},
         }
 

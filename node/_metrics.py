@@ -122,7 +122,7 @@ class _NodeCollector(Collector):
         yield GaugeMetricFamily(
             "learnmesh_uptime_seconds",
             "Seconds since the node started.",
-            value=max(0.0, node.clock() - node.started_at),
+            value=max(0.0, node.monotonic() - node.started_mono),
         )
 
         # -- peers -------------------------------------------------------------------

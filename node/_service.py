@@ -125,6 +125,7 @@ class Node:
         self.monotonic = monotonic
         self.topic = gossip_topic(self.network)
         self.started_at = clock()
+        self.started_mono = monotonic()  # for uptime: the wall clock may be moved (devnets)
         # Moderation, a node policy (never in the state): whose events this node
         # hides and does not forward.
         self.blocklist = Blocklist(data_dir)

@@ -177,4 +177,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m learnmesh.node.cli` runs this file as __main__, while command
+    # modules import `learnmesh.node.cli`: run that copy, so the UserError they
+    # raise is the one `main` catches (else a user's mistake read "unexpected").
+    from learnmesh.node.cli import main as _main
+
+    sys.exit(_main())

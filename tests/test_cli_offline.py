@@ -249,6 +249,20 @@ def test_a_real_process_prints_no_traceback(tmp_path: Path) -> None:
     assert_one_line_error(p.returncode, p.stderr, "no data directory")
 
 
+def test_a_command_modules_mistake_is_a_user_error_under_python_m(tmp_path: Path) -> None:
+    """`python -m learnmesh.node.cli` (how the harness runs the CLI): a mistake
+    a command module raises is one line and exit 2, not "unexpected UserError"."""
+    p = subprocess.run(
+        [sys.executable, "-m", "learnmesh.node.cli", "genesis", "create", "--name", "x",
+         "--out", str(tmp_path / "g.json")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert p.returncode == 2 and "unexpected" not in p.stderr
+    assert_one_line_error(p.returncode, p.stderr, "at least one --alloc")
+
+
 def test_bench_ingest_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     j = run_json(capsys, "--data", str(tmp_path), "bench", "ingest", "--events", "2000")
     for key in ("events", "ingest_events_per_s", "replay_events_per_s", "peak_rss_mb"):
