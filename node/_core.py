@@ -675,11 +675,19 @@ class NodeCore:
         self.stats["sync_last_events"] = got
         self.stats["sync_last_ms"] = now.wall_ms
 
-    def sync_failed(self, peer: str, reason: str, now: Now, *, peer_at_fault: bool) -> None:
+    def sync_failed(
+        self, peer: str, reason: str, now: Now, *, peer_at_fault: bool, silent: bool = False
+    ) -> None:
+        """A session ended badly: with `peer_at_fault` (bad data) the peer is
+        penalised; when `silent` (a request went unanswered until the timeout:
+        a connection that died without a word) it is skipped for a while
+        rather than given a sync slot again at once."""
         log.info("sync with %s failed: %s", peer, reason)
         self.stats["sync_failures"] += 1
         if peer_at_fault:
             self.penalise(peer, f"sync: {reason}", now)
+        if silent:
+            self.peer_silent(peer, now)
 
     def take_page(
         self, events: list[Event], bad: list[RemoteProtocolError], peer: str, now: Now

@@ -434,14 +434,15 @@ class Runtime:
                 await stream.close()
         except (P2PError, SyncRefused, trio.TooSlowError, RemoteProtocolError) as exc:
             reason = exc.reason if isinstance(exc, RemoteProtocolError) else str(exc)
-            if isinstance(exc, trio.TooSlowError):
-                # A request went unanswered for _ASK_TIMEOUT: a silently dead
-                # connection. Skip the peer for a while rather than give it a
-                # sync slot again at once (found by the simulator).
-                core.peer_silent(peer, self.now())
+            silent = isinstance(exc, trio.TooSlowError)  # found by the simulator
+            if silent:
                 reason = f"no answer within {_ASK_TIMEOUT:.0f} s"
             core.sync_failed(
-                peer, reason, self.now(), peer_at_fault=isinstance(exc, RemoteProtocolError)
+                peer,
+                reason,
+                self.now(),
+                peer_at_fault=isinstance(exc, RemoteProtocolError),
+                silent=silent,
             )
             return got
         core.sync_ended(peer, got, self.now())

@@ -729,7 +729,7 @@ class Simulation:
         if s is None or not s.waiting or s.token != token:
             return
         self.c["sync_timeouts"] += 1
-        self._fail(s, "the peer did not answer in time", False)
+        self._fail(s, "the peer did not answer in time", False, silent=True)
         self._flush(self.nodes[s.node])
 
     def _on_resume(self, sid: int) -> None:
@@ -738,12 +738,16 @@ class Simulation:
             self._advance(s, None)
             self._flush(self.nodes[s.node])
 
-    def _fail(self, s: _Session, reason: str, at_fault: bool) -> None:
+    def _fail(self, s: _Session, reason: str, at_fault: bool, *, silent: bool = False) -> None:
         node = self.nodes[s.node]
         assert node.core is not None
         self.c["sync_failed"] += 1
         node.core.sync_failed(
-            self.nodes[s.peer].name, reason, self.now(node), peer_at_fault=at_fault
+            self.nodes[s.peer].name,
+            reason,
+            self.now(node),
+            peer_at_fault=at_fault,
+            silent=silent,
         )
         self._end(s)
 
