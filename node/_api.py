@@ -1059,7 +1059,9 @@ def make_app(node: Node, token: str, *, admin: bool = False) -> Starlette:
             ("POST", "/api/admin/clock", admin_clock),
         ]
     expected = f"Bearer {token}".encode()
-    clock = node.clock
+    # Lifetimes (login codes, idempotency keys) run on the monotonic clock: a
+    # devnet may move the wall clock forward (node/_clock.py).
+    clock = node.monotonic
     logins = LoginCodes(clock)
     sessions = Sessions()
     idempotency = Idempotency(clock)

@@ -618,6 +618,7 @@ class Local:
             blobs=BlobStore(data / "blobs", max_bytes=genesis.params.max_blob_bytes),
             settings=NodeSettings(),
             clock=clock,
+            monotonic=clock,  # one clock the test moves, for dates and for lifetimes
         )
         self.token = f"token-{name}"
         self.http = httpx.AsyncClient(
