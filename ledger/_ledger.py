@@ -281,9 +281,11 @@ class Ledger:
         return self._store.get_raw(ids)
 
     def events_by_author(
-        self, author: bytes, limit: int = 100, offset: int = 0
+        self, author: bytes, limit: int = 100, offset: int = 0, kind: str | None = None
     ) -> list[StoredEvent]:
-        return self._store.events_by_author(author, limit, offset)
+        """An author's events in chain order, all or only those of one kind (the
+        filter runs in SQLite: a node's own chain can hold many thousands)."""
+        return self._store.events_by_author(author, limit, offset, kind)
 
     def events_after(self, idx: int, limit: int = 1000) -> list[StoredEvent]:
         """Applied events with apply index > idx, in apply order (a feed)."""

@@ -432,11 +432,19 @@ class Store:
             )
         return out
 
-    def events_by_author(self, author: bytes, limit: int, offset: int) -> list[StoredEvent]:
+    def events_by_author(
+        self, author: bytes, limit: int, offset: int, kind: str | None = None
+    ) -> list[StoredEvent]:
         e = s.events
+        where = [e.c.author == author]
+        if kind is not None:
+            k = KINDS.get(kind)
+            if k is None:
+                return []
+            where.append(e.c.kind == k.code)
         q = (
             select(e)
-            .where(e.c.author == author)
+            .where(*where)
             .order_by(e.c.seq, e.c.idx)
             .limit(max(0, limit))
             .offset(max(0, offset))

@@ -516,6 +516,11 @@ def test_sync_queries(tmp_path: Path, corpus: Corpus) -> None:
             assert ledger.events_range(author, seq, 5) == [chain[-1]]
             page = ledger.events_by_author(author, limit=3, offset=1)
             assert [p.seq for p in page] == [2, 3, 4][: len(page)]
+            for kind in {e.kind.name for e in mine}:
+                of_kind = ledger.events_by_author(author, limit=10_000, kind=kind)
+                assert [p.seq for p in of_kind] == [e.seq for e in mine if e.kind.name == kind]
+                assert {p.kind for p in of_kind} == {kind}
+            assert ledger.events_by_author(author, kind="no such kind") == []
         assert set(heads) == {e.author for e in evs}
         some = [evs[5].id, evs[700].id, hashlib.sha256(b"nope").digest()]
         assert ledger.get_raw(some) == {evs[5].id: evs[5].raw, evs[700].id: evs[700].raw}
