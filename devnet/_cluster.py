@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import re
 import signal
 import socket
@@ -83,8 +84,37 @@ def poll(
         time.sleep(interval)
 
 
+_handed_out: set[int] = set()
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+    """A port for a node to listen on, free now and below the kernel's ephemeral
+    range. A port the kernel hands out (bind to 0) is in that range, and the
+    nodes' own outgoing connections take ports from it: a devnet node started a
+    minute after its port was chosen, or restarted on it, then found it in use
+    ("Address already in use", a node exiting while starting)."""
+    low = _ephemeral_low()
+    top = min(low, 32768) - 1
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(max(1024, top - 12000), top)
+        if port in _handed_out:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:  # a crowded machine
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
