@@ -28,15 +28,14 @@ import platform
 import random
 import tempfile
 import time
-from collections import deque
 from pathlib import Path
 from typing import Any
 
 from learnmesh.ledger import Ledger
 from learnmesh.ledger.bench import verify_ceiling
 from learnmesh.node._core import CoreSettings, NodeCore, Now
-from learnmesh.node._sync import Admit, Ask, Pause, Recv, Send, session
-from learnmesh.node._wire import decode_msg, encode_gossip
+from learnmesh.node._sync import run_in_process, session
+from learnmesh.node._wire import encode_gossip
 from learnmesh.protocol import ChainWriter, Event, Genesis, KeyPair
 
 __all__ = ["register_bench", "run_core_bench"]
@@ -89,27 +88,11 @@ def _gossip_in(
 
 def _catch_up(folder: Path, genesis: Genesis, server: NodeCore, now: Now) -> tuple[float, int]:
     client = _core(folder / "catch-up.db", genesis)
-    steps = session(client, "server")
-    replies: deque[bytes] = deque()
-    value: Any = None
-    requests = 0
     start = time.perf_counter()
-    while True:
-        try:
-            step = steps.send(value)
-        except StopIteration:
-            break
-        value = None
-        if isinstance(step, Send | Ask):
-            requests += 1
-            replies.append(server.answer_sync(decode_msg(step.msg)))
-        if isinstance(step, Recv | Ask):
-            value = decode_msg(replies.popleft())
-        elif isinstance(step, Admit):
-            evs, bad = client.decode(step.raws)
-            value = client.take_page(evs, bad, "server", now)
-        elif isinstance(step, Pause):
-            raise RuntimeError("no other session runs here")
+    _, requests = run_in_process(
+        session(client, "server"), client, lambda m: server.serve_sync("client", m, now)[0],
+        "server", now,
+    )
     took = time.perf_counter() - start
     if client.store.replica.digest() != server.store.replica.digest():
         raise RuntimeError("catch-up: the two ledgers differ")

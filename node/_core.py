@@ -46,7 +46,7 @@ from learnmesh.protocol._replica import Replica
 
 from ._peers import BAN_SECONDS, PeerBook
 from ._relay_policy import RelayPolicy
-from ._wire import MAX_SYNC_FRAME, decode_gossip, encode_msg
+from ._wire import MAX_SYNC_FRAME, decode_gossip, decode_msg, encode_msg
 
 if TYPE_CHECKING:  # the service is handed its store; it imports no database code
     from learnmesh.ledger import AppendResults
@@ -702,6 +702,16 @@ class NodeCore:
             self.admit(events, peer, now)
             self.stats["events_applied_sync"] += self.stats["events_applied"] - before
         return len(events)
+
+    def serve_sync(self, peer: str, frame: bytes, now: Now) -> tuple[bytes, bool]:
+        """One request frame from a peer's sync session: (reply, close). A
+        request that breaks the protocol costs the peer, is answered with
+        `error`, and the stream is closed (True)."""
+        try:
+            return self.answer_sync(decode_msg(frame)), False
+        except RemoteProtocolError as exc:
+            self.penalise(peer, f"sync request: {exc.reason}", now)
+            return encode_msg("error", reason=exc.reason), True
 
     def answer_sync(self, req: dict[str, Any]) -> bytes:
         """The sync protocol's server side (PROTOCOL.md §11.5): one reply to

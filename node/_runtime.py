@@ -531,13 +531,13 @@ class Runtime:
         try:
             while True:
                 try:
-                    req = decode_msg(await stream.recv_frame(64 * 1024))
+                    frame = await stream.recv_frame(64 * 1024)
                 except P2PError:
                     return  # the client is done
-                await stream.send_frame(self.core.answer_sync(req))
-        except RemoteProtocolError as exc:
-            self.core.penalise(peer, f"sync request: {exc.reason}", self.now())
-            await stream.send_frame(encode_msg("error", reason=exc.reason))
+                reply, close = self.core.serve_sync(peer, frame, self.now())
+                await stream.send_frame(reply)
+                if close:
+                    return
         except P2PError as exc:
             log.debug("sync serve to %s ended: %s", peer, exc)
         finally:

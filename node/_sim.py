@@ -87,7 +87,7 @@ from ._core import (
     SyncWanted,
     Unblock,
 )
-from ._sync import Admit, Ask, Pause, Recv, Send, Session, SyncRefused, session
+from ._sync import Admit, Ask, Pause, Recv, Send, Session, SyncRefused, run_in_process, session
 from ._wire import MAX_GOSSIP_BYTES, decode_msg, encode_gossip, encode_msg
 
 __all__ = ["Partition", "SimError", "SimReport", "Simulation", "sync_directly"]
@@ -242,27 +242,15 @@ def _ram_dir() -> str | None:
 
 
 def sync_directly(client: NodeCore, server: NodeCore, server_name: str, now: Now) -> int:
-    """One sync session of `client` with `server`, no network in between: each
-    request answered at once by `server.answer_sync` (for tests of the sync
-    code itself). Returns what the session returns; raises what it raises."""
-    steps = session(client, server_name)
-    replies: deque[bytes] = deque()
-    value: Any = None
-    while True:
-        try:
-            step = steps.send(value)
-        except StopIteration as done:
-            got: int = done.value
-            client.sync_ended(server_name, got, now)
-            return got
-        value = None
-        if isinstance(step, Send | Ask):
-            replies.append(server.answer_sync(decode_msg(step.msg)))
-        if isinstance(step, Recv | Ask):
-            value = decode_msg(replies.popleft())
-        elif isinstance(step, Admit):
-            events, bad = client.decode(step.raws)
-            value = client.take_page(events, bad, server_name, now)
+    """One sync session of `client` with `server`, no network in between (for
+    tests of the sync code itself). Returns what the session returns; raises
+    what it raises."""
+    def answer(msg: bytes) -> bytes:
+        return server.answer_sync(decode_msg(msg))
+
+    got, _ = run_in_process(session(client, server_name), client, answer, server_name, now)
+    client.sync_ended(server_name, got, now)
+    return got
 
 
 class Simulation:
@@ -684,11 +672,8 @@ class Simulation:
                 s.closed_by_server = True
                 return
             try:
-                reply = core.answer_sync(decode_msg(msg))
-            except RemoteProtocolError as exc:
-                core.penalise(client, f"sync request: {exc.reason}", self.now(server))
-                reply = encode_msg("error", reason=exc.reason)
-                s.closed_by_server = True
+                reply, close = core.serve_sync(client, msg, self.now(server))
+                s.closed_by_server = s.closed_by_server or close
             except Exception as exc:  # a bug in the server: the stream is reset
                 self._crash(exc)
                 s.broken = True

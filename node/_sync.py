@@ -22,16 +22,27 @@ messages; this module is the order a node asks in:
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
 
 from learnmesh.protocol import RemoteProtocolError, decode_event
 
-from ._core import PAGE, NodeCore
-from ._wire import encode_msg
+from ._core import PAGE, NodeCore, Now
+from ._wire import decode_msg, encode_msg
 
-__all__ = ["Admit", "Ask", "Pause", "Recv", "Send", "Session", "Step", "SyncRefused", "session"]
+__all__ = [
+    "Admit",
+    "Ask",
+    "Pause",
+    "Recv",
+    "Send",
+    "Session",
+    "Step",
+    "SyncRefused",
+    "run_in_process",
+    "session",
+]
 
 # Pause steps (50 ms each in the real runtime) to wait for another session's
 # chain before fetching it anyway: a session stuck on a dead connection holds
@@ -216,3 +227,37 @@ def session(core: NodeCore, peer: str) -> Session:
             raise RemoteProtocolError("sync", "events must be a list")
         yield Admit(pair)  # fork evidence: not counted as events taken in
     return got
+
+
+def run_in_process(
+    steps: Session,
+    client: NodeCore,
+    answer: Callable[[bytes], bytes],
+    peer: str,
+    now: Now,
+) -> tuple[int, int]:
+    """Drive a session with each request answered at once by `answer` (a
+    server's `serve_sync` or `answer_sync`, in this process): for tests of the
+    sync code, the simulator's direct sync and `bench core`. No timeouts and
+    no other sessions (a `Pause` is an error). Returns (events taken in,
+    requests sent)."""
+    replies: deque[bytes] = deque()
+    sent = 0
+    value: Any = None
+    while True:
+        try:
+            step = steps.send(value)
+        except StopIteration as done:
+            got: int = done.value
+            return got, sent
+        value = None
+        if isinstance(step, Send | Ask):
+            sent += 1
+            replies.append(answer(step.msg))
+        if isinstance(step, Recv | Ask):
+            value = decode_msg(replies.popleft())
+        elif isinstance(step, Admit):
+            events, bad = client.decode(step.raws)
+            value = client.take_page(events, bad, peer, now)
+        elif isinstance(step, Pause):
+            raise RuntimeError("another session holds a chain: not in process")

@@ -6,7 +6,6 @@ the libp2p runtime drives."""
 from __future__ import annotations
 
 import random
-from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from learnmesh.node._core import (
     Unblock,
 )
 from learnmesh.node._peers import BAN_SECONDS
-from learnmesh.node._sync import Admit, Ask, Pause, Recv, Send, Session, SyncRefused, session
+from learnmesh.node._sync import Ask, Session, SyncRefused, run_in_process, session
 from learnmesh.node._wire import decode_msg, encode_gossip, encode_msg
 from learnmesh.protocol import ChainWriter, Event, Genesis, KeyPair, RemoteProtocolError
 
@@ -223,29 +222,9 @@ def _drive(
     steps: Session, client: NodeCore, server: NodeCore, peer: str, now: Now | None = None
 ) -> tuple[int, int]:
     """What a runtime does with a session, with the server answering in
-    process. Returns (events taken in, requests sent)."""
-    replies: deque[bytes] = deque()
-    sent = 0
-    value: Any = None
-    while True:
-        try:
-            step = steps.send(value)
-        except StopIteration as done:
-            return done.value, sent
-        value = None
-        if isinstance(step, Send | Ask):
-            sent += 1
-            try:
-                replies.append(server.answer_sync(decode_msg(step.msg)))
-            except RemoteProtocolError as exc:
-                replies.append(encode_msg("error", reason=exc.reason))
-        if isinstance(step, Recv | Ask):
-            value = decode_msg(replies.popleft())
-        elif isinstance(step, Admit):
-            events, bad = client.decode(step.raws)
-            value = client.take_page(events, bad, peer, now or _now())
-        elif isinstance(step, Pause):
-            raise AssertionError("no other session runs here")
+    process (node/_sync.py's driver). Returns (events taken in, requests sent)."""
+    t = now or _now()
+    return run_in_process(steps, client, lambda m: server.serve_sync("c", m, t)[0], peer, t)
 
 
 def test_a_session_fetches_every_chain_in_pages_and_converges(tmp_path: Path) -> None:
@@ -370,6 +349,14 @@ def test_answer_sync_refuses_what_breaks_the_protocol(tmp_path: Path) -> None:
             core.answer_sync(req)
     reply = decode_msg(core.answer_sync({"t": "heads"}))
     assert (reply["t"], reply["heads"]) == ("reply", [])
+    # from a peer: a bad request costs it, is answered with `error`, and closes
+    out, close = core.serve_sync("p", encode_msg("nonsense"), _now())
+    assert close and decode_msg(out)["t"] == "error"
+    assert core.peers.score("p", 100.0) == pytest.approx(10.0)
+    out, close = core.serve_sync("p", b"\xc1", _now())  # not even msgpack
+    assert close and decode_msg(out)["t"] == "error"
+    out, close = core.serve_sync("p", encode_msg("heads"), _now())
+    assert not close and decode_msg(out)["t"] == "reply"
 
 
 # -- purity -----------------------------------------------------------------------------
