@@ -654,13 +654,21 @@ class Simulation:
         s.req_at = max(s.req_at, self.t + self._delay())
         self._at(s.req_at, _REQ, s.sid, msg)
 
-    def _on_request(self, sid: int, msg: bytes) -> None:
+    def _arrived(self, sid: int) -> _Session | None:
+        """The session a frame arrives for, if it still stands: a link that went
+        down under it breaks it (the frame is lost with the connection)."""
         s = self._sessions.get(sid)
         if s is None or s.broken:
-            return
+            return None
         if not self.up(s.node, s.peer):
             s.broken = True
             self.c["sync_frames_lost"] += 1
+            return None
+        return s
+
+    def _on_request(self, sid: int, msg: bytes) -> None:
+        s = self._arrived(sid)
+        if s is None:
             return
         server = self.nodes[s.peer]
         client = self.nodes[s.node].name
@@ -689,12 +697,8 @@ class Simulation:
         self._at(s.reply_at, _REPLY, sid, reply)
 
     def _on_reply(self, sid: int, reply: bytes) -> None:
-        s = self._sessions.get(sid)
-        if s is None or s.broken:
-            return
-        if not self.up(s.node, s.peer):
-            s.broken = True
-            self.c["sync_frames_lost"] += 1
+        s = self._arrived(sid)
+        if s is None:
             return
         s.inbox.append(reply)
         if not s.waiting:
