@@ -152,7 +152,6 @@ class CoreSettings:
     future_hold_ms: int = 24 * 3600 * 1000  # hold events dated up to this past the skew
     max_held: int = 10_000  # events held aside until their time comes
     relay_per_author_per_min: int = 300
-    fetch_attachments: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -404,7 +403,7 @@ class NodeCore:
     def decode(self, raws: Iterable[Any]) -> tuple[list[Event], list[RemoteProtocolError]]:
         """Decode and signature-check each raw event on its own: one bad event
         does not take the valid ones in its batch down with it. (A runtime may
-        do this on worker threads instead: `decode_share`, then `count_bad`.)"""
+        do this on worker threads instead: `decode_share`, then `split_decoded`.)"""
         if self.decode_one is not None:
             return split_decoded(map(self.decode_one, raws), self)
         out = decode_share(list(raws), self.genesis.params.max_event_bytes, self.network)
@@ -476,6 +475,7 @@ class NodeCore:
             return results
         applied: list[Event] = []
         missing = False
+        voids = 0
         for r in results:
             if r.status == "applied":
                 ev = by_id.get(r.id)
@@ -486,6 +486,7 @@ class NodeCore:
             elif r.status == "rejected":
                 self.count("rejected", r.code)
             if r.void:
+                voids += 1
                 self.count("void", r.code)
             # A rejection here (bad_prev) is a validly signed claim by its author:
             # the author is at fault, not the peer that relayed it, and the event
@@ -494,7 +495,7 @@ class NodeCore:
         for ev in applied:
             self.applied_log.append((ev.id, ev.timestamp, now.wall_ms))
         self.stats["events_applied"] += len(applied)
-        self.stats["events_void"] += sum(1 for r in results if r.void)
+        self.stats["events_void"] += voids
         for proof in results.forks:
             self._relay_proof(proof)
         if missing:

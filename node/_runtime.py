@@ -113,7 +113,7 @@ class Runtime:
         self._fetching: set[bytes] = set()
         self._known_peers_file = data_dir / "peers.json"
         self._nursery: trio.Nursery | None = None
-        core.on_io = self._io_ready.set
+        core.on_io = lambda: self._io_ready.set()  # the current event, whichever it is
 
     # -- running --------------------------------------------------------------------
 
@@ -165,7 +165,6 @@ class Runtime:
         while True:
             await self._io_ready.wait()
             self._io_ready = trio.Event()
-            self.core.on_io = self._io_ready.set
             for item in self.core.take_io():
                 try:
                     self._carry_out(item)

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import trio
-from learnmesh.ledger import AppendResults, BlobStore, Ledger
+from learnmesh.ledger import BlobStore, Ledger
 from learnmesh.protocol import (
     KINDS,
     Event,
@@ -94,7 +94,6 @@ class NodeSettings:
             future_hold_ms=self.future_hold_ms,
             max_held=self.max_held,
             relay_per_author_per_min=self.relay_per_author_per_min,
-            fetch_attachments=self.fetch_attachments,
         )
 
 
@@ -124,7 +123,6 @@ class Node:
         self.clock = clock
         self.monotonic = monotonic
         self.topic = gossip_topic(self.network)
-        self.started_at = clock()
         self.started_mono = monotonic()  # for uptime: the wall clock may be moved (devnets)
         # Moderation, a node policy (never in the state): whose events this node
         # hides and does not forward.
@@ -266,10 +264,6 @@ class Node:
     def admit(self, events: Iterable[Event], peer: str | None = None) -> list[Admitted]:
         """`NodeCore.admit` at this moment: the one way in for every event."""
         return self.core.admit(events, peer, self.now())
-
-    def ingest(self, events: Iterable[Event], peer: str | None = None) -> AppendResults:
-        """Store and fold events that admission let through, without the clock policy."""
-        return self.core._store(events, peer, self.now())
 
     def held(self) -> list[Event]:
         return self.core.held.listed()

@@ -342,7 +342,7 @@ class Simulation:
             core = NodeCore(
                 genesis=self.genesis,
                 store=ledger,
-                settings=settings or CoreSettings(fetch_attachments=False),
+                settings=settings or CoreSettings(),
                 rng=random.Random(self.rng.getrandbits(64)),
                 decode_one=self._decode,  # memoised across nodes: a pure function
             )

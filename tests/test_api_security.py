@@ -656,7 +656,7 @@ def share(nodes: list[Local]) -> None:
                 if dst is not src and not dst.node.ledger.replica.has(eid):
                     raw = rep.raw[eid]
                     ev = decode_event(raw, src.node.genesis.params.max_event_bytes)
-                    dst.node.ingest([ev])
+                    dst.node.admit([ev])
     digests = {n.node.ledger.replica.digest() for n in nodes}
     assert len(digests) == 1, "the in-process nodes agree"
 
