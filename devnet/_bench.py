@@ -365,6 +365,27 @@ def verify_per_s_1core(seconds: float = 1.0) -> float:
     return verify_ceiling(w.genesis, raws, seconds)["verify_per_s"]
 
 
+def _catch_up_cpu(
+    events: int, ready_s: float, after_s: float, ready_cpu: float, late_cpu: float, others: float
+) -> dict[str, Any]:
+    """Where a catch-up's CPU went after the late node was ready: its own work
+    and the other nodes' (serving the pages, the bench's polls), against what
+    the machine's cores could give in that time; and the late node's start-up."""
+    after = max(0.0, late_cpu - ready_cpu)
+    cores = os.cpu_count() or 1
+    return {
+        "late_node_startup_cpu_s": round(ready_cpu, 2),
+        "late_node_after_ready_cpu_s": round(after, 2),
+        "late_node_us_per_event": round(1e6 * after / max(1, events), 1),
+        "other_nodes_cpu_s": round(others, 2),
+        "other_nodes_us_per_event": round(1e6 * others / max(1, events), 1),
+        # Share of all cores busy with the nodes while the late node started / caught up.
+        "cores_busy_startup": round(ready_cpu / max(1e-9, ready_s), 2),
+        "cores_busy_after_ready": round((after + others) / max(1e-9, after_s * cores), 2),
+        "cores": cores,
+    }
+
+
 def bench_sync(
     events: int = 10_000,
     partition_events: int = 1_000,
@@ -406,17 +427,29 @@ def bench_sync(
         }
         target = c.wait_converged(300)
         log(f"{len(c.live)} nodes converged on {target['events']} events; restarting {late.name}")
+        others = [x for x in c.nodes if x is not late]
         t = time.monotonic()
         c.restart(late)
         ready_s = time.monotonic() - t
+        for x in c.nodes:
+            x.sample()
+        late_ready_cpu = late.last_cpu_s
+        cpu_before = {x.name: x.last_cpu_s for x in others}
 
         def caught_up() -> bool:
             s = late.status()
             return bool(s["digest"] == target["digest"] and s["heads"] == target["heads"])
 
         poll(caught_up, 300, f"{late.name} to catch up", 0.1)
-        out["catch_up_s"] = round(time.monotonic() - t, 2)
-        out["catch_up_after_ready_s"] = round(time.monotonic() - t - ready_s, 2)
+        done = time.monotonic()
+        for x in c.nodes:
+            x.sample()
+        out["catch_up_s"] = round(done - t, 2)
+        out["catch_up_after_ready_s"] = round(done - t - ready_s, 2)
+        out["catch_up_cpu"] = _catch_up_cpu(
+            events, ready_s, done - t - ready_s, late_ready_cpu, late.last_cpu_s,
+            sum(x.last_cpu_s - cpu_before[x.name] for x in others),
+        )
         # Every caught-up event is signature-checked once: the one-core verify
         # rate is the yardstick (above 1.0 only with both cores verifying).
         after = max(1e-9, out["catch_up_after_ready_s"])
