@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import hmac
-import ipaddress
 import json
 import logging
 import re
@@ -60,6 +59,7 @@ from ._api_trust import (
     trust_routes,
 )
 from ._clock import ClockError, OffsetClock
+from ._datadir import check_loopback
 from ._metrics import ApiLatency, NodeMetrics, metrics_routes
 from ._openapi import openapi_routes
 from ._service import Node, UserError
@@ -193,18 +193,6 @@ class SecurityGuard:
             await resp(scope, receive, send_secured)
             return
         await self.app(scope, receive, send_secured)
-
-
-def check_loopback(host: str) -> None:
-    """The API holds the node's keys' power: it never listens beyond loopback."""
-    if host == "localhost":
-        return
-    try:
-        if ipaddress.ip_address(host).is_loopback:
-            return
-    except ValueError:
-        pass
-    raise ValueError(f"the API binds only to a loopback address (127.0.0.1 or ::1), not {host!r}")
 
 
 def _hex(v: Any, what: str) -> bytes:

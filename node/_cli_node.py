@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from ._datadir import DataDir, DataDirError, read_passphrase_file
+from ._datadir import DataDir, DataDirError, check_loopback, read_passphrase_file
 
 __all__ = ["register"]
 
@@ -18,7 +18,11 @@ def _passphrase(args: argparse.Namespace) -> bytes | None:
 
 
 def cmd_node_start(args: argparse.Namespace) -> int:
-    from ._api import check_loopback
+    api_host = args.api_host or "127.0.0.1"
+    try:
+        check_loopback(api_host)  # refused before the node's modules load (about 1 s)
+    except ValueError as exc:
+        raise DataDirError(str(exc)) from None
     from ._runner import run_node
     from ._service import NodeSettings  # here: every `learnmesh` command registers this one
 
@@ -26,11 +30,6 @@ def cmd_node_start(args: argparse.Namespace) -> int:
     cfg = dd.load_config()
     key = dd.load_identity(_passphrase(args))
     genesis = dd.load_genesis()
-    api_host = args.api_host or "127.0.0.1"
-    try:
-        check_loopback(api_host)
-    except ValueError as exc:
-        raise DataDirError(str(exc)) from None
     settings = NodeSettings(
         listen_host=args.listen_host or cfg.listen_host,
         listen_port=cfg.listen_port if args.listen_port is None else args.listen_port,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import secrets
@@ -24,7 +25,14 @@ from learnmesh.protocol import (
 
 # Default `~/.learnmesh`; `LEARNMESH_HOME` overrides it and `--data DIR` overrides both.
 # Key seeds come from `os.urandom` here: the protocol itself has no randomness.
-__all__ = ["DataDir", "DataDirError", "NodeConfig", "default_root", "read_passphrase_file"]
+__all__ = [
+    "DataDir",
+    "DataDirError",
+    "NodeConfig",
+    "check_loopback",
+    "default_root",
+    "read_passphrase_file",
+]
 
 _IDENTITY_KIND = "learnmesh-identity"
 _IDENTITY_VERSION = 1
@@ -410,3 +418,15 @@ def read_genesis_file(path: Path, missing_hint: Path | None = None) -> Genesis:
         return Genesis.from_json(j)
     except ProtocolError as exc:
         raise DataDirError(f"{path}: {exc.reason}") from None
+
+
+def check_loopback(host: str) -> None:
+    """The API holds the node's keys' power: it never listens beyond loopback."""
+    if host == "localhost":
+        return
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return
+    except ValueError:
+        pass
+    raise ValueError(f"the API binds only to a loopback address (127.0.0.1 or ::1), not {host!r}")
