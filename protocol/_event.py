@@ -23,6 +23,7 @@ __all__ = [
     "MAX_TIMESTAMP",
     "WIRE_VERSION",
     "Event",
+    "check_signature",
     "decode_event",
     "make_event",
 ]
@@ -32,6 +33,12 @@ DOMAIN = b"learnmesh/event/v1\x00"
 MAX_REFS = 512
 MAX_TIMESTAMP = 2**48 - 1  # milliseconds since the Unix epoch
 _SIG_TAIL = 66  # bin8 header (0xc4 0x40) + 64 signature bytes
+# Where a canonical encoding puts the fields a signature check needs: an array
+# of 10 (0x9a), version 1, the network as bin8 of 32 (0xc4 0x20 + 32 bytes),
+# then the author the same way; the signature is the last 64 bytes (bin8 of 64).
+_HEAD = b"\x9a\x01\xc4\x20"
+_AUTHOR_HEAD = b"\xc4\x20"
+_SIG_HEAD = b"\xc4\x40"
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +104,23 @@ def make_event(
         return decode_event(raw, max(k.max_bytes, len(raw)), network, verify=False)
     except RemoteProtocolError as exc:
         raise LocalProtocolError(exc.code, exc.reason) from exc
+
+
+def check_signature(raw: bytes) -> bool | None:
+    """Check only the signature of an event's bytes, reading the author and the
+    signature at the places every canonical encoding has them (no decoding):
+    True or False, or None when the bytes are not laid out as an event is
+    (`decode_event` then says why). For an event that `decode_event` accepts,
+    this is exactly its signature check; alone it proves nothing about the
+    other fields. Meant for worker threads (libsodium runs without the GIL)."""
+    if (
+        len(raw) < 70 + _SIG_TAIL
+        or raw[:4] != _HEAD
+        or raw[36:38] != _AUTHOR_HEAD
+        or raw[-_SIG_TAIL:-64] != _SIG_HEAD
+    ):
+        return None
+    return verify_signature(raw[38:70], DOMAIN + raw[:-_SIG_TAIL], raw[-64:])
 
 
 def _need(cond: bool, code: str, reason: str) -> None:
