@@ -11,7 +11,7 @@ from typing import Any
 
 from learnmesh.protocol import EquivocationProof, Event, Replica
 
-from ._decode import Decoder, Refused
+from ._decode import Decoder, Refused, gc_paused
 from ._results import AppendResult, AppendResults
 from ._store import EventInsert, Store, StoredRaw
 
@@ -60,6 +60,12 @@ class Appender:
         """Fold and store (`durable`: see `Store.commit`). If this raises, the
         replica may hold what the store does not: the caller folds it again from
         the store."""
+        with gc_paused():
+            return self._ingest(rep, items, durable)
+
+    def _ingest(
+        self, rep: Replica, items: Iterable[Event | Refused], durable: bool
+    ) -> AppendResults:
         max_bytes = rep.max_event_bytes
         results: list[AppendResult] = []
         rows: list[EventInsert] = []

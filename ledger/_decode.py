@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import logging
 from collections import deque
@@ -19,7 +21,7 @@ from learnmesh.protocol import Event, RemoteProtocolError, check_signature, deco
 # Python that holds the GIL, so it runs on the caller's thread, and the workers
 # spend their time where the GIL is free (decoding on them too measured slower
 # than one thread: BENCHMARKS.md, "Ingest and replay per event").
-__all__ = ["Decoder", "Refused", "event_id_of"]
+__all__ = ["Decoder", "Refused", "event_id_of", "gc_paused"]
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,23 @@ class Refused:
     id: bytes
     code: str
     reason: str
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while many events are folded: what the
+    fold drops is freed by reference counting, but it allocates enough (and
+    keeps enough alive in the state) that the collector's passes over it cost
+    about a tenth of a replay (BENCHMARKS.md, "Ingest and replay per event").
+    The collector runs again afterwards, over anything left."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def event_id_of(raw: object) -> bytes:

@@ -20,7 +20,7 @@ from learnmesh.protocol import (
     decode_event,
 )
 
-from ._decode import Decoder, Refused
+from ._decode import Decoder, Refused, gc_paused
 from ._errors import CorruptLedgerError
 from ._results import VerifyReport
 from ._store import Store
@@ -247,6 +247,11 @@ def replay_stored(store: Store, replica: Replica, *, after_idx: int, after_rejec
     signature checked, so a changed byte anywhere in what is replayed is found.
     Raises CorruptLedgerError at the first record that does not replay as it
     was stored; returns the number of events replayed."""
+    with gc_paused():
+        return _replay_stored(store, replica, after_idx, after_rejected)
+
+
+def _replay_stored(store: Store, replica: Replica, after_idx: int, after_rejected: int) -> int:
     dec = Decoder(replica.max_event_bytes, replica.network)
     records = stored_records(store, after_idx=after_idx, after_rejected=after_rejected)
     replayed = 0
@@ -291,6 +296,19 @@ def verify_store(
     signature, in a pass of its own over the stored bytes on every thread
     (`_signature_pass`), then the fold; else, like opening, the fold's hash
     links and each chain's last signature. Problems are reported, not raised."""
+    with gc_paused():
+        return _verify_store(store, genesis, decoder, live, total, progress, full)
+
+
+def _verify_store(
+    store: Store,
+    genesis: Genesis,
+    decoder: Decoder,
+    live: bytes,
+    total: int,
+    progress: Callable[[int, int], None] | None,
+    full: bool,
+) -> VerifyReport:
     t0 = time.perf_counter()
     problems: list[str] = []
 
