@@ -256,17 +256,8 @@ def test_a_command_modules_mistake_is_a_user_error_under_python_m(tmp_path: Path
     """`python -m learnmesh.node.cli` (how the harness runs the CLI): a mistake
     a command module raises is one line and exit 2, not "unexpected UserError"."""
     p = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "learnmesh.node.cli",
-            "genesis",
-            "create",
-            "--name",
-            "x",
-            "--out",
-            str(tmp_path / "g.json"),
-        ],
+        [sys.executable, "-m", "learnmesh.node.cli", "genesis", "create", "--name", "x",
+         "--out", str(tmp_path / "g.json")],
         capture_output=True,
         text=True,
         timeout=60,
