@@ -11,15 +11,16 @@ from typing import Any
 
 from learnmesh.protocol import EquivocationProof, Event, Replica
 
-from ._decode import Decoder, Refused
+from ._decode import Decoder, Refused, gc_paused
 from ._results import AppendResult, AppendResults
-from ._store import Store, StoredRaw
+from ._store import EventInsert, Store, StoredRaw
 
 __all__ = ["Appender", "proof_key"]
 
 log = logging.getLogger(__name__)
 
 _BAD_PREV = ("bad_prev", "prev is not the author's previous event")
+_NO_VOID = (None, None)
 
 
 def proof_key(first: bytes, second: bytes) -> bytes:
@@ -59,9 +60,15 @@ class Appender:
         """Fold and store (`durable`: see `Store.commit`). If this raises, the
         replica may hold what the store does not: the caller folds it again from
         the store."""
+        with gc_paused():
+            return self._ingest(rep, items, durable)
+
+    def _ingest(
+        self, rep: Replica, items: Iterable[Event | Refused], durable: bool
+    ) -> AppendResults:
         max_bytes = rep.max_event_bytes
         results: list[AppendResult] = []
-        rows: list[dict[str, Any]] = []
+        rows: list[EventInsert] = []
         void_of: dict[bytes, tuple[str, str]] = {}
         new_pending: dict[bytes, bytes] = {}
         gone_pending: list[bytes] = []
@@ -84,18 +91,18 @@ class Appender:
                 void = out.void.get(e.id)
                 if void is not None:
                     void_of[e.id] = void
+                # In the order of the store's EVENT_COLUMNS.
                 rows.append(
-                    {
-                        "idx": idx,
-                        "id": e.id,
-                        "author": e.author,
-                        "seq": e.seq,
-                        "kind": e.kind.code,
-                        "timestamp": e.timestamp,
-                        "raw": e.raw,
-                        "void_code": void[0] if void else None,
-                        "void_reason": void[1] if void else None,
-                    }
+                    (
+                        idx,
+                        e.id,
+                        e.author,
+                        e.seq,
+                        e.kind.code,
+                        e.timestamp,
+                        e.raw,
+                        *(void or _NO_VOID),
+                    )
                 )
                 idx += 1
                 applied_events.append(e)

@@ -30,7 +30,7 @@ from . import _schema as s
 from ._errors import CorruptLedgerError, LedgerBusyError, LedgerError, WrongNetworkError
 from ._results import StoredEvent
 
-__all__ = ["EventRow", "Store", "StoredRaw"]
+__all__ = ["EVENT_COLUMNS", "EventInsert", "EventRow", "Store", "StoredRaw"]
 
 _PAGE = 2000  # rows per query when streaming a whole table
 _IN_CHUNK = 500  # ids per IN (...) clause: far under every database's parameter limit
@@ -38,7 +38,10 @@ _IN_CHUNK = 500  # ids per IN (...) clause: far under every database's parameter
 # (idx, id, author, seq, kind, timestamp, raw): an applied event's columns.
 EventRow = tuple[int, bytes, bytes, int, int, int, bytes]
 
-_EVENT_COLUMNS = (
+# An applied event as written: a value for each of EVENT_COLUMNS, in order.
+EventInsert = tuple[int, bytes, bytes, int, int, int, bytes, str | None, str | None]
+
+EVENT_COLUMNS = (
     "idx",
     "id",
     "author",
@@ -297,7 +300,7 @@ class Store:
 
     def commit(
         self,
-        rows: list[dict[str, Any]],
+        rows: list[EventInsert],
         gone_pending: list[bytes],
         new_pending: dict[bytes, bytes],
         new_rejected: dict[bytes, bytes],
@@ -318,7 +321,8 @@ class Store:
             return
         with self._engine.begin() as conn:
             if rows:
-                conn.execute(insert(s.events), rows)
+                values = [dict(zip(EVENT_COLUMNS, r, strict=True)) for r in rows]
+                conn.execute(insert(s.events), values)
             for ids in _chunks(gone_pending):
                 conn.execute(delete(s.pending).where(s.pending.c.id.in_(ids)))
             if new_pending:
@@ -332,7 +336,7 @@ class Store:
             if new_proofs:
                 conn.execute(insert(s.fork_proofs), new_proofs)
 
-    def _fast_append(self, rows: list[dict[str, Any]], durable: bool = True) -> bool:
+    def _fast_append(self, rows: list[EventInsert], durable: bool = True) -> bool:
         """Insert applied events in one transaction on a kept SQLite connection:
         the common gossip case (a few events, nothing else to write) without
         SQLAlchemy's per-transaction checkout, events and compile, which cost this
@@ -343,7 +347,7 @@ class Store:
                 return False
             self._fast = self._engine.raw_connection()
             self._fast_insert = str(
-                insert(s.events).compile(dialect=self._engine.dialect, column_keys=_EVENT_COLUMNS)
+                insert(s.events).compile(dialect=self._engine.dialect, column_keys=EVENT_COLUMNS)
             )
         cur = self._fast.cursor()
         # Events from peers need not wait for the disk's flush (4 ms here, with
@@ -357,7 +361,7 @@ class Store:
             self._fast_sync = want
         try:
             cur.execute("BEGIN")
-            cur.executemany(self._fast_insert, [tuple(r[c] for c in _EVENT_COLUMNS) for r in rows])
+            cur.executemany(self._fast_insert, rows)
             cur.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(Exception):

@@ -308,9 +308,15 @@ def cmd_ledger_verify(args: argparse.Namespace) -> int:
 
     def render(c: Console) -> None:
         verdict = "[green]OK[/]" if report.ok else "[red]PROBLEMS FOUND[/]"
+        phases = (
+            f" (signatures {report.signature_seconds:.2f}s on all threads, "
+            f"then the fold {report.fold_seconds:.2f}s)"
+            if report.signature_seconds
+            else ""
+        )
         c.print(
             f"{verdict}: {report.events} events replayed checking {checks} in "
-            f"{report.seconds:.2f}s ({report.events_per_s:,.0f}/s); "
+            f"{report.seconds:.2f}s{phases} ({report.events_per_s:,.0f}/s); "
             f"pending {report.pending}, void {report.void}, forks {report.forks}"
         )
         c.print(f"digest [cyan]{report.digest.hex()}[/]")

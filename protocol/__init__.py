@@ -15,7 +15,7 @@ from ._disputes import (
 )
 from ._encoding import canonical_pack, strict_unpack
 from ._errors import LocalProtocolError, ProtocolError, RemoteProtocolError
-from ._event import DOMAIN, WIRE_VERSION, Event, decode_event, make_event
+from ._event import DOMAIN, WIRE_VERSION, Event, check_signature, decode_event, make_event
 from ._genesis import Genesis, Params
 from ._identity import KeyPair, account_from_text, account_text, verify_signature
 from ._kinds import KINDS, Kind
@@ -107,6 +107,7 @@ __all__ = [
     "account_text",
     "award_body",
     "canonical_pack",
+    "check_signature",
     "comments_for_bounty",
     "commit_body",
     "commitment_of",

@@ -6,6 +6,7 @@ maps are written with sorted keys; floats and extension types are refused.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import msgpack
@@ -39,10 +40,23 @@ def _canon(value: Any, depth: int = 0) -> Any:
     raise LocalProtocolError("type", f"cannot encode a {type(value).__name__} canonically")
 
 
+_local = threading.local()
+
+
+def _pack(value: Any) -> bytes:
+    """msgpack.packb with one Packer per thread: packb makes a Packer (and its
+    buffer) per call, a third of the cost of packing an event."""
+    try:
+        packer = _local.packer
+    except AttributeError:
+        packer = _local.packer = msgpack.Packer(use_bin_type=True, autoreset=True)
+    data: bytes = packer.pack(value)
+    return data
+
+
 def canonical_pack(value: Any) -> bytes:
     """Encode `value` as canonical msgpack (sorted map keys, no floats)."""
-    data: bytes = msgpack.packb(_canon(value), use_bin_type=True)
-    return data
+    return _pack(_canon(value))
 
 
 _SCALARS = frozenset({type(None), bool, int, str, bytes})
@@ -64,8 +78,9 @@ def _check_decoded(value: Any, depth: int = 0) -> None:
     if t is dict:
         keys = list(value)
         # msgpack also decodes bin keys; mixed with str keys they would not even sort.
-        if any(type(k) is not str for k in keys):
-            raise RemoteProtocolError("map_key", "map keys must be strings")
+        for k in keys:
+            if type(k) is not str:
+                raise RemoteProtocolError("map_key", "map keys must be strings")
         if keys != sorted(keys):
             raise RemoteProtocolError("non_canonical", "map keys are not in sorted order")
         for v in value.values():
@@ -101,6 +116,6 @@ def strict_unpack(data: bytes, max_size: int) -> Any:
     except (ValueError, TypeError, msgpack.UnpackException) as exc:
         raise RemoteProtocolError("undecodable", f"not valid msgpack ({exc})") from exc
     _check_decoded(value)
-    if msgpack.packb(value, use_bin_type=True) != data:
+    if _pack(value) != data:
         raise RemoteProtocolError("non_canonical", "encoding is not canonical")
     return value

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 
+from nacl.bindings import crypto_sign_open
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 
@@ -44,6 +45,20 @@ def account_from_text(text: str) -> bytes:
 
 
 def verify_signature(public_key: bytes, message: bytes, signature: bytes) -> bool:
+    if (
+        type(public_key) is bytes
+        and len(public_key) == 32
+        and type(signature) is bytes
+        and len(signature) == 64
+        and type(message) is bytes
+    ):
+        # The common case straight to libsodium (PyNaCl releases the GIL while
+        # it checks), without a VerifyKey object per call.
+        try:
+            crypto_sign_open(signature + message, public_key)
+        except BadSignatureError:
+            return False
+        return True
     try:
         VerifyKey(public_key).verify(message, signature)
     except (BadSignatureError, ValueError):

@@ -267,7 +267,7 @@ KINDS = _Registry(
 
 def check_body(kind: Kind, body: dict[str, Any], refs: tuple[bytes, ...], author: bytes) -> None:
     """Schema check of one body against its kind, and of refs against the body."""
-    if set(body) != kind.fields:
+    if body.keys() != kind.fields:
         missing = sorted(kind.fields - set(body))
         extra = sorted(set(body) - kind.fields)
         raise _fail(kind.name, f"body fields wrong (missing {missing}, unexpected {extra})")

@@ -261,11 +261,10 @@ class State:
 
     def _run(self, ev: Event, author: Account) -> None:
         fork_seq = self.forks.get(ev.author)
-        _rule(
-            fork_seq is None or ev.seq < fork_seq,
-            "equivocation",
-            f"the author forked its chain at seq {fork_seq}",
-        )
+        # Rules whose reason is formatted raise directly: _rule's arguments would
+        # format the reason for every event, not only for a void one.
+        if fork_seq is not None and ev.seq >= fork_seq:
+            raise _Void("equivocation", f"the author forked its chain at seq {fork_seq}")
         # A void credit claimed by a spend counts as zero (see _spend); any
         # other void dependency voids this event too. The prev may be void:
         # the chain goes on through it.
@@ -298,11 +297,11 @@ class State:
             assert pays is not None
             _rule(ev.author in pays, "bad_claim", "a claimed payment does not pay the author")
             gain += pays[ev.author]
-        _rule(
-            author.spendable + gain >= amount,
-            "insufficient_funds",
-            f"{what} {amount} but only {author.spendable + gain} is available on its chain",
-        )
+        if author.spendable + gain < amount:
+            raise _Void(
+                "insufficient_funds",
+                f"{what} {amount} but only {author.spendable + gain} is available on its chain",
+            )
         self._checked()
         author.claimed |= seen
         author.spendable += gain - amount
@@ -361,11 +360,8 @@ def _profile(s: State, ev: Event, a: Account) -> None:
 def _bounty(s: State, ev: Event, a: Account) -> None:
     b = ev.body
     _rule(b["submit_by"] > ev.timestamp, "deadline", "the submission deadline is before the post")
-    _rule(
-        b["quorum"] >= s.params.min_quorum,
-        "quorum",
-        f"quorum is below the network's {s.params.min_quorum}",
-    )
+    if b["quorum"] < s.params.min_quorum:
+        raise _Void("quorum", f"quorum is below the network's {s.params.min_quorum}")
     s._spend(ev, a, b["reward"])
     s.bounties[ev.id] = Bounty(
         id=ev.id,
@@ -402,7 +398,8 @@ def _commit(s: State, ev: Event, a: Account) -> None:
 def _close(s: State, ev: Event, a: Account) -> None:
     bounty = s._bounty_of(ev.body["bounty"])
     _rule(ev.author == bounty.author, "not_mentor", "only the bounty's author closes it")
-    _rule(bounty.phase == "open", "phase", f"the bounty is already {bounty.phase}")
+    if bounty.phase != "open":
+        raise _Void("phase", f"the bounty is already {bounty.phase}")
     for cid in ev.body["accepted"]:
         c = s.commits.get(cid)
         _rule(
@@ -480,7 +477,8 @@ def _review(s: State, ev: Event, a: Account) -> None:
         len(scores) == len(bounty.rubric), "bad_scores", "one score per rubric criterion is needed"
     )
     for sc, (name, mx) in zip(scores, bounty.rubric, strict=True):
-        _rule(sc <= mx, "bad_scores", f"score {sc} for {name!r} is over its maximum {mx}")
+        if sc > mx:
+            raise _Void("bad_scores", f"score {sc} for {name!r} is over its maximum {mx}")
     s._checked()
     a.reviewed.add(sub.id)
     r = Review(ev.id, bounty.id, sub.id, ev.author, scores, body["comment"], ev.timestamp)
@@ -490,7 +488,8 @@ def _review(s: State, ev: Event, a: Account) -> None:
 
 def _settle_check(bounty: Bounty, ev: Event) -> None:
     _rule(ev.author == bounty.author, "not_mentor", "only the bounty's author settles it")
-    _rule(bounty.phase not in FINAL_PHASES, "settled", f"the bounty was already {bounty.phase}")
+    if bounty.phase in FINAL_PHASES:
+        raise _Void("settled", f"the bounty was already {bounty.phase}")
 
 
 def _award(s: State, ev: Event, a: Account) -> None:
@@ -514,15 +513,11 @@ def _award(s: State, ev: Event, a: Account) -> None:
         reviews.append((rv, r["amount"]))
     to_reviewers = sum(n for _, n in reviews)
     total = sum(n for _, n in winners) + to_reviewers
-    _rule(
-        total <= bounty.escrow, "over_escrow", f"pays {total} but the escrow holds {bounty.escrow}"
-    )
+    if total > bounty.escrow:
+        raise _Void("over_escrow", f"pays {total} but the escrow holds {bounty.escrow}")
     share = bounty.reward * bounty.reviewer_share_bp // 10000
-    _rule(
-        to_reviewers <= share,
-        "over_share",
-        f"pays reviewers {to_reviewers}, over their share {share}",
-    )
+    if to_reviewers > share:
+        raise _Void("over_share", f"pays reviewers {to_reviewers}, over their share {share}")
     s._checked()
     for sub, n in winners:
         sub.awarded += n

@@ -194,6 +194,9 @@ def test_ledger_show_verify_export_import(
     assert quick["ok"] and quick["events"] == 500 and quick["digest"] == digest
     rc, text, _ = run(capsys, "--data", str(a), "ledger", "verify", "--quick")
     assert rc == 0 and "each chain's last signature" in text
+    assert rep["signature_seconds"] > 0 and quick["signature_seconds"] == 0
+    rc, text, _ = run(capsys, "--data", str(a), "ledger", "verify", "--full")
+    assert rc == 0 and "every signature" in text and "then the fold" in text
 
     dump = tmp_path / "ledger.lmx"
     ex = run_json(capsys, "--data", str(a), "ledger", "export", str(dump))
@@ -271,6 +274,8 @@ def test_bench_ingest_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert j["machine"]["cpu_count"] >= 1 and j["machine"]["python"]
     assert j["verify_per_s_1core"] > 0
     assert all(r["verify_ok"] and r["not_applied"] == 0 for r in j["runs"].values())
+    assert j["replay_signatures_events_per_s"] > j["replay_events_per_s"] > 0
+    assert all(0 < r["replay_signatures_s"] < r["replay_s"] for r in j["runs"].values())
     # The scratch ledger is removed; the generated workload stays cached for the next run.
     assert not list((tmp_path / "bench").glob("*.db"))
     assert list((tmp_path / "bench" / "cache").glob("workload-*"))
