@@ -40,6 +40,7 @@ from learnmesh.protocol import (
     Event,
     Genesis,
     RemoteProtocolError,
+    check_signature,
     decode_event,
 )
 from learnmesh.protocol._replica import Replica
@@ -757,16 +758,38 @@ class NodeCore:
         self.blobs.wants.pop(h, None)
 
 
-def decode_share(raws: list[Any], limit: int, network: bytes) -> list[Event | RemoteProtocolError]:
-    """Decode and verify raw events, each on its own (CPU only: safe on a
-    worker thread, PyNaCl releases the GIL)."""
+def decode_share(
+    raws: list[Any], limit: int, network: bytes, verify: bool = True
+) -> list[Event | RemoteProtocolError]:
+    """Decode (and with `verify`, signature-check) raw events, each on its own."""
     out: list[Event | RemoteProtocolError] = []
     for raw in raws:
         try:
-            out.append(decode_event(raw, limit, network))
+            out.append(decode_event(raw, limit, network, verify=verify))
         except RemoteProtocolError as exc:
             out.append(exc)
     return out
+
+
+def signature_failures(decoded: list[Event | RemoteProtocolError], positions: range) -> list[int]:
+    """Of the decoded events at `positions`, those whose signature does not
+    verify. Only libsodium and slicing: for worker threads, which then hold
+    the GIL for a few µs an event (a whole decode on them fought the loop's
+    fold for it)."""
+    return [
+        i
+        for i in positions
+        if isinstance(ev := decoded[i], Event) and not check_signature(ev.raw)
+    ]
+
+
+def refuse_signatures(decoded: list[Event | RemoteProtocolError], bad: Iterable[int]) -> None:
+    """Replace the events at `bad` by the error `decode_event` gives for them
+    (the signature is its last check, so nothing else was wrong with them)."""
+    for i in bad:
+        decoded[i] = RemoteProtocolError(
+            "bad_signature", "signature does not match the author's key"
+        )
 
 
 def split_decoded(

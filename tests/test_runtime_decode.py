@@ -1,0 +1,81 @@
+"""A sync page decoded by the runtime (the loop decodes, worker threads check
+the signatures) gives exactly what the service's one-thread decode gives:
+the same events, and the same refusals with the same reasons, in order."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import msgpack
+import pytest
+from learnmesh.ledger import BlobStore, Ledger
+from learnmesh.node._core import CoreSettings, NodeCore, Now
+from learnmesh.node._runtime import Runtime
+from learnmesh.protocol import ChainWriter, Genesis, KeyPair
+
+T0 = 1_800_000_000_000
+KEYS = [KeyPair(bytes([i + 1]) * 32) for i in range(3)]
+GENESIS = Genesis(
+    name="rt", created_ms=T0 - 3_600_000, allocations=tuple((k.public_key, 10) for k in KEYS)
+)
+OTHER = Genesis(name="elsewhere", created_ms=T0 - 3_600_000, allocations=GENESIS.allocations)
+
+
+def _runtime(tmp_path: Path) -> Runtime:
+    core = NodeCore(
+        genesis=GENESIS,
+        store=Ledger.open(str(tmp_path / "l.db"), GENESIS),
+        settings=CoreSettings(),
+        rng=random.Random(1),
+    )
+
+    async def on_host(_host: object) -> None:
+        return None
+
+    return Runtime(
+        core,
+        settings=None,
+        p2p_seed=bytes(32),
+        blobs=BlobStore(tmp_path / "blobs"),
+        data_dir=tmp_path,
+        now=lambda: Now(T0, 1.0),
+        on_applied=lambda _evs: None,
+        on_synced=lambda: None,
+        on_host=on_host,
+    )
+
+
+def _page() -> list[object]:
+    w = ChainWriter(KEYS[0], GENESIS.network_id)
+    good = [
+        w.sign("profile", {"name": f"p{i}", "bio": "", "skills": []}, T0 - 60_000 + i).raw
+        for i in range(300)
+    ]
+    raws: list[object] = list(good)
+    forged = bytearray(good[5])
+    forged[-1] ^= 1  # the signature
+    raws[5] = bytes(forged)
+    body = bytearray(good[250])
+    body[80] ^= 1  # a signed byte: still decodes, the signature no longer matches
+    raws[250] = bytes(body)
+    elsewhere = ChainWriter(KEYS[1], OTHER.network_id)
+    raws[100] = elsewhere.sign("profile", {"name": "x", "bio": "", "skills": []}, T0).raw
+    raws[200] = b"\xc1 not an event"
+    raws[201] = 7
+    raws[202] = msgpack.packb([1, 2, 3])
+    return raws
+
+
+@pytest.mark.trio
+async def test_a_threaded_page_decodes_as_the_one_thread_decode(tmp_path: Path) -> None:
+    rt = _runtime(tmp_path)
+    raws = _page()
+    threaded_events, threaded_bad = await rt._decode_on_threads(raws)
+    events, bad = rt.core.decode(raws)
+    assert [e.raw for e in threaded_events] == [e.raw for e in events]
+    assert [(b.code, b.reason) for b in threaded_bad] == [(b.code, b.reason) for b in bad]
+    assert len(events) == 300 - 6
+    codes = [b.code for b in bad]
+    assert codes.count("bad_signature") == 2
+    assert "wrong_network" in codes
