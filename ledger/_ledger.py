@@ -183,12 +183,14 @@ class Ledger:
 
     # -- writing ---------------------------------------------------------------------
 
-    def append(self, raws: Sequence[bytes]) -> AppendResults:
-        """Decode, verify and apply events from outside; store them durably in one
-        transaction. Never raises for bad input: each gets a result."""
+    def append(self, raws: Sequence[bytes], *, durable: bool = True) -> AppendResults:
+        """Decode, verify and apply events from outside; store them in one
+        transaction (`durable=False`: without the disk flush, as the node
+        commits events from peers; see `append_events`). Never raises for bad
+        input: each gets a result."""
         with self._lock:
             self._check_open()
-            return self._ingest(self._decoder.decode(raws, verify=True))
+            return self._ingest(self._decoder.decode(raws, verify=True), durable)
 
     def append_events(self, events: Iterable[Event], *, durable: bool = True) -> AppendResults:
         """Like `append`, for events already decoded and signature-checked, all

@@ -411,6 +411,15 @@ def cmd_bench_ingest(args: argparse.Namespace) -> int:
             f"{result['targets']['replay_events_per_s']:,}",
         )
         t.add_row("ingest events/s (1 thread)", f"{result['ingest_events_per_s_1thread']:,.0f}", "")
+        peers = result["runs"][str(par)]["ingest_from_peers_events_per_s"]
+        t.add_row(f"ingest from peers, no flush per batch ({par} threads)", f"{peers:,.0f}", "")
+        t.add_row(
+            "vs one-core verify: ingest, from peers, replay",
+            f"{result['ingest_vs_1core_verify']:.2f}, "
+            f"{result['ingest_from_peers_vs_1core_verify']:.2f}, "
+            f"{result['replay_vs_1core_verify']:.2f}",
+            "",
+        )
         t.add_row("replay events/s (1 thread)", f"{result['replay_events_per_s_1thread']:,.0f}", "")
         t.add_row("Ed25519 verify/s, one core", f"{result['verify_per_s_1core']:,.0f}", "")
         t.add_row("decode+verify/s, one core", f"{result['decode_verify_per_s_1core']:,.0f}", "")

@@ -276,6 +276,9 @@ def test_bench_ingest_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert all(r["verify_ok"] and r["not_applied"] == 0 for r in j["runs"].values())
     assert j["replay_signatures_events_per_s"] > j["replay_events_per_s"] > 0
     assert all(0 < r["replay_signatures_s"] < r["replay_s"] for r in j["runs"].values())
+    # the same events taken in as from peers (no flush per batch), all applied
+    assert all(r["ingest_from_peers_events_per_s"] > 0 for r in j["runs"].values())
+    assert j["ingest_from_peers_vs_1core_verify_1thread"] > 0
     # The scratch ledger is removed; the generated workload stays cached for the next run.
     assert not list((tmp_path / "bench").glob("*.db"))
     assert list((tmp_path / "bench" / "cache").glob("workload-*"))
