@@ -1,0 +1,276 @@
+"""Stand-ins for the py-libp2p modules a learnmesh node never uses (issue 14).
+
+Importing py-libp2p 0.8.1 loads every transport and discovery service it has,
+whether a host enables it or not: `libp2p/__init__` and `libp2p.custom_types`
+import QUIC (aioquic), `libp2p.host.basic_host` imports mDNS (zeroconf) and
+the AutoTLS ACME and broker clients (requests, urllib3, httpx,
+charset_normalizer, dnspython), and `libp2p.transport.tcp.tcp` imports
+multiaddr's DNS resolver (dnspython). A learnmesh node dials and listens on
+TCP with Noise and never enables QUIC, mDNS or AutoTLS, yet paid for all of
+them in start-up time and memory in every process.
+
+`install()` puts small modules in `sys.modules` under those names before
+libp2p is first imported, so the importers get every name they take and the
+libraries behind them are never loaded:
+
+- `libp2p.transport.quic.utils`, `.transport`, `.stream` (aioquic). The QUIC
+  package's `exceptions` and `config` modules import no aioquic and stay real,
+  so `isinstance`/`except` on them behave as upstream. Any other QUIC module
+  (listener, connection, security, ...) refuses to import.
+- `libp2p.discovery.mdns` and `libp2p.discovery.mdns.mdns` (zeroconf); the
+  package's other modules refuse to import.
+- `libp2p.security.tls.autotls.acme` and `.broker` (requests, httpx, dnspython).
+- `multiaddr.resolvers.dns` (dnspython): its `DNSResolver` is built by the TCP
+  transport and the swarm for every host, and resolves only /dns* addresses,
+  so here it loads the real resolver on first use instead of at import.
+
+What would actually use QUIC, mDNS or AutoTLS fails loudly: constructing any
+stand-in class or calling any stand-in function raises `SlimUnavailable`
+naming the feature and this module. A DNS address still resolves (the real
+resolver loads then).
+
+The stand-ins match what the pinned versions import (`PINNED`); with any other
+installed version `install()` does nothing and libp2p loads in full, as
+`node/_libp2p_patches.py` refuses to patch an unknown libp2p. Setting
+LEARNMESH_LIBP2P_FULL=1 also loads libp2p in full (for measuring the
+difference). tests/test_libp2p_slim.py checks every name libp2p's own source
+imports from these modules against the stand-ins.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.machinery
+import importlib.metadata
+import importlib.util
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from types import ModuleType
+from typing import Any
+
+__all__ = [
+    "BLOCKED_PACKAGES",
+    "PINNED",
+    "STANDINS",
+    "SlimUnavailable",
+    "install",
+    "installed",
+]
+
+log = logging.getLogger(__name__)
+
+# Distribution name -> the version the stand-ins were written against.
+PINNED: dict[str, str] = {"libp2p": "0.8.1", "multiaddr": "0.2.0"}
+
+_OFF_ENV = "LEARNMESH_LIBP2P_FULL"
+
+
+class SlimUnavailable(RuntimeError):
+    """Something tried to use a libp2p feature a learnmesh node does not load."""
+
+
+def _unavailable(feature: str, what: str) -> SlimUnavailable:
+    return SlimUnavailable(
+        f"{what}: {feature} is not loaded in a learnmesh node process "
+        "(learnmesh.node._libp2p_slim stands in for it; set LEARNMESH_LIBP2P_FULL=1 "
+        "to load libp2p in full)"
+    )
+
+
+def _stand_in_class(module: str, name: str, feature: str) -> type:
+    """A class whose construction raises: a name importers can use in annotations,
+    type aliases and `isinstance`, but never instantiate."""
+
+    def __init__(self: object, *args: Any, **kwargs: Any) -> None:
+        raise _unavailable(feature, f"{module}.{name}()")
+
+    return type(name, (), {"__init__": __init__, "__module__": module, "__slim__": True})
+
+
+def _stand_in_function(module: str, name: str, feature: str) -> Callable[..., Any]:
+    def stand_in(*args: Any, **kwargs: Any) -> Any:
+        raise _unavailable(feature, f"{module}.{name}()")
+
+    stand_in.__name__ = stand_in.__qualname__ = name
+    stand_in.__module__ = module
+    return stand_in
+
+
+_QUIC = "QUIC (aioquic)"
+_MDNS = "mDNS discovery (zeroconf)"
+_AUTOTLS = "AutoTLS (ACME and the libp2p.direct broker)"
+
+# module -> (feature, classes, functions): the names libp2p 0.8.1 imports from it.
+STANDINS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
+    "libp2p.transport.quic.utils": (_QUIC, (), ("is_quic_multiaddr",)),
+    "libp2p.transport.quic.transport": (_QUIC, ("QUICTransport",), ()),
+    "libp2p.transport.quic.stream": (_QUIC, ("QUICStream",), ()),
+    "libp2p.discovery.mdns": (_MDNS, ("MDNSDiscovery",), ("create_mdns_discovery",)),
+    "libp2p.discovery.mdns.mdns": (_MDNS, ("MDNSDiscovery",), ("create_mdns_discovery",)),
+    "libp2p.security.tls.autotls.acme": (_AUTOTLS, ("ACMEClient",), ("compute_b36_peer_id",)),
+    "libp2p.security.tls.autotls.broker": (_AUTOTLS, ("BrokerClient",), ()),
+}
+
+# Packages whose other submodules refuse to import (they need the libraries above);
+# QUIC's exceptions and config are real (no aioquic) and allowed.
+BLOCKED_PACKAGES: dict[str, tuple[str, frozenset[str]]] = {
+    "libp2p.transport.quic": (
+        _QUIC,
+        frozenset({"libp2p.transport.quic.exceptions", "libp2p.transport.quic.config"}),
+    ),
+    "libp2p.discovery.mdns": (_MDNS, frozenset()),
+    "libp2p.security.tls.autotls": (_AUTOTLS, frozenset()),
+}
+
+_DNS_MODULE = "multiaddr.resolvers.dns"
+_REAL_DNS_MODULE = "multiaddr.resolvers._learnmesh_real_dns"
+
+# Loaded already means too late: a stand-in would then differ from what importers hold.
+_MUST_NOT_BE_LOADED = ("libp2p", "multiaddr.resolvers", *STANDINS, _DNS_MODULE)
+
+_installed = False
+
+
+def installed() -> bool:
+    return _installed
+
+
+def _version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "none"
+
+
+def _build_standin(name: str) -> ModuleType:
+    feature, classes, functions = STANDINS[name]
+    module = ModuleType(name, f"learnmesh stand-in for {name}: {feature} is not loaded.")
+    module.__file__ = __file__
+    if name in BLOCKED_PACKAGES:
+        module.__path__ = []  # a package: its submodules go through _Blocker
+    for cls in classes:
+        setattr(module, cls, _stand_in_class(name, cls, feature))
+    for fn in functions:
+        setattr(module, fn, _stand_in_function(name, fn, feature))
+    module.__all__ = [*classes, *functions]  # type: ignore[attr-defined]
+    return module
+
+
+class _Blocker(importlib.abc.MetaPathFinder):
+    """Refuses, with a reason, the submodules of stood-in packages that would load
+    the libraries the stand-ins keep out."""
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None = None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        for package, (feature, allowed) in BLOCKED_PACKAGES.items():
+            if fullname.startswith(package + ".") and fullname not in allowed:
+                reason = _unavailable(feature, f"import {fullname}").args[0]
+                raise ImportError(reason, name=fullname)
+        return None
+
+
+# ---- multiaddr's DNS resolver, loaded on first use ------------------------------------
+
+
+def _real_dns() -> ModuleType:
+    """The real multiaddr.resolvers.dns, loaded under a private name (its own name is
+    the stand-in's). Its relative imports resolve in multiaddr.resolvers as upstream."""
+    loaded = sys.modules.get(_REAL_DNS_MODULE)
+    if loaded is not None:
+        return loaded
+    import multiaddr.resolvers
+
+    found = importlib.machinery.PathFinder.find_spec(_DNS_MODULE, multiaddr.resolvers.__path__)
+    if found is None or found.origin is None:
+        raise ImportError(f"cannot find {_DNS_MODULE} in {multiaddr.resolvers.__path__}")
+    spec = importlib.util.spec_from_file_location(_REAL_DNS_MODULE, found.origin)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[_REAL_DNS_MODULE] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[_REAL_DNS_MODULE]
+        raise
+    return module
+
+
+class LazyDNSResolver:
+    """multiaddr's DNSResolver, built on first use: every libp2p host constructs
+    one (TCP transport, swarm) but only /dns, /dns4, /dns6 and /dnsaddr addresses
+    use it, and building it imports dnspython."""
+
+    MAX_RECURSIVE_DEPTH = 32
+    DEFAULT_TIMEOUT = 5.0
+
+    def __init__(self) -> None:
+        self._real: Any = None
+
+    def _resolver(self) -> Any:
+        if self._real is None:
+            self._real = _real_dns().DNSResolver()
+        return self._real
+
+    async def resolve(self, maddr: Any, options: dict[str, Any] | None = None) -> Any:
+        return await self._resolver().resolve(maddr, options)
+
+    def __getattr__(self, name: str) -> Any:  # the rest of the real resolver's API
+        if name.startswith("__") or name == "_real":
+            raise AttributeError(name)
+        return getattr(self._resolver(), name)
+
+
+def _build_dns_standin() -> ModuleType:
+    module = ModuleType(_DNS_MODULE, "learnmesh stand-in: the real resolver loads on first use.")
+    module.__file__ = __file__
+    module.DNSADDR_TXT_PREFIX = "dnsaddr="  # type: ignore[attr-defined]
+    LazyDNSResolver.__module__ = _DNS_MODULE
+    module.DNSResolver = LazyDNSResolver  # type: ignore[attr-defined]
+
+    def __getattr__(name: str) -> Any:  # anything else: the real module
+        return getattr(_real_dns(), name)
+
+    setattr(module, "__getattr__", __getattr__)  # noqa: B010 (a module-level __getattr__)
+    module.__all__ = ["DNSADDR_TXT_PREFIX", "DNSResolver"]  # type: ignore[attr-defined]
+    return module
+
+
+# ---- install ---------------------------------------------------------------------------
+
+
+def install() -> bool:
+    """Put the stand-ins in sys.modules (once per process). Returns whether they are
+    in place: False if libp2p or multiaddr is not the pinned version, if
+    LEARNMESH_LIBP2P_FULL is set, or if libp2p was imported before this ran."""
+    global _installed
+    if _installed:
+        return True
+    if os.environ.get(_OFF_ENV, "") not in ("", "0"):
+        log.debug("libp2p loads in full: %s is set", _OFF_ENV)
+        return False
+    for dist, pinned in PINNED.items():
+        found = _version(dist)
+        if found != pinned:
+            log.warning(
+                "libp2p loads in full: the stand-ins were written for %s %s, found %s",
+                dist,
+                pinned,
+                found,
+            )
+            return False
+    early = [name for name in _MUST_NOT_BE_LOADED if name in sys.modules]
+    if early:
+        log.warning("libp2p loads in full: %s imported before the stand-ins", ", ".join(early))
+        return False
+    for name in STANDINS:
+        sys.modules[name] = _build_standin(name)
+    sys.modules[_DNS_MODULE] = _build_dns_standin()
+    sys.meta_path.insert(0, _Blocker())
+    _installed = True
+    return True
+
+
+install()
