@@ -23,6 +23,12 @@ libraries behind them are never loaded:
 - `multiaddr.resolvers.dns` (dnspython): its `DNSResolver` is built by the TCP
   transport and the swarm for every host, and resolves only /dns* addresses,
   so here it loads the real resolver on first use instead of at import.
+- `libp2p.relay` and `libp2p.relay.circuit_v2` (circuit relay v2 and DCUtR,
+  which a node never runs): `basic_host` needs only `circuit_v2.nat`, but the
+  two packages' `__init__` import the whole relay (about 6 MB). Here they are
+  lazy packages: the real directory, so every submodule imports as upstream,
+  and each name the real `__init__` exports loads its submodule on first use
+  (read from that `__init__`, which must hold nothing but imports).
 
 What would actually use QUIC, mDNS or AutoTLS fails loudly: constructing any
 stand-in class or calling any stand-in function raises `SlimUnavailable`
@@ -39,6 +45,7 @@ imports from these modules against the stand-ins.
 
 from __future__ import annotations
 
+import ast
 import importlib.abc
 import importlib.machinery
 import importlib.metadata
@@ -47,11 +54,13 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 __all__ = [
     "BLOCKED_PACKAGES",
+    "LAZY_PACKAGES",
     "PINNED",
     "STANDINS",
     "SlimUnavailable",
@@ -124,11 +133,14 @@ BLOCKED_PACKAGES: dict[str, tuple[str, frozenset[str]]] = {
     "libp2p.security.tls.autotls": (_AUTOTLS, frozenset()),
 }
 
+# Packages whose __init__ does not run at import: their exports load on first use.
+LAZY_PACKAGES = ("libp2p.relay", "libp2p.relay.circuit_v2")
+
 _DNS_MODULE = "multiaddr.resolvers.dns"
 _REAL_DNS_MODULE = "multiaddr.resolvers._learnmesh_real_dns"
 
 # Loaded already means too late: a stand-in would then differ from what importers hold.
-_MUST_NOT_BE_LOADED = ("libp2p", "multiaddr.resolvers", *STANDINS, _DNS_MODULE)
+_MUST_NOT_BE_LOADED = ("libp2p", "multiaddr.resolvers", *STANDINS, _DNS_MODULE, *LAZY_PACKAGES)
 
 _installed = False
 
@@ -238,6 +250,86 @@ def _build_dns_standin() -> ModuleType:
     return module
 
 
+# ---- lazy packages ---------------------------------------------------------------------
+
+
+def lazy_exports(name: str, init: Path) -> tuple[dict[str, tuple[str, str]], list[str]] | None:
+    """What the package `name`'s real `__init__` (at `init`) exports: name ->
+    (absolute module, attribute), and its `__all__`. None unless that `__init__`
+    holds nothing but a docstring, `from ... import` statements and `__all__`
+    (anything else could be a side effect a lazy package would skip)."""
+    tree = ast.parse(init.read_text(encoding="utf-8"))
+    table: dict[str, tuple[str, str]] = {}
+    names: list[str] = []
+    for i, node in enumerate(tree.body):
+        if i == 0 and isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+            continue
+        if (
+            isinstance(node, ast.ImportFrom)
+            and node.module
+            and "*" not in [a.name for a in node.names]
+        ):
+            source = (
+                node.module
+                if node.level == 0
+                else ".".join(
+                    [*name.split(".")[: len(name.split(".")) - node.level + 1], node.module]
+                )
+            )
+            for alias in node.names:
+                table[alias.asname or alias.name] = (source, alias.name)
+            continue
+        if (
+            isinstance(node, ast.Assign)
+            and [getattr(t, "id", None) for t in node.targets] == ["__all__"]
+            and isinstance(node.value, ast.List | ast.Tuple)
+        ):
+            names = [
+                e.value
+                for e in node.value.elts
+                if isinstance(e, ast.Constant) and isinstance(e.value, str)
+            ]
+            continue
+        return None
+    return table, names
+
+
+def _build_lazy_package(name: str, init: Path) -> ModuleType | None:
+    found = lazy_exports(name, init)
+    if found is None:
+        log.warning("libp2p: %s loads in full: its __init__ is not imports only", name)
+        return None
+    table, names = found
+    spec = importlib.machinery.ModuleSpec(name, None, is_package=True)
+    spec.submodule_search_locations = [str(init.parent)]
+    module = importlib.util.module_from_spec(spec)
+    module.__file__ = str(init)
+
+    def __getattr__(attr: str) -> Any:
+        where = table.get(attr)
+        if where is None:
+            raise AttributeError(f"module {name!r} has no attribute {attr!r}")
+        value = getattr(importlib.import_module(where[0]), where[1])
+        setattr(module, attr, value)
+        return value
+
+    setattr(module, "__getattr__", __getattr__)  # noqa: B010 (a module-level __getattr__)
+    module.__all__ = names  # type: ignore[attr-defined]
+    return module
+
+
+def _package_init(name: str) -> Path | None:
+    """The real __init__.py of a libp2p package, found without importing libp2p."""
+    top = importlib.util.find_spec(name.split(".")[0])
+    if top is None or not top.submodule_search_locations:
+        return None
+    for root in top.submodule_search_locations:
+        init = Path(root, *name.split(".")[1:], "__init__.py")
+        if init.is_file():
+            return init
+    return None
+
+
 # ---- install ---------------------------------------------------------------------------
 
 
@@ -265,6 +357,13 @@ def install() -> bool:
     if early:
         log.warning("libp2p loads in full: %s imported before the stand-ins", ", ".join(early))
         return False
+    lazy: dict[str, ModuleType] = {}
+    for name in LAZY_PACKAGES:
+        init = _package_init(name)
+        package = _build_lazy_package(name, init) if init is not None else None
+        if package is not None:
+            lazy[name] = package
+    sys.modules.update(lazy)
     for name in STANDINS:
         sys.modules[name] = _build_standin(name)
     sys.modules[_DNS_MODULE] = _build_dns_standin()

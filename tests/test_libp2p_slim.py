@@ -18,7 +18,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from learnmesh.node._libp2p_slim import BLOCKED_PACKAGES, PINNED, STANDINS
+from learnmesh.node._libp2p_slim import BLOCKED_PACKAGES, LAZY_PACKAGES, PINNED, STANDINS
 
 
 def _run(code: str, env_extra: dict[str, str] | None = None) -> dict[str, object]:
@@ -232,3 +232,48 @@ def test_the_switch_loads_libp2p_in_full() -> None:
 def test_the_pins_match_the_project() -> None:
     pyproject = (Path(__file__).resolve().parent.parent / "pyproject.toml").read_text()
     assert f'"libp2p=={PINNED["libp2p"]}"' in pyproject
+
+
+def test_the_lazy_relay_packages_export_what_the_real_ones_do() -> None:
+    """libp2p.relay and libp2p.relay.circuit_v2 skip their __init__ at import; every
+    public name a full import has is still there, and is the same object."""
+    probe = """
+        import json, sys, types
+        import learnmesh.node._p2p
+        import {package} as p
+        names = sorted(
+            n
+            for n in {names}
+            if not n.startswith("_") and not isinstance(getattr(p, n), types.ModuleType)
+        )
+        where = {{n: getattr(p, n).__module__ + "." + n for n in names
+                 if hasattr(getattr(p, n), "__module__")}}
+        print(json.dumps({{"names": names, "where": where,
+                          "transport": "libp2p.relay.circuit_v2.transport" in sys.modules}}))
+        """
+    for package in LAZY_PACKAGES:
+        full = _run(probe.format(package=package, names="dir(p)"), {"LEARNMESH_LIBP2P_FULL": "1"})
+        names = full["names"]
+        assert isinstance(names, list)
+        assert len(names) >= 5, package
+        lazy = _run(probe.format(package=package, names=repr(names)))
+        assert lazy["names"] == names, package
+        assert lazy["where"] == full["where"], package
+        assert lazy["transport"] is True  # loaded on first use
+
+
+def test_a_node_does_not_load_the_relay() -> None:
+    out = _run(
+        """
+        import json, sys
+        import learnmesh.node.cli, learnmesh.node._runner
+        from libp2p.relay.circuit_v2.nat import is_private_ip
+        print(json.dumps({"relay": sorted(m for m in sys.modules
+                                          if m.startswith("libp2p.relay.")),
+                          "private": is_private_ip("10.0.0.1")}))
+        """
+    )
+    assert out == {
+        "relay": ["libp2p.relay.circuit_v2", "libp2p.relay.circuit_v2.nat"],
+        "private": True,
+    }
