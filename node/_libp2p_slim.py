@@ -1,39 +1,44 @@
-"""Stand-ins for the py-libp2p modules a learnmesh node never uses (issue 14).
+"""Stand-ins for the py-libp2p modules a learnmesh node does not need to start (issue 14).
 
 Importing py-libp2p 0.8.1 loads every transport and discovery service it has,
 whether a host enables it or not: `libp2p/__init__` and `libp2p.custom_types`
-import QUIC (aioquic), `libp2p.host.basic_host` imports mDNS (zeroconf) and
-the AutoTLS ACME and broker clients (requests, urllib3, httpx,
-charset_normalizer, dnspython), and `libp2p.transport.tcp.tcp` imports
-multiaddr's DNS resolver (dnspython). A learnmesh node dials and listens on
-TCP with Noise and never enables QUIC, mDNS or AutoTLS, yet paid for all of
-them in start-up time and memory in every process.
+import QUIC (aioquic), `libp2p.host.basic_host` imports mDNS (zeroconf), the
+AutoTLS ACME and broker clients (requests, urllib3, httpx, charset_normalizer,
+dnspython) and circuit relay v2, and `libp2p.transport.tcp.tcp` imports
+multiaddr's DNS resolver (dnspython). A learnmesh node dials and listens on TCP
+with Noise, never enables QUIC, AutoTLS or the relay, and enables mDNS only
+with `node start --mdns`, yet paid for all of them in start-up time and memory
+in every process.
 
 `install()` puts small modules in `sys.modules` under those names before
 libp2p is first imported, so the importers get every name they take and the
-libraries behind them are never loaded:
+libraries behind them are not loaded:
 
 - `libp2p.transport.quic.utils`, `.transport`, `.stream` (aioquic). The QUIC
   package's `exceptions` and `config` modules import no aioquic and stay real,
   so `isinstance`/`except` on them behave as upstream. Any other QUIC module
   (listener, connection, security, ...) refuses to import.
-- `libp2p.discovery.mdns` and `libp2p.discovery.mdns.mdns` (zeroconf); the
-  package's other modules refuse to import.
-- `libp2p.security.tls.autotls.acme` and `.broker` (requests, httpx, dnspython).
+- `libp2p.security.tls.autotls.acme` and `.broker` (requests, httpx, dnspython);
+  the package's other modules refuse to import.
+- `libp2p.discovery.mdns.mdns` (zeroconf): `create_mdns_discovery` and
+  `MDNSDiscovery` load the real module on first use (a node started with
+  --mdns), and its package `libp2p.discovery.mdns` is lazy (below).
 - `multiaddr.resolvers.dns` (dnspython): its `DNSResolver` is built by the TCP
   transport and the swarm for every host, and resolves only /dns* addresses,
   so here it loads the real resolver on first use instead of at import.
 - `libp2p.relay` and `libp2p.relay.circuit_v2` (circuit relay v2 and DCUtR,
   which a node never runs): `basic_host` needs only `circuit_v2.nat`, but the
-  two packages' `__init__` import the whole relay (about 6 MB). Here they are
-  lazy packages: the real directory, so every submodule imports as upstream,
-  and each name the real `__init__` exports loads its submodule on first use
-  (read from that `__init__`, which must hold nothing but imports).
+  two packages' `__init__` import the whole relay (about 6 MB). They, and
+  `libp2p.discovery.mdns`, are lazy packages: the real directory, so every
+  submodule imports as upstream, and each name the real `__init__` exports
+  loads its submodule on first use (read from that `__init__`, which must hold
+  nothing but imports).
 
-What would actually use QUIC, mDNS or AutoTLS fails loudly: constructing any
-stand-in class or calling any stand-in function raises `SlimUnavailable`
-naming the feature and this module. A DNS address still resolves (the real
-resolver loads then).
+What would actually use QUIC or AutoTLS fails loudly: constructing any of
+their stand-in classes or calling their stand-in functions raises
+`SlimUnavailable` naming the feature and this module. mDNS and DNS addresses
+work (the real modules load then); the real module is loaded under a private
+name (`..._learnmesh_real_*`), since its own name is the stand-in's.
 
 The stand-ins match what the pinned versions import (`PINNED`); with any other
 installed version `install()` does nothing and libp2p loads in full, as
@@ -108,7 +113,6 @@ def _stand_in_function(module: str, name: str, feature: str) -> Callable[..., An
 
 
 _QUIC = "QUIC (aioquic)"
-_MDNS = "mDNS discovery (zeroconf)"
 _AUTOTLS = "AutoTLS (ACME and the libp2p.direct broker)"
 
 # module -> (feature, classes, functions): the names libp2p 0.8.1 imports from it.
@@ -116,8 +120,6 @@ STANDINS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
     "libp2p.transport.quic.utils": (_QUIC, (), ("is_quic_multiaddr",)),
     "libp2p.transport.quic.transport": (_QUIC, ("QUICTransport",), ()),
     "libp2p.transport.quic.stream": (_QUIC, ("QUICStream",), ()),
-    "libp2p.discovery.mdns": (_MDNS, ("MDNSDiscovery",), ("create_mdns_discovery",)),
-    "libp2p.discovery.mdns.mdns": (_MDNS, ("MDNSDiscovery",), ("create_mdns_discovery",)),
     "libp2p.security.tls.autotls.acme": (_AUTOTLS, ("ACMEClient",), ("compute_b36_peer_id",)),
     "libp2p.security.tls.autotls.broker": (_AUTOTLS, ("BrokerClient",), ()),
 }
@@ -129,18 +131,23 @@ BLOCKED_PACKAGES: dict[str, tuple[str, frozenset[str]]] = {
         _QUIC,
         frozenset({"libp2p.transport.quic.exceptions", "libp2p.transport.quic.config"}),
     ),
-    "libp2p.discovery.mdns": (_MDNS, frozenset()),
     "libp2p.security.tls.autotls": (_AUTOTLS, frozenset()),
 }
 
 # Packages whose __init__ does not run at import: their exports load on first use.
-LAZY_PACKAGES = ("libp2p.relay", "libp2p.relay.circuit_v2")
+LAZY_PACKAGES = ("libp2p.relay", "libp2p.relay.circuit_v2", "libp2p.discovery.mdns")
 
+# Modules whose stand-in loads the real module on first use: module -> the names
+# importers take (tests/test_libp2p_slim.py checks them against libp2p's source).
+DEFERRED: dict[str, tuple[str, ...]] = {
+    "multiaddr.resolvers.dns": ("DNSResolver", "DNSADDR_TXT_PREFIX"),
+    "libp2p.discovery.mdns.mdns": ("MDNSDiscovery", "create_mdns_discovery"),
+}
 _DNS_MODULE = "multiaddr.resolvers.dns"
-_REAL_DNS_MODULE = "multiaddr.resolvers._learnmesh_real_dns"
+_MDNS_MODULE = "libp2p.discovery.mdns.mdns"
 
 # Loaded already means too late: a stand-in would then differ from what importers hold.
-_MUST_NOT_BE_LOADED = ("libp2p", "multiaddr.resolvers", *STANDINS, _DNS_MODULE, *LAZY_PACKAGES)
+_MUST_NOT_BE_LOADED = ("libp2p", "multiaddr.resolvers", *STANDINS, *DEFERRED, *LAZY_PACKAGES)
 
 _installed = False
 
@@ -187,27 +194,32 @@ class _Blocker(importlib.abc.MetaPathFinder):
 # ---- multiaddr's DNS resolver, loaded on first use ------------------------------------
 
 
-def _real_dns() -> ModuleType:
-    """The real multiaddr.resolvers.dns, loaded under a private name (its own name is
-    the stand-in's). Its relative imports resolve in multiaddr.resolvers as upstream."""
-    loaded = sys.modules.get(_REAL_DNS_MODULE)
+def _real(name: str) -> ModuleType:
+    """The real module `name` (whose own name the stand-in holds), loaded once under
+    a private name in the same package, so its relative imports resolve as upstream."""
+    package, _, leaf = name.rpartition(".")
+    private = f"{package}._learnmesh_real_{leaf}"
+    loaded = sys.modules.get(private)
     if loaded is not None:
         return loaded
-    import multiaddr.resolvers
-
-    found = importlib.machinery.PathFinder.find_spec(_DNS_MODULE, multiaddr.resolvers.__path__)
+    parent = importlib.import_module(package)
+    found = importlib.machinery.PathFinder.find_spec(name, list(parent.__path__))
     if found is None or found.origin is None:
-        raise ImportError(f"cannot find {_DNS_MODULE} in {multiaddr.resolvers.__path__}")
-    spec = importlib.util.spec_from_file_location(_REAL_DNS_MODULE, found.origin)
+        raise ImportError(f"cannot find {name} in {list(parent.__path__)}")
+    spec = importlib.util.spec_from_file_location(private, found.origin)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    sys.modules[_REAL_DNS_MODULE] = module
+    sys.modules[private] = module
     try:
         spec.loader.exec_module(module)
     except BaseException:
-        del sys.modules[_REAL_DNS_MODULE]
+        del sys.modules[private]
         raise
     return module
+
+
+def _real_dns() -> ModuleType:
+    return _real(_DNS_MODULE)
 
 
 class LazyDNSResolver:
@@ -243,10 +255,41 @@ def _build_dns_standin() -> ModuleType:
     module.DNSResolver = LazyDNSResolver  # type: ignore[attr-defined]
 
     def __getattr__(name: str) -> Any:  # anything else: the real module
+        if name.startswith("__"):  # the import system probing (__path__, ...)
+            raise AttributeError(name)
         return getattr(_real_dns(), name)
 
     setattr(module, "__getattr__", __getattr__)  # noqa: B010 (a module-level __getattr__)
     module.__all__ = ["DNSADDR_TXT_PREFIX", "DNSResolver"]  # type: ignore[attr-defined]
+    return module
+
+
+def _build_mdns_standin() -> ModuleType:
+    """mDNS, loaded on first use: `basic_host` imports these two names for every
+    host, and uses them only for a host built with enable_mDNS (`--mdns`)."""
+    module = ModuleType(_MDNS_MODULE, "learnmesh stand-in: the real module loads on first use.")
+    module.__file__ = __file__
+
+    class MDNSDiscovery:
+        """Constructing one builds the real libp2p MDNSDiscovery."""
+
+        def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+            return _real(_MDNS_MODULE).MDNSDiscovery(*args, **kwargs)
+
+    def create_mdns_discovery(*args: Any, **kwargs: Any) -> Any:
+        return _real(_MDNS_MODULE).create_mdns_discovery(*args, **kwargs)
+
+    MDNSDiscovery.__module__ = create_mdns_discovery.__module__ = _MDNS_MODULE
+    module.MDNSDiscovery = MDNSDiscovery  # type: ignore[attr-defined]
+    module.create_mdns_discovery = create_mdns_discovery  # type: ignore[attr-defined]
+
+    def __getattr__(name: str) -> Any:  # anything else: the real module
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(_real(_MDNS_MODULE), name)
+
+    setattr(module, "__getattr__", __getattr__)  # noqa: B010 (a module-level __getattr__)
+    module.__all__ = ["MDNSDiscovery", "create_mdns_discovery"]  # type: ignore[attr-defined]
     return module
 
 
@@ -367,6 +410,8 @@ def install() -> bool:
     for name in STANDINS:
         sys.modules[name] = _build_standin(name)
     sys.modules[_DNS_MODULE] = _build_dns_standin()
+    if "libp2p.discovery.mdns" in lazy:
+        sys.modules[_MDNS_MODULE] = _build_mdns_standin()
     sys.meta_path.insert(0, _Blocker())
     _installed = True
     return True

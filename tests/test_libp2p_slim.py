@@ -18,7 +18,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from learnmesh.node._libp2p_slim import BLOCKED_PACKAGES, LAZY_PACKAGES, PINNED, STANDINS
+from learnmesh.node._libp2p_slim import BLOCKED_PACKAGES, DEFERRED, LAZY_PACKAGES, PINNED, STANDINS
 
 
 def _run(code: str, env_extra: dict[str, str] | None = None) -> dict[str, object]:
@@ -60,7 +60,7 @@ def test_every_name_libp2p_imports_from_a_stand_in_is_there() -> None:
     import one of their blocked submodules at module level (it would fail to import
     in a node)."""
     standin_names = {m: {*classes, *functions} for m, (_, classes, functions) in STANDINS.items()}
-    standin_names["multiaddr.resolvers.dns"] = {"DNSResolver", "DNSADDR_TXT_PREFIX"}
+    standin_names.update({m: set(names) for m, names in DEFERRED.items()})
     missing: list[str] = []
     blocked: list[str] = []
     seen = 0
@@ -73,7 +73,7 @@ def test_every_name_libp2p_imports_from_a_stand_in_is_there() -> None:
             if (
                 any(module == p or module.startswith(p + ".") for p in BLOCKED_PACKAGES)
                 or module in STANDINS
-                or module == "multiaddr.resolvers.dns"
+                or module in DEFERRED
             ):
                 continue
             tree = ast.parse(path.read_text(encoding="utf-8"))
@@ -128,7 +128,7 @@ def test_a_node_imports_none_of_the_optional_libraries_and_uses_tcp() -> None:
     assert isinstance(out["rtt"], float) and out["rtt"] >= 0
 
 
-def test_quic_mdns_and_autotls_fail_loudly() -> None:
+def test_quic_and_autotls_fail_loudly() -> None:
     out = _run(
         """
         import json
@@ -136,7 +136,6 @@ def test_quic_mdns_and_autotls_fail_loudly() -> None:
         import libp2p
         from libp2p.crypto.ed25519 import create_new_key_pair
         from libp2p.transport.quic.transport import QUICTransport
-        from libp2p.discovery.mdns.mdns import create_mdns_discovery
         from libp2p.security.tls.autotls.acme import ACMEClient
         from learnmesh.node._libp2p_slim import SlimUnavailable
 
@@ -152,24 +151,22 @@ def test_quic_mdns_and_autotls_fail_loudly() -> None:
         kp = create_new_key_pair()
         attempt("quic_host", lambda: libp2p.new_host(key_pair=kp, enable_quic=True))
         attempt("quic_transport", lambda: QUICTransport(kp.private_key))
-        attempt("mdns", lambda: create_mdns_discovery(None))
         attempt("acme", lambda: ACMEClient(kp.private_key, None))
         attempt("quic_listener", lambda: __import__("libp2p.transport.quic.listener"))
-        attempt("mdns_listener", lambda: __import__("libp2p.discovery.mdns.listener"))
+        attempt("autotls_other", lambda: __import__("libp2p.security.tls.autotls.other"))
         print(json.dumps(errors))
         """
     )
     assert set(out) == {
         "quic_host",
         "quic_transport",
-        "mdns",
         "acme",
         "quic_listener",
-        "mdns_listener",
+        "autotls_other",
     }
     for name, message in out.items():
         assert "is not loaded in a learnmesh node process" in str(message), name
-    assert "QUIC" in str(out["quic_host"]) and "mDNS" in str(out["mdns"])
+    assert "QUIC" in str(out["quic_host"]) and "AutoTLS" in str(out["acme"])
     assert str(out["quic_listener"]).startswith("ImportError: ")
 
 
@@ -235,8 +232,9 @@ def test_the_pins_match_the_project() -> None:
 
 
 def test_the_lazy_relay_packages_export_what_the_real_ones_do() -> None:
-    """libp2p.relay and libp2p.relay.circuit_v2 skip their __init__ at import; every
-    public name a full import has is still there, and is the same object."""
+    """libp2p.relay, libp2p.relay.circuit_v2 and libp2p.discovery.mdns skip their
+    __init__ at import; every public name a full import has is still there, from
+    the same module."""
     probe = """
         import json, sys, types
         import learnmesh.node._p2p
@@ -255,11 +253,12 @@ def test_the_lazy_relay_packages_export_what_the_real_ones_do() -> None:
         full = _run(probe.format(package=package, names="dir(p)"), {"LEARNMESH_LIBP2P_FULL": "1"})
         names = full["names"]
         assert isinstance(names, list)
-        assert len(names) >= 5, package
+        assert len(names) >= 4, package
         lazy = _run(probe.format(package=package, names=repr(names)))
         assert lazy["names"] == names, package
         assert lazy["where"] == full["where"], package
-        assert lazy["transport"] is True  # loaded on first use
+        if package.startswith("libp2p.relay"):
+            assert lazy["transport"] is True  # loaded on first use
 
 
 def test_a_node_does_not_load_the_relay() -> None:
@@ -277,3 +276,31 @@ def test_a_node_does_not_load_the_relay() -> None:
         "relay": ["libp2p.relay.circuit_v2", "libp2p.relay.circuit_v2.nat"],
         "private": True,
     }
+
+
+def test_a_node_started_with_mdns_loads_the_real_discovery() -> None:
+    """`node start --mdns`: the host builds libp2p's real MDNSDiscovery (zeroconf
+    loads then), and stops cleanly."""
+    out = _run(
+        """
+        import json, sys
+        import trio
+        from learnmesh.node._p2p import P2PConfig, P2PHost
+
+        before = "zeroconf" in sys.modules
+
+        async def main():
+            cfg = P2PConfig(identity_seed=bytes([3]) * 32, mdns=True)
+            async with P2PHost.open(cfg) as h:
+                d = h._host.mDNS
+                return type(d).__module__, type(d).__name__, len(h.listen_addrs())
+
+        where, name, addrs = trio.run(main)
+        print(json.dumps({"before": before, "after": "zeroconf" in sys.modules,
+                          "where": where, "name": name, "addrs": addrs}))
+        """
+    )
+    assert out["before"] is False and out["after"] is True
+    assert out["name"] == "MDNSDiscovery"
+    assert out["where"] == "libp2p.discovery.mdns._learnmesh_real_mdns"
+    assert out["addrs"] == 1
