@@ -23,6 +23,11 @@ libraries behind them are not loaded:
 - `libp2p.discovery.mdns.mdns` (zeroconf): `create_mdns_discovery` and
   `MDNSDiscovery` load the real module on first use (a node started with
   --mdns), and its package `libp2p.discovery.mdns` is lazy (below).
+- `libp2p.crypto.rsa` (pycryptodome, which parses C declarations with cffi and
+  pycparser at import), `libp2p.security.secio.transport` (fastecdsa) and
+  `libp2p.security.pnet.protector`: RSA peer keys, SECIO and private networks
+  load the real module on first use (a peer with an RSA identity, a host built
+  with libp2p's default security options or a pre-shared key).
 - `multiaddr.resolvers.dns` (dnspython): its `DNSResolver` is built by the TCP
   transport and the swarm for every host, and resolves only /dns* addresses,
   so here it loads the real resolver on first use instead of at import.
@@ -37,8 +42,10 @@ libraries behind them are not loaded:
 What would actually use QUIC or AutoTLS fails loudly: constructing any of
 their stand-in classes or calling their stand-in functions raises
 `SlimUnavailable` naming the feature and this module. mDNS and DNS addresses
-work (the real modules load then); the real module is loaded under a private
-name (`..._learnmesh_real_*`), since its own name is the stand-in's.
+and the other deferred modules (`DEFERRED`) work: the real module loads then,
+under a private name (`..._learnmesh_real_*`), since its own name is the
+stand-in's; a deferred stand-in class builds real instances, forwards its class
+attributes and answers isinstance for the real class.
 
 The stand-ins match what the pinned versions import (`PINNED`); with any other
 installed version `install()` does nothing and libp2p loads in full, as
@@ -137,17 +144,40 @@ BLOCKED_PACKAGES: dict[str, tuple[str, frozenset[str]]] = {
 # Packages whose __init__ does not run at import: their exports load on first use.
 LAZY_PACKAGES = ("libp2p.relay", "libp2p.relay.circuit_v2", "libp2p.discovery.mdns")
 
-# Modules whose stand-in loads the real module on first use: module -> the names
-# importers take (tests/test_libp2p_slim.py checks them against libp2p's source).
-DEFERRED: dict[str, tuple[str, ...]] = {
-    "multiaddr.resolvers.dns": ("DNSResolver", "DNSADDR_TXT_PREFIX"),
-    "libp2p.discovery.mdns.mdns": ("MDNSDiscovery", "create_mdns_discovery"),
+# Modules whose stand-in loads the real module on first use: module -> (classes,
+# functions, constants), the names importers take (tests/test_libp2p_slim.py checks
+# them against libp2p's source). A stand-in class builds, and forwards its class
+# attributes (RSAPublicKey.from_bytes) and isinstance to, the real class.
+DEFERRED: dict[str, tuple[tuple[str, ...], tuple[str, ...], dict[str, str]]] = {
+    # mDNS (zeroconf): a node started with --mdns.
+    "libp2p.discovery.mdns.mdns": (("MDNSDiscovery",), ("create_mdns_discovery",), {}),
+    # RSA keys (pycryptodome, and through it cffi parsing C declarations with
+    # pycparser at import): a peer whose identity is an RSA key.
+    "libp2p.crypto.rsa": (("RSAPublicKey", "RSAPrivateKey"), ("create_new_key_pair",), {}),
+    # SECIO (fastecdsa, pycryptodome): libp2p's default security options only; a
+    # node passes Noise alone.
+    "libp2p.security.secio.transport": (("Transport",), (), {"ID": "/secio/1.0.0"}),
+    # Private networks (a pre-shared key; pycryptodome's Salsa20): a swarm with a psk.
+    "libp2p.security.pnet.protector": ((), ("new_protected_conn",), {}),
 }
+# Class methods that importers read at import time (serialization's table of key
+# deserializers): forwarded on call, so reading them loads nothing.
+DEFERRED_METHODS: dict[str, tuple[str, ...]] = {"libp2p.crypto.rsa": ("from_bytes",)}
+# multiaddr's DNS resolver: its own stand-in (an instance is built per host).
+DEFERRED_DNS = {"multiaddr.resolvers.dns": ("DNSResolver", "DNSADDR_TXT_PREFIX")}
+
 _DNS_MODULE = "multiaddr.resolvers.dns"
 _MDNS_MODULE = "libp2p.discovery.mdns.mdns"
 
 # Loaded already means too late: a stand-in would then differ from what importers hold.
-_MUST_NOT_BE_LOADED = ("libp2p", "multiaddr.resolvers", *STANDINS, *DEFERRED, *LAZY_PACKAGES)
+_MUST_NOT_BE_LOADED = (
+    "libp2p",
+    "multiaddr.resolvers",
+    *STANDINS,
+    *DEFERRED,
+    *DEFERRED_DNS,
+    *LAZY_PACKAGES,
+)
 
 _installed = False
 
@@ -264,32 +294,61 @@ def _build_dns_standin() -> ModuleType:
     return module
 
 
-def _build_mdns_standin() -> ModuleType:
-    """mDNS, loaded on first use: `basic_host` imports these two names for every
-    host, and uses them only for a host built with enable_mDNS (`--mdns`)."""
-    module = ModuleType(_MDNS_MODULE, "learnmesh stand-in: the real module loads on first use.")
-    module.__file__ = __file__
+class _DeferredClass(type):
+    """The metaclass of a deferred stand-in class: calling it, reading a class
+    attribute from it or an isinstance check loads the real module and uses the
+    real class."""
 
-    class MDNSDiscovery:
-        """Constructing one builds the real libp2p MDNSDiscovery."""
+    _module: str
 
-        def __new__(cls, *args: Any, **kwargs: Any) -> Any:
-            return _real(_MDNS_MODULE).MDNSDiscovery(*args, **kwargs)
+    def _real_class(cls) -> type:
+        real = getattr(_real(cls._module), cls.__name__)
+        assert isinstance(real, type)
+        return real
 
-    def create_mdns_discovery(*args: Any, **kwargs: Any) -> Any:
-        return _real(_MDNS_MODULE).create_mdns_discovery(*args, **kwargs)
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        return cls._real_class()(*args, **kwargs)
 
-    MDNSDiscovery.__module__ = create_mdns_discovery.__module__ = _MDNS_MODULE
-    module.MDNSDiscovery = MDNSDiscovery  # type: ignore[attr-defined]
-    module.create_mdns_discovery = create_mdns_discovery  # type: ignore[attr-defined]
-
-    def __getattr__(name: str) -> Any:  # anything else: the real module
-        if name.startswith("__"):
+    def __getattr__(cls, name: str) -> Any:
+        if name.startswith("__"):  # probing (typing, inspect): not a use
             raise AttributeError(name)
-        return getattr(_real(_MDNS_MODULE), name)
+        return getattr(cls._real_class(), name)
+
+    def __instancecheck__(cls, obj: Any) -> bool:
+        return isinstance(obj, cls._real_class())
+
+
+def _build_deferred(name: str) -> ModuleType:
+    classes, functions, constants = DEFERRED[name]
+    module = ModuleType(name, f"learnmesh stand-in for {name}: the real module loads on first use.")
+    module.__file__ = __file__
+    for cls in classes:
+        body: dict[str, Any] = {"__module__": name, "_module": name}
+        for method in DEFERRED_METHODS.get(name, ()):
+
+            def forward_method(*args: Any, __cls: str = cls, __m: str = method, **kw: Any) -> Any:
+                return getattr(getattr(_real(name), __cls), __m)(*args, **kw)
+
+            body[method] = staticmethod(forward_method)
+        setattr(module, cls, _DeferredClass(cls, (), body))
+    for fn in functions:
+
+        def forward(*args: Any, __fn: str = fn, **kwargs: Any) -> Any:
+            return getattr(_real(name), __fn)(*args, **kwargs)
+
+        forward.__name__ = forward.__qualname__ = fn
+        forward.__module__ = name
+        setattr(module, fn, forward)
+    for key, value in constants.items():
+        setattr(module, key, value)
+
+    def __getattr__(attr: str) -> Any:  # anything else: the real module
+        if attr.startswith("__"):  # the import system probing (__path__, ...)
+            raise AttributeError(attr)
+        return getattr(_real(name), attr)
 
     setattr(module, "__getattr__", __getattr__)  # noqa: B010 (a module-level __getattr__)
-    module.__all__ = ["MDNSDiscovery", "create_mdns_discovery"]  # type: ignore[attr-defined]
+    module.__all__ = [*classes, *functions, *constants]  # type: ignore[attr-defined]
     return module
 
 
@@ -410,8 +469,10 @@ def install() -> bool:
     for name in STANDINS:
         sys.modules[name] = _build_standin(name)
     sys.modules[_DNS_MODULE] = _build_dns_standin()
-    if "libp2p.discovery.mdns" in lazy:
-        sys.modules[_MDNS_MODULE] = _build_mdns_standin()
+    for name in DEFERRED:
+        if name == _MDNS_MODULE and "libp2p.discovery.mdns" not in lazy:
+            continue  # its package's __init__ would load the rest of mDNS anyway
+        sys.modules[name] = _build_deferred(name)
     sys.meta_path.insert(0, _Blocker())
     _installed = True
     return True

@@ -18,7 +18,14 @@ import sys
 import textwrap
 from pathlib import Path
 
-from learnmesh.node._libp2p_slim import BLOCKED_PACKAGES, DEFERRED, LAZY_PACKAGES, PINNED, STANDINS
+from learnmesh.node._libp2p_slim import (
+    BLOCKED_PACKAGES,
+    DEFERRED,
+    DEFERRED_DNS,
+    LAZY_PACKAGES,
+    PINNED,
+    STANDINS,
+)
 
 
 def _run(code: str, env_extra: dict[str, str] | None = None) -> dict[str, object]:
@@ -60,7 +67,8 @@ def test_every_name_libp2p_imports_from_a_stand_in_is_there() -> None:
     import one of their blocked submodules at module level (it would fail to import
     in a node)."""
     standin_names = {m: {*classes, *functions} for m, (_, classes, functions) in STANDINS.items()}
-    standin_names.update({m: set(names) for m, names in DEFERRED.items()})
+    standin_names.update({m: {*c, *f, *k} for m, (c, f, k) in DEFERRED.items()})
+    standin_names.update({m: set(names) for m, names in DEFERRED_DNS.items()})
     missing: list[str] = []
     blocked: list[str] = []
     seen = 0
@@ -74,6 +82,7 @@ def test_every_name_libp2p_imports_from_a_stand_in_is_there() -> None:
                 any(module == p or module.startswith(p + ".") for p in BLOCKED_PACKAGES)
                 or module in STANDINS
                 or module in DEFERRED
+                or module in DEFERRED_DNS
             ):
                 continue
             tree = ast.parse(path.read_text(encoding="utf-8"))
@@ -117,7 +126,8 @@ def test_a_node_imports_none_of_the_optional_libraries_and_uses_tcp() -> None:
                 return a.listen_addrs(), rtt
 
         addrs, rtt = trio.run(main)
-        heavy = ["aioquic", "zeroconf", "dns", "requests", "urllib3", "httpx"]
+        heavy = ["aioquic", "zeroconf", "dns", "requests", "urllib3", "httpx", "Crypto",
+                 "fastecdsa", "pycparser"]
         print(json.dumps({"installed": _libp2p_slim.installed(), "addrs": addrs, "rtt": rtt,
                           "loaded": [m for m in heavy if m in sys.modules]}))
         """
@@ -304,3 +314,36 @@ def test_a_node_started_with_mdns_loads_the_real_discovery() -> None:
     assert out["name"] == "MDNSDiscovery"
     assert out["where"] == "libp2p.discovery.mdns._learnmesh_real_mdns"
     assert out["addrs"] == 1
+
+
+def test_deferred_modules_work_when_used() -> None:
+    """An RSA peer key deserializes (pycryptodome loads then), the SECIO protocol id
+    is the real one, and isinstance sees the real classes."""
+    out = _run(
+        """
+        import json, sys
+        from learnmesh.node import _p2p
+        from libp2p.crypto.serialization import deserialize_public_key
+        from libp2p.crypto.rsa import RSAPublicKey, create_new_key_pair
+        import libp2p.security.secio.transport as secio
+
+        before = "Crypto" in sys.modules
+        pair = create_new_key_pair(1024)
+        key = deserialize_public_key(pair.public_key.serialize())
+        real_secio = sys.modules["libp2p.security.secio.transport"]
+        from learnmesh.node._libp2p_slim import _real
+        print(json.dumps({
+            "before": before,
+            "after": "Crypto" in sys.modules,
+            "same": key.to_bytes() == pair.public_key.to_bytes(),
+            "isinstance": isinstance(key, RSAPublicKey),
+            "type": type(key).__name__,
+            "secio_id": secio.ID,
+            "real_secio_id": _real("libp2p.security.secio.transport").ID,
+        }))
+        """
+    )
+    assert out["before"] is False and out["after"] is True
+    assert out["same"] is True and out["isinstance"] is True
+    assert out["type"] == "RSAPublicKey"
+    assert out["secio_id"] == out["real_secio_id"] == "/secio/1.0.0"

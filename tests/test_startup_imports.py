@@ -12,7 +12,9 @@ import sys
 # Measured (BENCHMARKS.md, 2026-11-29): pyld adds about 5 MB to a node process;
 # markdown-it 0.9 MB; aioquic, zeroconf, dnspython and the AutoTLS clients'
 # requests, urllib3, charset_normalizer and httpx together about 17 MB and 0.2 s
-# of CPU (node/_libp2p_slim.py stands in for the libp2p modules that import them).
+# of CPU; pycryptodome (with cffi and pycparser) and fastecdsa, for RSA keys, SECIO
+# and private networks, about 4.5 MB and 0.1 s (node/_libp2p_slim.py stands in for
+# the libp2p modules that import them).
 _DEFERRED = (
     "pyld",
     "markdown_it",
@@ -23,6 +25,9 @@ _DEFERRED = (
     "urllib3",
     "charset_normalizer",
     "httpx",
+    "Crypto",
+    "fastecdsa",
+    "pycparser",
 )
 
 
