@@ -60,11 +60,8 @@ class _Parser(argparse.ArgumentParser):
         raise _ArgumentError(f"{message} (see: {self.prog} --help)")
 
 
-def build_parser(
-    modules: Sequence[str] | None = None,
-) -> tuple[argparse.ArgumentParser, tuple[type[BaseException], ...]]:
-    """The parser, and the exception types that mean "user mistake". `modules`:
-    register only these command modules (default: every one)."""
+def build_parser() -> tuple[argparse.ArgumentParser, tuple[type[BaseException], ...]]:
+    """The parser, and the exception types that mean "user mistake"."""
     parser = _Parser(
         prog="learnmesh",
         description="learnmesh: a peer-to-peer bounty learning network node.",
@@ -85,7 +82,7 @@ def build_parser(
         WrongNetworkError,  # the wrong file or directory was named
         LedgerBusyError,  # the node is running: stop it or use the API
     ]
-    for name in _command_modules() if modules is None else modules:
+    for name in _command_modules():
         try:
             mod = importlib.import_module(name)
             mod.register(sub)
@@ -137,22 +134,11 @@ def _one_line(exc: BaseException) -> str:
     return msg
 
 
-# `learnmesh node start`, every node process, registers only its own command
-# module: the others (clients, bench, devnet) import httpx, rich and the harness,
-# about 7 MB and 0.1 s a node would carry for nothing (issue 14).
-_NODE_START = (["node", "start"], ["learnmesh.node._cli_node"])
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args_in = list(sys.argv[1:] if argv is None else argv)
+    parser, user_errors = build_parser()
     try:
         glob, rest = _globals(args_in)
-    except _ArgumentError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USER
-    command, only = _NODE_START
-    parser, user_errors = build_parser(only if rest[: len(command)] == command else None)
-    try:
         args = parser.parse_args(rest)
     except _ArgumentError as exc:
         print(f"error: {exc}", file=sys.stderr)

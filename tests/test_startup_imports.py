@@ -55,8 +55,8 @@ def test_the_node_starts_without_the_rarely_used_libraries() -> None:
 
 def test_the_cli_node_start_path_loads_none_of_them_either() -> None:
     """`learnmesh node start` parses its command line with only the node's own
-    command module (the others import httpx, rich and the harness), then imports
-    what cmd_node_start does."""
+    command module (main's command table in node/cli.py: the others import httpx,
+    rich and the harness), then imports what cmd_node_start does."""
     code = (
         "import contextlib, io\n"
         "from learnmesh.node import cli\n"
