@@ -347,3 +347,18 @@ def test_deferred_modules_work_when_used() -> None:
     assert out["same"] is True and out["isinstance"] is True
     assert out["type"] == "RSAPublicKey"
     assert out["secio_id"] == out["real_secio_id"] == "/secio/1.0.0"
+
+
+def test_the_devnet_baseline_gets_the_stand_ins_too() -> None:
+    """`bench propagation`'s plain-GossipSub baseline (devnet/_baseline.py) imports
+    libp2p through node/_p2p.py, so it is measured with the same imports as a node."""
+    out = _run(
+        """
+        import json, sys
+        import learnmesh.devnet._baseline
+        from learnmesh.node import _libp2p_slim
+        print(json.dumps({"installed": _libp2p_slim.installed(),
+                          "aioquic": "aioquic" in sys.modules}))
+        """
+    )
+    assert out == {"installed": True, "aioquic": False}
