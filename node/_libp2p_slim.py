@@ -72,12 +72,17 @@ from typing import Any
 
 __all__ = [
     "BLOCKED_PACKAGES",
+    "DEFERRED",
+    "DEFERRED_DNS",
+    "DEFERRED_METHODS",
     "LAZY_PACKAGES",
     "PINNED",
     "STANDINS",
+    "LazyDNSResolver",
     "SlimUnavailable",
     "install",
     "installed",
+    "lazy_exports",
 ]
 
 log = logging.getLogger(__name__)
