@@ -29,7 +29,7 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from learnmesh.protocol import (
@@ -51,11 +51,13 @@ from learnmesh.protocol._kinds_learning import (
 )
 from learnmesh.protocol._learning import CommentRecord, target_kind
 from learnmesh.protocol._trust import ONE
-from markdown_it import MarkdownIt
-from markdown_it.token import Token
 
 from ._api_trust import node_trust
 from ._service import Node, UserError
+
+if TYPE_CHECKING:
+    from markdown_it import MarkdownIt
+    from markdown_it.token import Token
 
 __all__ = [
     "bounty_comments",
@@ -70,7 +72,16 @@ __all__ = [
 
 MdNode = str | dict[str, Any]
 
-_MD = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
+
+@functools.cache
+def _md() -> MarkdownIt:
+    """The CommonMark parser, loaded on first use: markdown-it is not needed
+    before a node is ready (start-up time, issue 14)."""
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
+
+
 _BLOCKS = {
     "paragraph": "p",
     "blockquote": "blockquote",
@@ -126,7 +137,7 @@ def render_markdown(text: str) -> list[MdNode]:
         put(node)
         stack.append(node["c"])
 
-    for tok in _MD.parse(text):
+    for tok in _md().parse(text):
         kind = tok.type
         if kind == "inline":
             _inline(tok.children or [], put, open_, stack)

@@ -17,6 +17,11 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, cast
 
+# Before libp2p's first import: stand-ins for the QUIC, mDNS, AutoTLS and DNS
+# modules a node never uses (start-up time and memory, issue 14).
+from . import _libp2p_slim  # noqa: F401
+
+# isort: split
 import multiaddr
 import trio
 from libp2p import new_host

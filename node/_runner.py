@@ -28,6 +28,7 @@ from ._api import check_loopback, make_app
 from ._api_trust import trust_refresh_loop
 from ._clock import CLOCK_FILE, ClockError, OffsetClock
 from ._datadir import DataDirError
+from ._memtrim import trim_after_bursts
 from ._service import Node, NodeSettings
 
 __all__ = ["run_node"]
@@ -156,6 +157,7 @@ async def _main(node: Node, token: str, data_dir: Path, admin: bool) -> None:
             hc.keep_alive_timeout = 120.0
             binds = await nursery.start(serve, make_app(node, token, admin=admin), hc)
             nursery.start_soon(trust_refresh_loop, node)  # trust off the event loop
+            nursery.start_soon(trim_after_bursts, node.ledger.count)  # RSS after bursts
             api = binds[0] if binds else f"http://{s.api_host}:{s.api_port}"
             assert node.p2p is not None
             info = {
