@@ -540,25 +540,35 @@ class NodeCore:
 
     # -- gossip in ------------------------------------------------------------------
 
-    def on_gossip(self, peer: str, data: bytes, now: Now) -> bool:
+    def on_gossip(
+        self,
+        peer: str,
+        data: bytes,
+        now: Now,
+        decoded: tuple[list[Event], list[RemoteProtocolError]] | None = None,
+    ) -> bool:
         """A gossip message arrived (before libp2p forwards it). Its valid events
         are queued for admission whatever is decided here; True forwards the
         message: only if every event in it is valid and not dated ahead of our
         clock (the same policy every entrance applies), and the relay policy
-        (moderation) lets all of them through."""
+        (moderation) lets all of them through. `decoded`: the message's events
+        already decoded and checked by the runtime (`decode_share`,
+        `signature_failures`, `split_decoded`; a large message, off the loop)."""
         if peer in self.peers.partitioned:
             return False
         if not self.peers.rate_ok(peer, now.mono):
             self.stats["gossip_rejected"] += 1
             return False
-        try:
-            raws = decode_gossip(data, self.network)
-        except RemoteProtocolError as exc:
-            self.stats["gossip_rejected"] += 1
-            self.count("rejected", exc.code)
-            self.penalise(peer, f"{exc.code}: {exc.reason}", now)
-            return False
-        events, bad = self.decode(raws)
+        if decoded is None:
+            try:
+                raws = decode_gossip(data, self.network)
+            except RemoteProtocolError as exc:
+                self.stats["gossip_rejected"] += 1
+                self.count("rejected", exc.code)
+                self.penalise(peer, f"{exc.code}: {exc.reason}", now)
+                return False
+            decoded = self.decode(raws)
+        events, bad = decoded
         self.stats["gossip_events_in"] += len(events)
         if bad:
             self.penalise(peer, f"{bad[0].code}: {bad[0].reason}", now)

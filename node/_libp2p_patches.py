@@ -50,7 +50,7 @@ import inspect
 import logging
 import time
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from types import ModuleType
 from typing import Any
 
@@ -511,10 +511,17 @@ class LearnmeshPubsub(Pubsub):
     loop is libp2p's ``continuously_read_stream``, except that an RPC larger than
     ``max_inbound_rpc_size`` or one that does not parse is reported to
     ``on_bad_rpc(peer, reason)`` (libp2p only resets the stream: free for the
-    sender) before the stream is reset.
+    sender) before the stream is reset. A message of at least
+    ``prevalidate_bytes`` not seen before is first handed to ``prevalidate(peer,
+    msg)``, awaited in the same reader task: libp2p's topic validator is
+    synchronous, so a large message's checks (hundreds of signatures) would
+    otherwise hold the event loop; the hook can do them on worker threads
+    first and leave the result for the validator.
     """
 
     on_bad_rpc: BadRpcReport | None = None
+    prevalidate: Callable[[ID, rpc_pb2.Message], Awaitable[None]] | None = None
+    prevalidate_bytes: int = 1 << 62
 
     async def continuously_read_stream(self, stream: INetStream) -> None:
         peer_id = stream.muxed_conn.peer_id
@@ -541,6 +548,13 @@ class LearnmeshPubsub(Pubsub):
                 for msg in rpc_incoming.publish:
                     if self._is_subscribed_to_msg(msg) and self.manager.is_running:
                         try:
+                            pre = self.prevalidate
+                            if (
+                                pre is not None
+                                and len(msg.data) >= self.prevalidate_bytes
+                                and not self._is_msg_seen(msg)
+                            ):
+                                await pre(peer_id, msg)
                             await self.push_msg(peer_id, msg)
                         except (trio.Cancelled, KeyboardInterrupt):
                             raise

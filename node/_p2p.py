@@ -277,6 +277,7 @@ class P2PHost:
         self._send, self._recv = trio.open_memory_channel[tuple[str, str, bytes]](config.inbox_size)
         self._nursery: trio.Nursery | None = None
         self._topics: set[str] = set()
+        self._prevalidators: dict[str, Callable[[str, bytes], Awaitable[None]]] = {}
         self._pubsub.on_bad_rpc = self._bad_rpc
         self._host.get_network().register_notifee(_BlockNotifee(self))
         patches.register_host(self._host, self._id)
@@ -482,10 +483,20 @@ class P2PHost:
 
     # ---- pubsub ------------------------------------------------------------
 
-    async def subscribe(self, topic: str, validator: Validator) -> None:
+    async def subscribe(
+        self,
+        topic: str,
+        validator: Validator,
+        prevalidate: Callable[[str, bytes], Awaitable[None]] | None = None,
+        prevalidate_bytes: int = 32 * 1024,
+    ) -> None:
         """Join ``topic``. ``validator(forwarder_peer_id, data)`` runs before a message
         is delivered or forwarded; the peer id is the neighbour that handed it to us
-        (the one to punish), not the original author. Exceptions count as reject."""
+        (the one to punish), not the original author. Exceptions count as reject.
+        ``prevalidate(forwarder_peer_id, data)``, if given, is awaited first for a
+        message of at least ``prevalidate_bytes`` not seen before (libp2p's
+        validator is synchronous: slow checks of a large message go there, off
+        the event loop, and leave their result for ``validator``)."""
         if topic in self._topics:
             raise P2PError(f"already subscribed to {topic!r}")
         if self._nursery is None:
@@ -507,9 +518,27 @@ class P2PHost:
                 return False
 
         self._pubsub.set_topic_validator(topic, check, False)
+        if prevalidate is not None:
+            self._prevalidators[topic] = prevalidate
+            self._pubsub.prevalidate = self._prevalidate
+            self._pubsub.prevalidate_bytes = min(
+                self._pubsub.prevalidate_bytes, prevalidate_bytes
+            )
         sub = await self._pubsub.subscribe(topic)
         self._topics.add(topic)
         self._nursery.start_soon(self._drain, topic, sub)
+
+    async def _prevalidate(self, forwarder: ID, msg: rpc_pb2.Message) -> None:
+        if forwarder == self._id or forwarder in self._blocked:
+            return
+        for topic in msg.topicIDs:
+            hook = self._prevalidators.get(topic)
+            if hook is not None:
+                try:
+                    await hook(forwarder.to_base58(), msg.data)
+                except Exception:  # the validator still runs, and decides
+                    log.exception("prevalidation for %s raised", topic)
+                return
 
     async def _drain(self, topic: str, sub: Any) -> None:
         # libp2p's per-topic buffer holds 32 and drops on overflow, so empty it
@@ -620,8 +649,10 @@ class P2PHost:
         not identified by then is presumed to speak the protocol: the first
         stream settles it."""
         with trio.move_on_after(wait):
+            # Identify usually answers within a few ms of the connection: a
+            # coarse poll here held every first sync after a connect up to 50 ms.
             while self.peer_protocols(peer_id) is None and peer_id in self.connected_peers():
-                await trio.sleep(0.05)
+                await trio.sleep(0.005)
         return self.speaks(peer_id, protocol_id)
 
 

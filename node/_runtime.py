@@ -50,6 +50,7 @@ from ._wire import (
     MAX_GOSSIP_BYTES,
     MAX_SYNC_FRAME,
     blob_protocol,
+    decode_gossip,
     decode_msg,
     encode_gossip,
     encode_msg,
@@ -67,6 +68,7 @@ _BLOB_CHUNK = 256 * 1024
 _ASK_TIMEOUT = 20.0  # seconds for one sync request and its reply
 _OPEN_TIMEOUT = 5.0  # seconds to open a sync stream: a peer slower than this is gone
 _THREADED_MIN = 64  # events per worker thread at least when a sync page is verified
+_PREVALIDATE_BYTES = 40 * 1024  # gossip this large (about 100 events) is checked off the loop
 _TICK = 0.5  # seconds between NodeCore.tick calls
 
 
@@ -113,6 +115,7 @@ class Runtime:
         self._queue_ready = trio.Event()
         self._sync_wake = trio.Event()
         self._fetching: set[bytes] = set()
+        self._predecoded: dict[bytes, tuple[list[Event], list[RemoteProtocolError]]] = {}
         self._known_peers_file = data_dir / "peers.json"
         self._nursery: trio.Nursery | None = None
         core.on_io = lambda: self._io_ready.set()  # the current event, whichever it is
@@ -136,7 +139,12 @@ class Runtime:
             )
             host.set_stream_handler(sync_protocol(self.network), self._serve_sync)
             host.set_stream_handler(blob_protocol(self.network), self._serve_blob)
-            await host.subscribe(self.topic, self._validate_gossip)
+            await host.subscribe(
+                self.topic,
+                self._validate_gossip,
+                prevalidate=self._prevalidate_gossip,
+                prevalidate_bytes=_PREVALIDATE_BYTES,
+            )
             await self.on_host(host)
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
@@ -332,8 +340,28 @@ class Runtime:
 
     # -- gossip ---------------------------------------------------------------------------
 
+    async def _prevalidate_gossip(self, peer: str, data: bytes) -> None:
+        """A large gossip message (a batch of hundreds of events) is decoded
+        and its signatures checked here, as a sync page is (`_decode_on_threads`),
+        before libp2p's synchronous validator runs: checked in the validator,
+        one such message held the event loop 30 ms, and a node that joins right
+        after a burst is handed dozens of them while it starts its catch-up."""
+        if peer in self.core.peers.partitioned:
+            return
+        try:
+            raws = decode_gossip(data, self.network)
+        except RemoteProtocolError:
+            return  # the validator says why, and charges the peer
+        if len(raws) < 2 * _THREADED_MIN:
+            return
+        decoded = await self._decode_on_threads(raws)
+        if len(self._predecoded) >= 16:  # never validated (the peer went): forget
+            self._predecoded.clear()
+        self._predecoded[data] = decoded
+
     def _validate_gossip(self, peer: str, data: bytes) -> bool:
-        forward = self.core.on_gossip(peer, data, self.now())
+        decoded = self._predecoded.pop(data, None) if self._predecoded else None
+        forward = self.core.on_gossip(peer, data, self.now(), decoded)
         if self.core.queue:
             self._queue_ready.set()
         return forward

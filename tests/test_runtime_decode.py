@@ -11,7 +11,8 @@ import msgpack
 import pytest
 from learnmesh.ledger import BlobStore, Ledger
 from learnmesh.node._core import CoreSettings, NodeCore, Now
-from learnmesh.node._runtime import Runtime
+from learnmesh.node._runtime import _PREVALIDATE_BYTES, Runtime
+from learnmesh.node._wire import encode_gossip
 from learnmesh.protocol import ChainWriter, Genesis, KeyPair
 
 T0 = 1_800_000_000_000
@@ -79,3 +80,40 @@ async def test_a_threaded_page_decodes_as_the_one_thread_decode(tmp_path: Path) 
     codes = [b.code for b in bad]
     assert codes.count("bad_signature") == 2
     assert "wrong_network" in codes
+
+
+@pytest.mark.trio
+async def test_a_large_gossip_message_checked_off_the_loop_is_judged_as_on_it(
+    tmp_path: Path,
+) -> None:
+    """The runtime checks a large gossip message on worker threads before
+    libp2p's synchronous validator runs; the validator then decides with that
+    result exactly as it decides without it."""
+    raws = [r for r in _page() if isinstance(r, bytes) and len(r) > 100]
+    data = encode_gossip(GENESIS.network_id, raws)
+    assert len(data) >= _PREVALIDATE_BYTES
+    off = _runtime(tmp_path / "off")
+    on = _runtime(tmp_path / "on")
+    await off._prevalidate_gossip("peer", data)
+    assert data in off._predecoded  # checked, and left for the validator
+    forward_off = off._validate_gossip("peer", data)
+    assert not off._predecoded
+    forward_on = on._validate_gossip("peer", data)  # no prevalidation: the loop checks
+    assert forward_off is forward_on is False  # a forged event: not forwarded
+    queued = [[e.id for e in evs] for evs, _ in off.core.queue]
+    assert queued == [[e.id for e in evs] for evs, _ in on.core.queue]
+    assert sum(map(len, queued)) == len(raws) - 3  # the two forged, the wrong network
+    assert off.core.peers.score("peer", 1.0) == on.core.peers.score("peer", 1.0) > 0  # charged
+
+
+@pytest.mark.trio
+async def test_a_small_or_malformed_gossip_message_is_left_to_the_validator(
+    tmp_path: Path,
+) -> None:
+    rt = _runtime(tmp_path)
+    small = encode_gossip(GENESIS.network_id, [r for r in _page()[6:26] if isinstance(r, bytes)])
+    await rt._prevalidate_gossip("peer", small)
+    await rt._prevalidate_gossip("peer", b"\xc1" * 50_000)
+    assert not rt._predecoded
+    assert rt._validate_gossip("peer", small) is True
+    assert rt._validate_gossip("peer", b"\xc1" * 50_000) is False
