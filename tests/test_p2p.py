@@ -426,3 +426,38 @@ def own_record(h: P2PHost) -> bytes:
     envelope = h._host.get_peerstore().get_local_record()
     assert envelope is not None
     return envelope.marshal_envelope()
+
+
+async def test_a_large_message_is_prevalidated_once_before_the_validator() -> None:
+    """A message of at least `prevalidate_bytes` is handed to the async
+    prevalidation hook (off the loop's synchronous validator) before the
+    validator sees it; a small one, and a duplicate, are not."""
+    calls: list[tuple[str, str, int]] = []  # (what, from, size)
+
+    async def pre(peer: str, data: bytes) -> None:
+        await trio.sleep(0.01)  # a real hook awaits worker threads
+        calls.append(("pre", peer, len(data)))
+
+    def validate(peer: str, data: bytes) -> bool:
+        calls.append(("validate", peer, len(data)))
+        return True
+
+    async with hosts(3) as (a, b, c):
+        await b.subscribe(TOPIC, validate, prevalidate=pre, prevalidate_bytes=10_000)
+        for h in (a, c):
+            await h.subscribe(TOPIC, accept_all)
+        await chain(a, b, c)
+        big, small = os.urandom(50_000), os.urandom(100)
+        await a.publish(TOPIC, big)
+        await a.publish(TOPIC, small)
+        assert await recv_until(b, small) == [big, small]
+        assert calls == [
+            ("pre", a.peer_id, 50_000),
+            ("validate", a.peer_id, 50_000),
+            ("validate", a.peer_id, 100),
+        ]
+        # The same big message again from c: seen, so neither runs again.
+        await c.publish(TOPIC, big)
+        await a.publish(TOPIC, b"after")
+        await recv_until(b, b"after")
+        assert [x for x in calls if x[2] == 50_000] == calls[:2]
