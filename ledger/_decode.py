@@ -13,7 +13,13 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import TypeVar
 
-from learnmesh.protocol import Event, RemoteProtocolError, check_signature, decode_event
+from learnmesh.protocol import (
+    BAD_SIGNATURE,
+    Event,
+    RemoteProtocolError,
+    check_signature,
+    decode_event,
+)
 
 # PyNaCl (cffi) releases the GIL while libsodium checks a signature, so threads
 # give real parallelism for the costliest step without pickling events. The
@@ -29,7 +35,6 @@ T = TypeVar("T")
 
 _CHUNK = 64  # events per task: big enough to amortise the hand-off, small enough to overlap
 _SIG_CHUNK = 256  # stored records per task in a signature pass (nothing to overlap with)
-BAD_SIGNATURE = "signature does not match the author's key"
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from learnmesh.protocol import (
+    BAD_SIGNATURE,
     EquivocationProof,
     Event,
     Genesis,
@@ -787,9 +788,7 @@ def signature_failures(decoded: list[Event | RemoteProtocolError], positions: ra
     the GIL for a few µs an event (a whole decode on them fought the loop's
     fold for it)."""
     return [
-        i
-        for i in positions
-        if isinstance(ev := decoded[i], Event) and not check_signature(ev.raw)
+        i for i in positions if isinstance(ev := decoded[i], Event) and not check_signature(ev.raw)
     ]
 
 
@@ -797,9 +796,7 @@ def refuse_signatures(decoded: list[Event | RemoteProtocolError], bad: Iterable[
     """Replace the events at `bad` by the error `decode_event` gives for them
     (the signature is its last check, so nothing else was wrong with them)."""
     for i in bad:
-        decoded[i] = RemoteProtocolError(
-            "bad_signature", "signature does not match the author's key"
-        )
+        decoded[i] = RemoteProtocolError("bad_signature", BAD_SIGNATURE)
 
 
 def split_decoded(

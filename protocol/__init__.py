@@ -15,7 +15,15 @@ from ._disputes import (
 )
 from ._encoding import canonical_pack, strict_unpack
 from ._errors import LocalProtocolError, ProtocolError, RemoteProtocolError
-from ._event import DOMAIN, WIRE_VERSION, Event, check_signature, decode_event, make_event
+from ._event import (
+    BAD_SIGNATURE,
+    DOMAIN,
+    WIRE_VERSION,
+    Event,
+    check_signature,
+    decode_event,
+    make_event,
+)
 from ._genesis import Genesis, Params
 from ._identity import KeyPair, account_from_text, account_text, verify_signature
 from ._kinds import KINDS, Kind
@@ -62,6 +70,7 @@ from ._trust import (
 
 __all__ = [
     "APPEAL_JURY_SIZE",
+    "BAD_SIGNATURE",
     "BOUNTY_PHASES",
     "DISPUTE_WINDOW_MS",
     "DOMAIN",

@@ -18,6 +18,7 @@ from ._identity import KeyPair, account_text, verify_signature
 from ._kinds import KINDS, Kind, check_body
 
 __all__ = [
+    "BAD_SIGNATURE",
     "DOMAIN",
     "MAX_REFS",
     "MAX_TIMESTAMP",
@@ -30,6 +31,9 @@ __all__ = [
 
 WIRE_VERSION = 1
 DOMAIN = b"learnmesh/event/v1\x00"
+# decode_event's reason for a bad signature; a pass that checks signatures
+# apart from the decode (check_signature) reports the same words.
+BAD_SIGNATURE = "signature does not match the author's key"
 MAX_REFS = 512
 MAX_TIMESTAMP = 2**48 - 1  # milliseconds since the Unix epoch
 _SIG_TAIL = 66  # bin8 header (0xc4 0x40) + 64 signature bytes
@@ -188,5 +192,5 @@ def decode_event(
     check_body(kind, body, refs_t, author)
     # verify=False is only for bytes this node already verified and stored.
     if verify and not verify_signature(author, DOMAIN + raw[:-_SIG_TAIL], sig):
-        raise RemoteProtocolError("bad_signature", "signature does not match the author's key")
+        raise RemoteProtocolError("bad_signature", BAD_SIGNATURE)
     return Event(_sha256(raw).digest(), net, author, seq, prev, ts, kind, body, refs_t, sig, raw)
