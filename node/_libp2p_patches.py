@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.metadata
 import inspect
 import logging
 import time
@@ -74,6 +73,8 @@ from libp2p.pubsub.pubsub import Pubsub
 from libp2p.pubsub.utils import maybe_consume_signed_record, safe_bytes_from_hex
 from libp2p.stream_muxer.yamux.yamux import Yamux, YamuxStream
 
+from . import _libp2p_slim
+
 __all__ = [
     "PINNED_VERSION",
     "LearnmeshGossipSub",
@@ -100,10 +101,7 @@ class Libp2pMismatch(RuntimeError):
 
 
 def _installed_version() -> str:
-    try:
-        return importlib.metadata.version("libp2p")
-    except importlib.metadata.PackageNotFoundError:
-        return "none"
+    return _libp2p_slim.installed_version("libp2p")
 
 
 def _has_method(owner: type | ModuleType, name: str) -> bool:

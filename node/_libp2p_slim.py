@@ -82,6 +82,7 @@ __all__ = [
     "SlimUnavailable",
     "install",
     "installed",
+    "installed_version",
     "lazy_exports",
 ]
 
@@ -191,7 +192,9 @@ def installed() -> bool:
     return _installed
 
 
-def _version(dist: str) -> str:
+def installed_version(dist: str) -> str:
+    """The installed version of `dist` ("none" if absent); also what
+    node/_libp2p_patches.py checks its pinned libp2p against."""
     try:
         return importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:
@@ -451,7 +454,7 @@ def install() -> bool:
         log.debug("libp2p loads in full: %s is set", _OFF_ENV)
         return False
     for dist, pinned in PINNED.items():
-        found = _version(dist)
+        found = installed_version(dist)
         if found != pinned:
             log.warning(
                 "libp2p loads in full: the stand-ins were written for %s %s, found %s",
