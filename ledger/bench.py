@@ -126,14 +126,13 @@ def _ingest_and_replay(
     # Snapshots are a restart cache: keep their cost out of the ingest figure.
     ledger = Ledger.open(db, genesis, verify_threads=threads, snapshot_every=1 << 62)
     try:
-        bad = 0
-        t0 = time.perf_counter()
-        for i in range(0, len(raws), batch):
-            res = ledger.append(raws[i : i + batch])
-            bad += sum(1 for r in res if r.status != "applied")
-            if progress:
-                progress(f"ingest ({label})", min(i + batch, len(raws)), len(raws))
-        ingest_s = time.perf_counter() - t0
+        ingest_s, bad = _take_in(
+            ledger,
+            raws,
+            batch,
+            durable=True,
+            progress=(lambda d, t: progress(f"ingest ({label})", d, t)) if progress else None,
+        )
         report = ledger.verify(
             lambda d, t: progress(f"replay ({label})", d, t) if progress else None
         )
@@ -164,6 +163,26 @@ def _ingest_and_replay(
     }
 
 
+def _take_in(
+    ledger: Ledger,
+    raws: list[bytes],
+    batch: int,
+    *,
+    durable: bool,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[float, int]:
+    """Seconds to append `raws`, `batch` per transaction, and how many of
+    them were not applied."""
+    bad = 0
+    t0 = time.perf_counter()
+    for i in range(0, len(raws), batch):
+        res = ledger.append(raws[i : i + batch], durable=durable)
+        bad += sum(1 for r in res if r.status != "applied")
+        if progress:
+            progress(min(i + batch, len(raws)), len(raws))
+    return time.perf_counter() - t0, bad
+
+
 def _ingest_from_peers(
     genesis: Genesis, raws: list[bytes], db: Path, batch: int, threads: int
 ) -> float:
@@ -173,12 +192,10 @@ def _ingest_from_peers(
     _fresh(db)
     ledger = Ledger.open(db, genesis, verify_threads=threads, snapshot_every=1 << 62)
     try:
-        t0 = time.perf_counter()
-        for i in range(0, len(raws), batch):
-            res = ledger.append(raws[i : i + batch], durable=False)
-            if any(r.status != "applied" for r in res):
-                raise RuntimeError("an event of the bench workload was not applied")
-        return time.perf_counter() - t0
+        seconds, bad = _take_in(ledger, raws, batch, durable=False)
+        if bad:
+            raise RuntimeError("an event of the bench workload was not applied")
+        return seconds
     finally:
         ledger.close()
         _fresh(db)
