@@ -541,6 +541,13 @@ class NodeCore:
 
     # -- gossip in ------------------------------------------------------------------
 
+    def gossip_welcome(self, peer: str, now: Now) -> bool:
+        """Whether a gossip message from `peer` would get past `on_gossip`'s
+        first checks (partition, rate limit) now, without taking from its rate:
+        a runtime asks before it spends CPU on a large message ahead of
+        `on_gossip` (which then takes the rate as for any message)."""
+        return peer not in self.peers.partitioned and self.peers.rate_would_allow(peer, now.mono)
+
     def on_gossip(
         self,
         peer: str,

@@ -75,13 +75,21 @@ class PeerBook:
     def rate_ok(self, peer: str, now: float) -> bool:
         """Take one inbound message from the peer's bucket (burst: two seconds' worth)."""
         ps = self._get(peer, now)
-        rate = self.msgs_per_s
-        ps.tokens = min(rate * 2, ps.tokens + (now - ps.refilled) * rate)
+        ps.tokens = self._tokens(ps, now)
         ps.refilled = now
         if ps.tokens < 1:
             return False
         ps.tokens -= 1
         return True
+
+    def rate_would_allow(self, peer: str, now: float) -> bool:
+        """Whether `rate_ok` would take a message from the peer now (taking nothing)."""
+        ps = self._scores.get(peer)
+        return (self.msgs_per_s if ps is None else self._tokens(ps, now)) >= 1
+
+    def _tokens(self, ps: PeerScore, now: float) -> float:
+        rate = self.msgs_per_s
+        return min(rate * 2, ps.tokens + (now - ps.refilled) * rate)
 
     def banned(self, peer: str, now: float) -> bool:
         ps = self._scores.get(peer)

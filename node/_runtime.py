@@ -346,8 +346,8 @@ class Runtime:
         before libp2p's synchronous validator runs: checked in the validator,
         one such message held the event loop 30 ms, and a node that joins right
         after a burst is handed dozens of them while it starts its catch-up."""
-        if peer in self.core.peers.partitioned:
-            return
+        if not self.core.gossip_welcome(peer, self.now()):
+            return  # refused by the validator before any decoding, as any message
         try:
             raws = decode_gossip(data, self.network)
         except RemoteProtocolError:

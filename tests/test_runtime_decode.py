@@ -117,3 +117,30 @@ async def test_a_small_or_malformed_gossip_message_is_left_to_the_validator(
     assert not rt._predecoded
     assert rt._validate_gossip("peer", small) is True
     assert rt._validate_gossip("peer", b"\xc1" * 50_000) is False
+
+
+@pytest.mark.trio
+async def test_a_peer_over_its_rate_gets_no_decoding_of_its_large_messages(
+    tmp_path: Path,
+) -> None:
+    """The rate limit comes before any work on a message: a peer that has used
+    up its messages gets no prevalidation either, and asking takes nothing."""
+    rt = _runtime(tmp_path)
+    spoiled = {5, 100, 200, 201, 202, 250}  # what _page() forges or breaks
+    clean = [r for i, r in enumerate(_page()) if i not in spoiled and isinstance(r, bytes)]
+    data = encode_gossip(GENESIS.network_id, clean)
+    assert len(data) >= _PREVALIDATE_BYTES
+    mono = rt.now().mono
+    while rt.core.peers.rate_ok("flooder", mono):
+        pass
+    assert not rt.core.gossip_welcome("flooder", rt.now())
+    await rt._prevalidate_gossip("flooder", data)
+    assert not rt._predecoded
+    assert rt._validate_gossip("flooder", data) is False
+    assert not rt.core.queue  # nothing decoded, nothing queued
+    # A welcome peer: asking twice takes nothing from its rate.
+    assert rt.core.gossip_welcome("other", rt.now())
+    assert rt.core.gossip_welcome("other", rt.now())
+    await rt._prevalidate_gossip("other", data)
+    assert data in rt._predecoded
+    assert rt._validate_gossip("other", data) is True
