@@ -222,6 +222,12 @@ class Ledger:
         return results
 
     @property
+    def signature_task_times(self) -> tuple[float, float]:
+        """Wall and CPU seconds spent so far in the verify threads' signature
+        tasks (`Decoder`): the difference is time they waited for the GIL."""
+        return self._decoder.worker_wall_s, self._decoder.worker_cpu_s
+
+    @property
     def max_pending(self) -> int:
         return self._appender.max_pending
 

@@ -279,6 +279,16 @@ def test_bench_ingest_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     # the same events taken in as from peers (no flush per batch), all applied
     assert all(r["ingest_from_peers_events_per_s"] > 0 for r in j["runs"].values())
     assert j["ingest_from_peers_vs_1core_verify_1thread"] > 0
+    # where the ingest's CPU went: one thread does it all; with verify threads
+    # the signature checks move to them, and their waiting share is a fraction
+    one = j["runs"]["1"]["ingest_cpu"]
+    assert one["main_thread_us_per_event"] > 0 and one["verify_threads_waiting_share"] == 0
+    for r in j["runs"].values():
+        c = r["ingest_cpu"]
+        assert c["cores_busy"] > 0 and 0 <= c["verify_threads_waiting_share"] < 1
+        if r["threads"] > 1:
+            assert c["other_threads_us_per_event"] > 0
+            assert c["main_thread_us_per_event"] < one["main_thread_us_per_event"]
     # The scratch ledger is removed; the generated workload stays cached for the next run.
     assert not list((tmp_path / "bench").glob("*.db"))
     assert list((tmp_path / "bench" / "cache").glob("workload-*"))
