@@ -27,7 +27,7 @@ __all__ = [
     "supply_check",
 ]
 
-AppliedRow = Sequence[Any]  # [event_id_hex, created_ms, applied_ms]
+AppliedRow = Sequence[Any]  # [event_id_hex, created_ms, applied_ms, (arrived_ms)]
 
 
 def percentiles(values: Iterable[float], ps: Sequence[int] = (50, 95, 99)) -> dict[str, float]:
@@ -52,10 +52,13 @@ def propagation(
     nodes: Sequence[str] | None = None,
     created_after_ms: int = 0,
     created_before_ms: int | None = None,
+    column: int = 2,
 ) -> dict[str, Any]:
     """From each node's /api/applied rows: for every event created in the window,
     the time from its creation until it was applied on every one of `nodes`
     (its propagation), and the fraction of events that reached them all (delivery).
+    `column=3`: until it arrived (passed the node's checks) instead, where a
+    row has that column.
 
     `per_delivery` gives the same percentiles over single (event, node) pairs.
     """
@@ -64,7 +67,8 @@ def propagation(
     seen: dict[str, dict[str, int]] = {}
     for name in names:
         for row in applied.get(name, ()):
-            eid, c, a = str(row[0]), int(row[1]), int(row[2])
+            eid, c = str(row[0]), int(row[1])
+            a = int(row[column] if len(row) > column else row[2])
             if c < created_after_ms or (created_before_ms is not None and c > created_before_ms):
                 continue
             created[eid] = c

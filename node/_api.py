@@ -646,9 +646,10 @@ def make_app(node: Node, token: str, *, admin: bool = False) -> Starlette:
         return {"account": account_text(acct), "payments": rows[:limit]}
 
     async def applied(request: Request) -> Any:
-        """Event id, creation time and local apply time: devnet's propagation figures."""
+        """Event id, creation time, local apply time and (for gossip) arrival
+        time: devnet's propagation figures."""
         since = _query_int(request, "since", 0)
-        rows = [(i.hex(), t, a) for i, t, a in node.applied_log if a >= since]
+        rows = [(i.hex(), t, a, r) for i, t, a, r in node.applied_log if a >= since]
         return {"applied": rows}
 
     async def me_view(request: Request) -> Any:

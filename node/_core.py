@@ -341,9 +341,13 @@ class NodeCore:
         self.blobs = BlobWants()
         self.connected: set[str] = set()  # as of the last tick
         self.sync_peers: list[str] = []  # live and speaking sync, as of the last tick
-        self.queue: deque[tuple[list[Event], str | None]] = deque()  # gossip awaiting admission
+        # gossip awaiting admission: events, peer, wall ms it arrived
+        self.queue: deque[tuple[list[Event], str | None, int]] = deque()
         self.queued = 0
-        self.applied_log: deque[tuple[bytes, int, int]] = deque(maxlen=20_000)
+        # (id, created ms, applied ms, arrived ms): arrived is when a gossiped
+        # event passed this node's validator (and was forwarded); the rest are
+        # applied as they arrive. devnet's propagation figures read both.
+        self.applied_log: deque[tuple[bytes, int, int, int]] = deque(maxlen=20_000)
 
     def _emit(self, item: Io) -> None:
         self.io.append(item)
@@ -411,7 +415,9 @@ class NodeCore:
         out = decode_share(list(raws), self.genesis.params.max_event_bytes, self.network)
         return split_decoded(out, self)
 
-    def admit(self, events: Iterable[Event], peer: str | None, now: Now) -> list[Admitted]:
+    def admit(
+        self, events: Iterable[Event], peer: str | None, now: Now, arrived_ms: int | None = None
+    ) -> list[Admitted]:
         """Every event from every entrance (gossip, sync, the raw-event API, the
         node's own authoring) comes in here, with the same checks in the same
         order: decoded and signed (by the caller, `decode`); then the clock
@@ -419,7 +425,8 @@ class NodeCore:
         not stored or forwarded now but held aside and admitted when its time
         comes (beyond `future_hold_ms` more it is refused); then the replica's
         rules (PROTOCOL.md §6). The state never depends on the clock: a held
-        event is admitted by every honest node once its time has come."""
+        event is admitted by every honest node once its time has come.
+        `arrived_ms`: when queued gossip arrived (`applied_log`)."""
         horizon = now.wall_ms + self.genesis.params.max_clock_skew_ms
         out: dict[bytes, Admitted] = {}
         order: list[Event] = []
@@ -434,7 +441,7 @@ class NodeCore:
                 else:
                     yield ev
 
-        for r in self._store(ready(), peer, now):
+        for r in self._store(ready(), peer, now, arrived_ms):
             out[r.id] = Admitted(r.status, r.id, r.code, r.reason)
         return [out[ev.id] for ev in order]
 
@@ -462,7 +469,9 @@ class NodeCore:
             "held and admitted when its time comes",
         )
 
-    def _store(self, events: Iterable[Event], peer: str | None, now: Now) -> AppendResults:
+    def _store(
+        self, events: Iterable[Event], peer: str | None, now: Now, arrived_ms: int | None = None
+    ) -> AppendResults:
         """Store and fold events admission let through, in one ledger transaction."""
         by_id: dict[bytes, Event] = {}
 
@@ -493,9 +502,13 @@ class NodeCore:
             # A rejection here (bad_prev) is a validly signed claim by its author:
             # the author is at fault, not the peer that relayed it, and the event
             # is kept as fork evidence.
-        applied += results.released
+        at = now.wall_ms
+        arrived = at if arrived_ms is None else arrived_ms
         for ev in applied:
-            self.applied_log.append((ev.id, ev.timestamp, now.wall_ms))
+            self.applied_log.append((ev.id, ev.timestamp, at, arrived))
+        for ev in results.released:  # waited for what they name: applied now
+            self.applied_log.append((ev.id, ev.timestamp, at, at))
+        applied += results.released
         self.stats["events_applied"] += len(applied)
         self.stats["events_void"] += voids
         for proof in results.forks:
@@ -587,7 +600,7 @@ class NodeCore:
         if forward and events:
             forward = self._relay_filter(events, now)  # moderation: node/_relay_policy.py
         if events:
-            self._enqueue(events, peer)  # admitted whatever the relay policy said
+            self._enqueue(events, peer, now)  # admitted whatever the relay policy said
         return forward
 
     def _relay_filter(self, events: list[Event], now: Now) -> bool:
@@ -605,23 +618,23 @@ class NodeCore:
             self.publish(events[i].raw)
         return False
 
-    def _enqueue(self, events: list[Event], peer: str | None) -> None:
+    def _enqueue(self, events: list[Event], peer: str | None, now: Now) -> None:
         if self.queued + len(events) > MAX_QUEUED:
             self.stats["admission_dropped"] += len(events)  # sync brings them later
             return
-        self.queue.append((events, peer))
+        self.queue.append((events, peer, now.wall_ms))
         self.queued += len(events)
 
     def admit_queued(self, now: Now) -> bool:
         """Admit the oldest queued gossip message's events; False if none waits."""
         if not self.queue:
             return False
-        events, peer = self.queue.popleft()
+        events, peer, arrived_ms = self.queue.popleft()
         self.queued -= len(events)
         self.stats["gossip_received"] += 1
         before = self.stats["events_applied"]
         try:
-            self.admit(events, peer, now)
+            self.admit(events, peer, now, arrived_ms)
         except Exception:  # a bug here must not end the node
             log.exception("admitting %d gossiped events failed", len(events))
         self.stats["events_applied_gossip"] += self.stats["events_applied"] - before

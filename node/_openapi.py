@@ -540,7 +540,8 @@ ROUTES: dict[tuple[str, str], RouteDoc] = {
         ),
     ),
     ("GET", "/api/applied"): RouteDoc(
-        "Events applied here: [id, created ms, applied ms] (devnet's propagation figures)",
+        "Events applied here: [id, created ms, applied ms, arrived ms] (arrived: when a "
+        "gossiped event passed this node's checks; devnet's propagation figures)",
         "node",
         obj({"applied": arr(arr(ANY))}),
         query={"since": (INT, "only those applied at or after this time (ms)")},

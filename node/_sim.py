@@ -912,7 +912,7 @@ class Simulation:
         count: dict[bytes, int] = {}
         for node in self.nodes[: self.honest]:
             assert node.core is not None
-            for eid, _ts, wall in node.core.applied_log:
+            for eid, _ts, wall, _arrived in node.core.applied_log:
                 t = wall - self.clock_base - node.offset_ms
                 last[eid] = max(last.get(eid, t), t)
                 count[eid] = count.get(eid, 0) + 1

@@ -55,6 +55,19 @@ def test_propagation_is_time_until_every_node_applied() -> None:
     assert q["events"] == 1 and q["delivery"] == 1.0 and q["p50"] == 50.0
 
 
+def test_propagation_until_arrival_reads_the_fourth_column_where_there_is_one() -> None:
+    # [id, created, applied, arrived]; the baseline's rows have no fourth column
+    applied = {
+        "a": [["e1", 1000, 1000, 1000]],
+        "b": [["e1", 1000, 1100, 1040]],
+        "c": [["e1", 1000, 1300]],
+    }
+    assert propagation(applied)["max"] == 300.0
+    arrival = propagation(applied, ["a", "b"], column=3)
+    assert arrival["max"] == 40.0 and arrival["per_delivery"]["max"] == 40.0
+    assert propagation(applied, column=3)["max"] == 300.0  # c: its applied time
+
+
 def test_propagation_counts_a_restarted_nodes_first_application() -> None:
     applied = {"a": [["e", 0, 10]], "b": [["e", 0, 40], ["e", 0, 900]]}
     assert propagation(applied)["max"] == 40.0

@@ -100,8 +100,8 @@ async def test_a_large_gossip_message_checked_off_the_loop_is_judged_as_on_it(
     assert not off._predecoded
     forward_on = on._validate_gossip("peer", data)  # no prevalidation: the loop checks
     assert forward_off is forward_on is False  # a forged event: not forwarded
-    queued = [[e.id for e in evs] for evs, _ in off.core.queue]
-    assert queued == [[e.id for e in evs] for evs, _ in on.core.queue]
+    queued = [[e.id for e in evs] for evs, _, _ in off.core.queue]
+    assert queued == [[e.id for e in evs] for evs, _, _ in on.core.queue]
     assert sum(map(len, queued)) == len(raws) - 3  # the two forged, the wrong network
     assert off.core.peers.score("peer", 1.0) == on.core.peers.score("peer", 1.0) > 0  # charged
 
