@@ -111,8 +111,6 @@ class Runtime:
         self.p2p: P2PHost | None = None
         self.outbox: list[bytes] = []
         self._outbox_ready = trio.Event()
-        self._last_gossip = -math.inf  # when the last gossip message of ours went out
-        self._publish_lock = trio.Lock()  # one gossip message of ours at a time
         self._io_ready = trio.Event()
         self._queue_ready = trio.Event()
         self._sync_wake = trio.Event()
@@ -387,65 +385,30 @@ class Runtime:
         goes out at once; events made within `gossip_delay` of the last message
         wait for the rest of that window and share the next one."""
         assert self.p2p is not None
+        stats = self.core.stats
+        last = -math.inf
         while True:
             await self._outbox_ready.wait()
-            await trio.sleep_until(self._last_gossip + self.settings.gossip_delay)
+            await trio.sleep_until(last + self.settings.gossip_delay)
             self._outbox_ready = trio.Event()
             while self.outbox:
-                async with self._publish_lock:
-                    # `send_own` may have published meanwhile: keep the pace.
-                    await trio.sleep_until(self._last_gossip + 1.0 / self.settings.gossip_rate)
-                    if self.outbox:
-                        await self._publish_batch()
-
-    async def send_own(self) -> None:
-        """Carry out what the core asked for, publishes first, in the caller's
-        task (the request that just made our events), and publish the outbox
-        now if the pacing allows. Under load each task switch waits for the
-        loop's other work: the io loop and `_gossip_out` were two of them
-        between an event's commit and its publication (BENCHMARKS.md, "Issue 14,
-        propagation"). What cannot go now stays for `_gossip_out`."""
-        items = self.core.take_io()
-        for item in sorted(items, key=lambda i: not isinstance(i, Publish)):  # stable
-            try:
-                self._carry_out(item)
-            except Exception:  # a bug here must not fail the request that made the event
-                log.exception("carrying out %r failed", item)
-        gap = max(self.settings.gossip_delay, 1.0 / self.settings.gossip_rate)
-        if (
-            self.outbox
-            and self.p2p is not None
-            and not self._publish_lock.locked()
-            and trio.current_time() >= self._last_gossip + gap
-        ):
-            # Shielded: a request cancelled now (its client gone) must not lose
-            # the events it took from the outbox on their way out.
-            with trio.CancelScope(shield=True):
-                async with self._publish_lock:
-                    await self._publish_batch()
-
-    async def _publish_batch(self) -> None:
-        """Publish the outbox's first events as one gossip message (holding
-        `_publish_lock`)."""
-        assert self.p2p is not None
-        stats = self.core.stats
-        batch: list[bytes] = []
-        size = 64
-        while self.outbox and size + len(self.outbox[0]) + 8 < MAX_GOSSIP_BYTES:
-            raw = self.outbox.pop(0)
-            batch.append(raw)
-            size += len(raw) + 8
-        if not batch:  # one event larger than a gossip message: sync carries it
-            self.outbox.pop(0)
-            return
-        try:
-            await self.p2p.publish(self.topic, encode_gossip(self.network, batch))
-            stats["gossip_published"] += 1
-            stats["gossip_events_out"] += len(batch)
-        except P2PError as exc:
-            log.warning("publish failed: %s", exc)
-        finally:
-            self._last_gossip = trio.current_time()
+                batch: list[bytes] = []
+                size = 64
+                while self.outbox and size + len(self.outbox[0]) + 8 < MAX_GOSSIP_BYTES:
+                    raw = self.outbox.pop(0)
+                    batch.append(raw)
+                    size += len(raw) + 8
+                if not batch:  # one event larger than a gossip message: sync carries it
+                    self.outbox.pop(0)
+                    continue
+                try:
+                    await self.p2p.publish(self.topic, encode_gossip(self.network, batch))
+                    stats["gossip_published"] += 1
+                    stats["gossip_events_out"] += len(batch)
+                except P2PError as exc:
+                    log.warning("publish failed: %s", exc)
+                last = trio.current_time()
+                await trio.sleep(1.0 / self.settings.gossip_rate)
 
     # -- sync ---------------------------------------------------------------------------
 

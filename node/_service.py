@@ -290,15 +290,7 @@ class Node:
         that signs: two spends at once never claim one credit twice."""
         await self._wait_own_chain()
         async with self._author_lock:
-            ev = self._author_locked(kind, body, refs, claims=claims)
-        await self._send_own()
-        return ev
-
-    async def _send_own(self) -> None:
-        """Publish what we just wrote from this task, not two task switches
-        later (`Runtime.send_own`)."""
-        if self.runtime is not None:
-            await self.runtime.send_own()
+            return self._author_locked(kind, body, refs, claims=claims)
 
     async def _wait_own_chain(self) -> None:
         if self.key_imported and not self._synced_once.is_set():
@@ -345,7 +337,9 @@ class Node:
         refs = sorted({*refs, *(self._claims() if claims else ())})
         missing = [r for r in refs if r not in replica.raw]
         if missing:
-            raise UserError(f"unknown event {missing[0].hex()[:16]}", status=404, code="not_found")
+            raise UserError(
+                f"unknown event {missing[0].hex()[:16]}", status=404, code="not_found"
+            )
         try:
             ev = make_event(self.key, self.network, seq + 1, head, ts, kind, body, refs)
         except Exception as exc:  # LocalProtocolError: the user's input breaks a schema
@@ -389,7 +383,6 @@ class Node:
                         status=500,
                         code="internal",
                     )
-        await self._send_own()
         return made, (stop[0][0] if stop else None), (stop[0][1] if stop else None)
 
     def _claims(self) -> list[bytes]:
@@ -407,8 +400,7 @@ class Node:
             ev = self._author_locked("bounty", body, (), claims=True)
             t = {**terms, "bounty": ev.id}
             self._author_locked("bounty_terms", t, {ev.id, *t["prereq_bounties"]}, claims=False)
-        await self._send_own()
-        return ev
+            return ev
 
     def _check_terms(self, terms: dict[str, Any]) -> None:
         probe = {**terms, "bounty": bytes(32)}
