@@ -33,10 +33,8 @@ import httpx
 import pytest
 import trio
 from _nodes import WAIT, Network, Node, cli, wait_for
-from learnmesh.ledger import BlobStore, Ledger
+from _service import service_node
 from learnmesh.node._api import CSP, make_app, safe_filename
-from learnmesh.node._service import Node as ServiceNode
-from learnmesh.node._service import NodeSettings
 from learnmesh.protocol import ChainWriter, Genesis, KeyPair, Params, decode_event
 
 STATIC = Path(__file__).resolve().parent.parent / "node" / "static"
@@ -605,18 +603,13 @@ class Local:
     """One in-process node (no libp2p) and an httpx client on its real app."""
 
     def __init__(self, root: Path, name: str, key: KeyPair, genesis: Genesis, clock: Clock) -> None:
-        data = root / name
-        data.mkdir()
         self.name = name
         self.key = key
-        self.node = ServiceNode(
-            data_dir=data,
-            key=key,
-            p2p_seed=os.urandom(32),
-            genesis=genesis,
-            ledger=Ledger.open(str(data / "ledger.db"), genesis),
-            blobs=BlobStore(data / "blobs", max_bytes=genesis.params.max_blob_bytes),
-            settings=NodeSettings(),
+        self.node = service_node(
+            root / name,
+            key,
+            genesis,
+            max_blob_bytes=genesis.params.max_blob_bytes,
             clock=clock,
             monotonic=clock,  # one clock the test moves, for dates and for lifetimes
         )

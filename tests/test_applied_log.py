@@ -8,9 +8,7 @@ import time
 from pathlib import Path
 
 import trio
-from learnmesh.ledger import BlobStore, Ledger
-from learnmesh.node._service import Node as ServiceNode
-from learnmesh.node._service import NodeSettings
+from _service import service_node
 from learnmesh.protocol import Genesis, KeyPair
 
 
@@ -27,20 +25,7 @@ async def test_a_gossiped_event_is_logged_with_its_arrival_and_its_application(
         allocations=((ka.public_key, 1000), (kb.public_key, 1000)),
     )
 
-    def make(name: str, key: KeyPair) -> ServiceNode:
-        d = tmp_path / name
-        d.mkdir()
-        return ServiceNode(
-            data_dir=d,
-            key=key,
-            p2p_seed=os.urandom(32),
-            genesis=genesis,
-            ledger=Ledger.open(str(d / "ledger.db"), genesis),
-            blobs=BlobStore(d / "blobs"),
-            settings=NodeSettings(),
-        )
-
-    a, b = make("a", ka), make("b", kb)
+    a, b = service_node(tmp_path / "a", ka, genesis), service_node(tmp_path / "b", kb, genesis)
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(a.run)

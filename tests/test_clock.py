@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 from _nodes import Network
-from learnmesh.ledger import BlobStore, Ledger
+from _service import service_node
 from learnmesh.node._api import make_app
 from learnmesh.node._clock import (
     MAX_ADVANCE_MS,
@@ -32,7 +32,6 @@ from learnmesh.node._datadir import DataDirError
 from learnmesh.node._procs import advance_clocks
 from learnmesh.node._runner import _wall_clock
 from learnmesh.node._service import Node as ServiceNode
-from learnmesh.node._service import NodeSettings
 from learnmesh.protocol import Genesis, KeyPair
 
 # -- the clock itself -------------------------------------------------------------------------
@@ -102,17 +101,7 @@ def _service_node(data: Path, clock: Any) -> ServiceNode:
         created_ms=int(time.time() * 1000) - 60_000,
         allocations=((key.public_key, 1000),),
     )
-    data.mkdir(parents=True, exist_ok=True)
-    return ServiceNode(
-        data_dir=data,
-        key=key,
-        p2p_seed=os.urandom(32),
-        genesis=genesis,
-        ledger=Ledger.open(str(data / "ledger.db"), genesis),
-        blobs=BlobStore(data / "blobs"),
-        settings=NodeSettings(),
-        clock=clock,
-    )
+    return service_node(data, key, genesis, clock=clock)
 
 
 @pytest.fixture

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 import trio
-from learnmesh.ledger import BlobStore, Ledger
+from _service import service_node
 from learnmesh.node._blocklist import Blocklist
 from learnmesh.node._dm import RETENTION_MS, encode_outer, seal_dm
 from learnmesh.node._messages import Messages
-from learnmesh.node._service import Node, NodeSettings, UserError
+from learnmesh.node._service import Node, UserError
 from learnmesh.protocol import Genesis, KeyPair
 
 T0 = 1_800_000_000_000
@@ -48,17 +48,7 @@ def clock() -> Clock:
 def node(tmp_path: Path, clock: Clock) -> Iterator[Node]:
     key = KeyPair(os.urandom(32))
     genesis = Genesis(name="dm", created_ms=T0 - 60_000, allocations=((key.public_key, 10),))
-    n = Node(
-        data_dir=tmp_path,
-        key=key,
-        p2p_seed=os.urandom(32),
-        genesis=genesis,
-        ledger=Ledger.open(str(tmp_path / "ledger.db"), genesis),
-        blobs=BlobStore(tmp_path / "blobs"),
-        settings=NodeSettings(),
-        clock=clock.wall,
-        monotonic=clock.monotonic,
-    )
+    n = service_node(tmp_path, key, genesis, clock=clock.wall, monotonic=clock.monotonic)
     try:
         yield n
     finally:

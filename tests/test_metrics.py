@@ -18,10 +18,8 @@ from typing import Any
 import httpx
 import pytest
 from _nodes import Network, Node, wait_for
-from learnmesh.ledger import BlobStore, Ledger
+from _service import service_node
 from learnmesh.node._api import make_app
-from learnmesh.node._service import Node as ServiceNode
-from learnmesh.node._service import NodeSettings
 from learnmesh.protocol import ChainWriter, Genesis, KeyPair, account_from_text
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -184,18 +182,7 @@ async def test_two_apps_in_one_process_keep_their_own_metrics(tmp_path: Path) ->
     nodes, clients = [], []
     try:
         for i, key in enumerate(keys):
-            data = tmp_path / f"n{i}"
-            data.mkdir()
-            node = ServiceNode(
-                data_dir=data,
-                key=key,
-                p2p_seed=os.urandom(32),
-                genesis=genesis,
-                ledger=Ledger.open(str(data / "ledger.db"), genesis),
-                blobs=BlobStore(data / "blobs"),
-                settings=NodeSettings(),
-                clock=clock,
-            )
+            node = service_node(tmp_path / f"n{i}", key, genesis, clock=clock)
             nodes.append(node)
             clients.append(
                 httpx.AsyncClient(

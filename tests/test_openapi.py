@@ -17,13 +17,12 @@ from typing import Any
 
 import pytest
 from _nodes import ApiError, Network, Node
+from _service import service_node
 from jsonschema import Draft202012Validator
-from learnmesh.ledger import BlobStore, Ledger
 from learnmesh.node import _api
 from learnmesh.node._api import make_app
 from learnmesh.node._openapi import PATH_PARAMS, ROUTES, markdown, openapi, served_routes
 from learnmesh.node._service import Node as ServiceNode
-from learnmesh.node._service import NodeSettings
 from learnmesh.protocol import ChainWriter, Genesis, KeyPair
 from openapi_spec_validator import validate
 
@@ -38,15 +37,7 @@ def local_node(tmp_path: Path) -> Iterator[ServiceNode]:
         created_ms=int(time.time() * 1000) - 60_000,
         allocations=((key.public_key, 1000),),
     )
-    node = ServiceNode(
-        data_dir=tmp_path,
-        key=key,
-        p2p_seed=os.urandom(32),
-        genesis=genesis,
-        ledger=Ledger.open(str(tmp_path / "ledger.db"), genesis),
-        blobs=BlobStore(tmp_path / "blobs"),
-        settings=NodeSettings(),
-    )
+    node = service_node(tmp_path, key, genesis)
     try:
         yield node
     finally:

@@ -121,8 +121,8 @@ def _node(tmp_path: Path, per_min: int) -> tuple[Any, Any, list[Any]]:
     import os
     import time
 
-    from learnmesh.ledger import BlobStore, Ledger
-    from learnmesh.node._service import Node, NodeSettings
+    from _service import service_node
+    from learnmesh.node._service import NodeSettings
     from learnmesh.protocol import ChainWriter, Genesis, KeyPair
 
     me, spammer, other = (KeyPair(os.urandom(32)) for _ in range(3))
@@ -132,14 +132,8 @@ def _node(tmp_path: Path, per_min: int) -> tuple[Any, Any, list[Any]]:
         created_ms=now_ms - 60_000,
         allocations=tuple(sorted((k.public_key, 1000) for k in (me, spammer, other))),
     )
-    node = Node(
-        data_dir=tmp_path,
-        key=me,
-        p2p_seed=os.urandom(32),
-        genesis=genesis,
-        ledger=Ledger.open(str(tmp_path / "ledger.db"), genesis),
-        blobs=BlobStore(tmp_path / "blobs"),
-        settings=NodeSettings(relay_per_author_per_min=per_min),
+    node = service_node(
+        tmp_path, me, genesis, settings=NodeSettings(relay_per_author_per_min=per_min)
     )
     chains = []
     for k in (spammer, other):
