@@ -316,7 +316,9 @@ def test_ask_reply_and_suggest_through_the_page(world: World) -> None:
         lambda: b.find(f"#r-{rid} details.resource-thread").get_attribute("open") is not None,
         "the thread still open after its list was redrawn",
     )
-    assert b.find(f"#r-{rid} .md em").text == "still"
+    # waited, not read at once: the list is redrawn live (a stale or not yet
+    # redrawn element counts as "not yet")
+    b.wait(lambda: b.find(f"#r-{rid} .md em").text == "still", "the comment's markdown drawn")
     wait_for(
         lambda: m.get(f"/api/comments/{rid}")["count"] == 1,
         "the comment on the resource at mallory's node",

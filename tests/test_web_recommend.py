@@ -65,15 +65,26 @@ def test_for_you_lists_ranked_bounties_with_reasons_and_missing_prerequisites(
         # ready ones first (python is on the profile), the advanced one last
         assert ids == [f"rec-{py}", f"rec-{intro}", f"rec-{adv}"], ids
         b.wait_text("3 of 3 open bounties, best first.", "#rec-count")
-        top = b.find(f"#rec-{py}").text
-        assert "Ready for you" in top and "matches your skill python (on your profile)" in top
-        assert "3,000 tokens" in top and "Maria Mentor" in top
-        assert "a prerequisite of 'Advanced SQL'" in b.find(f"#rec-{intro}").text
-        blocked = b.find(f"#rec-{adv}")
-        assert "Prerequisites missing" in blocked.text
-        assert "First do: Intro to SQL — open now" in blocked.text, blocked.text
-        link = blocked.find_element("css selector", ".rec-missing a")
-        assert link.get_attribute("href").endswith(f"#/bounty/{intro}")
+        # Read through waits: the list is redrawn live, so an element found a
+        # moment ago may have been replaced (stale) by the time it is read.
+        for text in (
+            "Ready for you",
+            "matches your skill python (on your profile)",
+            "3,000 tokens",
+            "Maria Mentor",
+        ):
+            b.wait_text(text, f"#rec-{py}")
+        b.wait_text("a prerequisite of 'Advanced SQL'", f"#rec-{intro}")
+        b.wait_text("Prerequisites missing", f"#rec-{adv}")
+        b.wait_text("First do: Intro to SQL — open now", f"#rec-{adv}")
+        b.wait(
+            lambda: (
+                b.find(f"#rec-{adv} .rec-missing a")
+                .get_attribute("href")
+                .endswith(f"#/bounty/{intro}")
+            ),
+            "the missing prerequisite's link to the intro bounty",
+        )
         b.full_screenshot("for-you-desktop", 1280)
         b.phone()
         try:
